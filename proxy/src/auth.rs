@@ -1,0 +1,1 @@
+//! Token validation and the signing-key set (owned by the auth work).

@@ -1,0 +1,49 @@
+//! The caller's identity as the gateway established it from a validated token.
+//!
+//! This is the only thing the authorization stage and the header rewrite see of
+//! a token: claims that grant nothing (`groups`, `wids`, `scope`) never make it
+//! in here, so they cannot be mistaken for permissions later.
+
+/// Whether a token was issued to a signed-in user (delegated) or to an
+/// application on its own behalf (client credentials).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrincipalKind {
+    /// A delegated token: it carries `scp`, and perhaps `roles` assigned to the user.
+    User,
+    /// An app-only token: `roles` (application permissions) and never `scp`.
+    App,
+}
+
+impl PrincipalKind {
+    /// The value of the `X-User-Type` header.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PrincipalKind::User => "user",
+            PrincipalKind::App => "app",
+        }
+    }
+}
+
+/// A validated caller. Built only by the authentication stage, after the
+/// signature, issuer, tenant, audience and lifetime checks have passed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// `oid`: the user's or service principal's object id, stable within a tenant.
+    pub object_id: String,
+    /// `tid`: the tenant that issued the token (checked against the issuer).
+    pub tenant_id: String,
+    /// User or app, from `idtyp` when present, else from the presence of `scp`.
+    pub kind: PrincipalKind,
+    /// `roles`: app roles (users) or application permissions (apps), exact values.
+    pub roles: Vec<String>,
+    /// `scp`: delegated scopes, split on spaces. Always empty for app tokens.
+    pub scopes: Vec<String>,
+    /// `name`: display only.
+    pub name: Option<String>,
+    /// `preferred_username` (v2) or `upn` / `unique_name` / `email` (v1): display only.
+    pub email: Option<String>,
+    /// `azp` (v2) or `appid` (v1): the client application that asked for the token.
+    pub app_id: Option<String>,
+    /// `exp`, seconds since the epoch: a cached validation never outlives it.
+    pub expires_at: u64,
+}

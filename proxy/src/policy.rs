@@ -1,0 +1,1 @@
+//! policy.yaml: parsing, compiling and matching (owned by the policy work).
