@@ -135,7 +135,7 @@ fn resolve_segments(path: &str) -> Result<String, PathError> {
 
 /// The segment without its `;…` parameters; `%3B` counts too, since some
 /// servers decode before they strip.
-fn strip_parameters(segment: &str) -> &str {
+pub(crate) fn strip_parameters(segment: &str) -> &str {
     let end = [segment.find(';'), segment.find("%3B")]
         .into_iter()
         .flatten()
@@ -144,17 +144,17 @@ fn strip_parameters(segment: &str) -> &str {
     &segment[..end]
 }
 
-fn is_dot_segment(s: &str) -> bool {
+pub(crate) fn is_dot_segment(s: &str) -> bool {
     s == "." || s == ".."
 }
 
 /// RFC 3986 §2.3.
-fn is_unreserved(b: u8) -> bool {
+pub(crate) fn is_unreserved(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
 }
 
 /// What may appear raw in a path (RFC 3986 §3.3 `pchar` and `/`), other than `%`.
-fn is_path_char(b: u8) -> bool {
+pub(crate) fn is_path_char(b: u8) -> bool {
     is_unreserved(b)
         || matches!(
             b,

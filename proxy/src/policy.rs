@@ -1,1 +1,142 @@
-//! policy.yaml: parsing, compiling and matching (owned by the policy work).
+//! `policy.yaml`: which route a request belongs to, and what it requires.
+//!
+//! Two stages, as in ripgrep's configuration: the text is parsed into the
+//! serde types of `file.rs` (the file format and nothing else), then
+//! `compile.rs` validates every value — reporting all problems at once, each
+//! as `file:line:col: message` — and builds a [`Policy`]: all routes' globs
+//! in one `GlobSet`, each route's methods as a bitset. Deciding a request is
+//! then one `GlobSet` lookup, never a scan of the routes.
+//!
+//! This module does no IO apart from [`Policy::load`] reading the file, keeps
+//! no global state, and never sees a raw request path: callers match the
+//! output of [`crate::path::normalize`]. Authentication and header rewriting
+//! happen elsewhere; [`Route::authorize`] only compares an established
+//! [`Identity`](crate::identity::Identity) with a route's requirements.
+//!
+//! Matching rules:
+//! - routes are tried in file order; the first whose path **and** method
+//!   match decides;
+//! - `*` matches within one segment, `**` across segments, and globs are
+//!   written in normalised form (checked at load time);
+//! - a path that some route matches, requested with a method no matching
+//!   route admits, is a 405 with the union of their methods in `Allow`;
+//!   a path no route matches is a 404. `HEAD` is not implied by `GET`.
+
+mod compile;
+mod error;
+mod file;
+mod glob;
+mod headers;
+mod method;
+mod route;
+#[cfg(test)]
+mod tests;
+
+use std::path::Path;
+
+use globset::GlobSet;
+use http::Method;
+
+pub use error::{PolicyError, PolicyErrors};
+pub use headers::IdentityHeaders;
+pub use method::{KNOWN_METHODS, MethodSet};
+pub use route::{Access, Denial, Route};
+
+/// A compiled, validated policy. Immutable and cheap to share (`Send + Sync`),
+/// so a reload can swap a whole new one in atomically.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// In file order.
+    routes: Vec<Route>,
+    /// Every glob of every route, in file order, so the ascending indices
+    /// `GlobSet::matches` returns visit routes in file order.
+    matcher: GlobSet,
+    /// Glob index → index into `routes`.
+    glob_routes: Vec<usize>,
+    identity_headers: IdentityHeaders,
+}
+
+/// The outcome of matching a request against the routes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RouteMatch<'a> {
+    /// The first route, in file order, whose path and method both match.
+    Found(&'a Route),
+    /// Some route's path matches, but none of those admits the method (405).
+    MethodNotAllowed {
+        /// For the `Allow` header: the union of the matching routes' methods,
+        /// in a fixed order (`GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS`).
+        allow: String,
+    },
+    /// No route's path matches (404). Nothing unmatched is ever forwarded.
+    NotFound,
+}
+
+impl Policy {
+    /// Reads and compiles the policy at `path`; messages name the file as given.
+    pub fn load(path: &Path) -> Result<Policy, PolicyErrors> {
+        let file_name = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            PolicyErrors::single(&file_name, 0, 0, format!("cannot read policy: {e}"))
+        })?;
+        Policy::parse(&text, &file_name)
+    }
+
+    /// Parses and compiles policy text. Pure: no IO, so `check`, `explain`,
+    /// `test` and hot reload can all use it.
+    pub fn parse(text: &str, file_name: &str) -> Result<Policy, PolicyErrors> {
+        let parsed = serde_saphyr::from_str::<file::PolicyFile>(text)
+            .map_err(|e| syntax_error(&e, file_name))?;
+        compile::compile(parsed, file_name)
+    }
+
+    /// The route that decides a request. `normalized_path` must come from
+    /// [`crate::path::normalize`]; globs are only written in that form.
+    pub fn route_for(&self, method: &Method, normalized_path: &str) -> RouteMatch<'_> {
+        let mut allowed = MethodSet::EMPTY;
+        let mut previous = None;
+        for glob in self.matcher.matches(normalized_path) {
+            let index = self.glob_routes[glob];
+            // A route with several matching globs is looked at once.
+            if previous == Some(index) {
+                continue;
+            }
+            previous = Some(index);
+            let route = &self.routes[index];
+            if route.methods.contains(method) {
+                return RouteMatch::Found(route);
+            }
+            allowed = allowed.union(route.methods);
+        }
+        if allowed.is_empty() {
+            RouteMatch::NotFound
+        } else {
+            RouteMatch::MethodNotAllowed {
+                allow: allowed.to_allow_header(),
+            }
+        }
+    }
+
+    /// All routes, in file order.
+    pub fn routes(&self) -> &[Route] {
+        &self.routes
+    }
+
+    /// The header names the identity is forwarded in (validated at load).
+    pub fn identity_headers(&self) -> &IdentityHeaders {
+        &self.identity_headers
+    }
+}
+
+/// A YAML or schema error from serde-saphyr, as one `file:line:col: message`.
+fn syntax_error(error: &serde_saphyr::Error, file_name: &str) -> PolicyErrors {
+    use serde_saphyr::MessageFormatter as _;
+    let error = error.without_snippet();
+    let message = serde_saphyr::UserMessageFormatter.format_message(error);
+    let (line, column) = error.location().map_or((0, 0), |l| {
+        (
+            usize::try_from(l.line()).unwrap_or(usize::MAX),
+            usize::try_from(l.column()).unwrap_or(usize::MAX),
+        )
+    });
+    PolicyErrors::single(file_name, line, column, message.into_owned())
+}

@@ -1,0 +1,339 @@
+//! From the file format to a [`Policy`]: validate everything, then build the
+//! one `GlobSet` that matches all routes.
+//!
+//! Compiling is pure — no IO, no clock, no environment — so that `check`,
+//! `explain`, `test` and hot reload can all run it on any text. It never
+//! stops at the first problem: every error in the file is collected, with
+//! the line and column of the value it is about.
+
+use std::collections::HashMap;
+
+use globset::GlobSetBuilder;
+use http::HeaderName;
+use serde_saphyr::{Location, Spanned};
+
+use super::Policy;
+use super::error::{PolicyError, PolicyErrors};
+use super::file::{IdentityHeadersFile, PolicyFile, RouteFile, SpannedList};
+use super::glob::compile_glob;
+use super::headers::{IdentityHeaders, parse_header_name};
+use super::method::{MethodSet, parse_method};
+use super::route::{Access, Route};
+
+/// The only schema version there is.
+const VERSION: u64 = 1;
+
+/// Collects errors with their places.
+struct Errors<'a> {
+    file: &'a str,
+    list: Vec<PolicyError>,
+}
+
+impl Errors<'_> {
+    fn at(&mut self, location: Location, message: String) {
+        self.list.push(PolicyError {
+            file: self.file.to_owned(),
+            line: usize::try_from(location.line()).unwrap_or(usize::MAX),
+            column: usize::try_from(location.column()).unwrap_or(usize::MAX),
+            message,
+        });
+    }
+
+    /// For what is missing from the whole document.
+    fn at_start(&mut self, message: String) {
+        self.list.push(PolicyError {
+            file: self.file.to_owned(),
+            line: 1,
+            column: 1,
+            message,
+        });
+    }
+}
+
+/// Validates and compiles a parsed policy file.
+pub(super) fn compile(file: PolicyFile, file_name: &str) -> Result<Policy, PolicyErrors> {
+    let mut errors = Errors {
+        file: file_name,
+        list: Vec::new(),
+    };
+
+    match &file.version {
+        None => errors.at_start(format!("missing `version: {VERSION}`")),
+        Some(v) if v.value != VERSION => errors.at(
+            v.referenced,
+            format!("unsupported version `{}`; expected {VERSION}", v.value),
+        ),
+        Some(_) => {}
+    }
+
+    let identity_headers = compile_identity_headers(file.identity_headers, &mut errors);
+
+    let mut routes = Vec::new();
+    let mut builder = GlobSetBuilder::new();
+    let mut glob_routes = Vec::new();
+    match file.routes {
+        None => errors.at_start("missing `routes`".to_owned()),
+        Some(list) if list.value.is_empty() => errors.at(
+            list.referenced,
+            "`routes` is empty; every request would get 404".to_owned(),
+        ),
+        Some(list) => {
+            let mut names: HashMap<String, usize> = HashMap::new();
+            for route in list.value {
+                let Some((compiled, globs)) = compile_route(route, &mut names, &mut errors) else {
+                    continue;
+                };
+                for glob in globs {
+                    builder.add(glob);
+                    glob_routes.push(routes.len());
+                }
+                routes.push(compiled);
+            }
+        }
+    }
+
+    if !errors.list.is_empty() {
+        errors.list.sort_by_key(|e| (e.line, e.column));
+        return Err(PolicyErrors {
+            errors: errors.list,
+        });
+    }
+    let matcher = builder.build().map_err(|e| {
+        // Every glob was built on its own above; a set can only fail on size.
+        PolicyErrors::single(file_name, 0, 0, format!("cannot compile routes: {e}"))
+    })?;
+    Ok(Policy {
+        routes,
+        matcher,
+        glob_routes,
+        identity_headers,
+    })
+}
+
+/// One route; `None` when it has errors (which are recorded).
+fn compile_route(
+    spanned: Spanned<RouteFile>,
+    names: &mut HashMap<String, usize>,
+    errors: &mut Errors<'_>,
+) -> Option<(Route, Vec<globset::Glob>)> {
+    let before = errors.list.len();
+    let place = spanned.referenced;
+    let line = usize::try_from(place.line()).unwrap_or(usize::MAX);
+    let route = spanned.value;
+
+    let name = match route.name {
+        None => {
+            errors.at(place, "route has no `name`".to_owned());
+            String::new()
+        }
+        Some(name) if name.value.trim().is_empty() => {
+            errors.at(name.referenced, "empty route name".to_owned());
+            String::new()
+        }
+        Some(name) => {
+            if let Some(first) = names.get(&name.value) {
+                errors.at(
+                    name.referenced,
+                    format!(
+                        "duplicate route name `{}` (first on line {first})",
+                        name.value
+                    ),
+                );
+            } else {
+                names.insert(name.value.clone(), line);
+            }
+            name.value
+        }
+    };
+    let label = if name.is_empty() {
+        "route".to_owned()
+    } else {
+        format!("route `{name}`")
+    };
+
+    let written_paths: Vec<Spanned<String>> = match (route.path, route.paths) {
+        (Some(_), Some(paths)) => {
+            errors.at(
+                paths.referenced,
+                "`path` and `paths` cannot both be given".to_owned(),
+            );
+            Vec::new()
+        }
+        (None, None) => {
+            errors.at(place, format!("{label} has no `path` or `paths`"));
+            Vec::new()
+        }
+        (Some(path), None) => vec![path],
+        (None, Some(paths)) => {
+            if paths.value.is_empty() {
+                errors.at(paths.referenced, "`paths` is empty".to_owned());
+            }
+            paths.value
+        }
+    };
+    let mut globs = Vec::new();
+    let mut paths = Vec::new();
+    for path in written_paths {
+        match compile_glob(&path.value) {
+            Ok(glob) => globs.push(glob),
+            Err(message) => errors.at(path.referenced, message),
+        }
+        paths.push(path.value);
+    }
+
+    let methods = match route.methods {
+        None => {
+            errors.at(place, format!("{label} has no `methods`"));
+            MethodSet::EMPTY
+        }
+        Some(list) => compile_methods(list, errors),
+    };
+
+    let roles = route.roles.map(|list| compile_names(list, "role", errors));
+    let scopes = route
+        .scopes
+        .map(|list| compile_names(list, "scope", errors));
+    let forward_authorization = route.forward_authorization;
+    let access = match route.allow {
+        Some(allow) if allow.value == "anonymous" => {
+            if roles.is_some() || scopes.is_some() {
+                errors.at(
+                    allow.referenced,
+                    "`allow: anonymous` cannot be combined with `roles` or `scopes`".to_owned(),
+                );
+            }
+            if let Some(forward) = &forward_authorization
+                && forward.value
+            {
+                errors.at(
+                    forward.referenced,
+                    "`forward_authorization` cannot be used with `allow: anonymous`".to_owned(),
+                );
+            }
+            Access::Anonymous
+        }
+        Some(allow) if allow.value != "authenticated" => {
+            errors.at(
+                allow.referenced,
+                format!(
+                    "unknown `allow` value `{}`; expected `anonymous` or `authenticated`",
+                    allow.value
+                ),
+            );
+            Access::Anonymous
+        }
+        _ => Access::Token {
+            roles: roles.unwrap_or_default(),
+            scopes: scopes.unwrap_or_default(),
+        },
+    };
+
+    if errors.list.len() != before {
+        return None;
+    }
+    let route = Route {
+        name,
+        line,
+        access,
+        forward_authorization: forward_authorization.is_some_and(|f| f.value),
+        methods,
+        paths,
+    };
+    Some((route, globs))
+}
+
+fn compile_methods(list: SpannedList, errors: &mut Errors<'_>) -> MethodSet {
+    if list.value.is_empty() {
+        errors.at(list.referenced, "`methods` is empty".to_owned());
+    }
+    let mut set = MethodSet::EMPTY;
+    for written in list.value {
+        match parse_method(&written.value) {
+            Ok(method) if set.contains(&method) => errors.at(
+                written.referenced,
+                format!("duplicate method `{}`", written.value),
+            ),
+            Ok(method) => {
+                set.insert(&method);
+            }
+            Err(message) => errors.at(written.referenced, message),
+        }
+    }
+    set
+}
+
+/// Role or scope names: non-empty, no whitespace (`scp` is split on spaces,
+/// and Entra forbids spaces in role values), no duplicates.
+fn compile_names(list: SpannedList, kind: &str, errors: &mut Errors<'_>) -> Vec<String> {
+    if list.value.is_empty() {
+        errors.at(
+            list.referenced,
+            format!("`{kind}s` is empty; omit it to admit any valid token"),
+        );
+    }
+    let mut names: Vec<String> = Vec::new();
+    for written in list.value {
+        let value = written.value;
+        if value.is_empty() {
+            errors.at(written.referenced, format!("empty {kind} name"));
+        } else if value.chars().any(char::is_whitespace) {
+            errors.at(
+                written.referenced,
+                format!("{kind} `{value}` contains whitespace"),
+            );
+        } else if kind == "scope" && value.contains('/') {
+            // `scp` holds `access_as_user`, never `api://<client id>/access_as_user`.
+            let short = value.rsplit('/').next().unwrap_or_default();
+            errors.at(
+                written.referenced,
+                format!("scope `{value}` never appears in tokens; write `{short}`"),
+            );
+        } else if names.contains(&value) {
+            errors.at(written.referenced, format!("duplicate {kind} `{value}`"));
+        } else {
+            names.push(value);
+        }
+    }
+    names
+}
+
+fn compile_identity_headers(
+    file: Option<IdentityHeadersFile>,
+    errors: &mut Errors<'_>,
+) -> IdentityHeaders {
+    let mut headers = IdentityHeaders::default();
+    let Some(file) = file else {
+        return headers;
+    };
+    let configured = [
+        (file.user_id, &mut headers.user_id),
+        (file.tenant, &mut headers.tenant),
+        (file.roles, &mut headers.roles),
+        (file.scopes, &mut headers.scopes),
+        (file.name, &mut headers.name),
+        (file.email, &mut headers.email),
+        (file.kind, &mut headers.kind),
+    ];
+    let mut written_at: Vec<(HeaderName, Location)> = Vec::new();
+    for (written, slot) in configured {
+        let Some(written) = written else { continue };
+        match parse_header_name(&written.value) {
+            Ok(name) => {
+                *slot = name.clone();
+                written_at.push((name, written.referenced));
+            }
+            Err(message) => errors.at(written.referenced, message),
+        }
+    }
+    // Each field needs its own header, or one would overwrite the other.
+    let all = headers.all();
+    for (name, place) in written_at {
+        if all.iter().filter(|h| ***h == name).count() > 1 {
+            errors.at(
+                place,
+                format!("header name `{name}` is used for two identity fields"),
+            );
+        }
+    }
+    headers
+}
