@@ -1,1 +1,28 @@
-//! placeholder
+//! dev-idp: a local stand-in for Microsoft Entra ID, so the gateway, Swagger
+//! UI and the tests run with no Azure tenant.
+//!
+//! It serves Entra's URL layout under a configurable base URL — discovery
+//! (v1, v2, `common`/`organizations`), JWKS, the authorization-code flow with
+//! PKCE, client credentials and refresh tokens — and mints the same tokens from
+//! the command line. It is a development tool: anyone who can reach it can
+//! sign in as anyone. It never claims `login.microsoftonline.com` as issuer.
+//!
+//! Code map: [`config`] (YAML → [`Config`]), `keys` (persisted RSA keys,
+//! rotation), `claims` (the claim set of an access token), [`mint`]
+//! ([`MintRequest`]), [`Idp`] (all of it together), `sessions` (codes and
+//! refresh tokens), `server` (the warp routes, [`run`]).
+
+mod claims;
+pub mod config;
+mod error;
+mod idp;
+mod keys;
+pub mod mint;
+mod server;
+mod sessions;
+
+pub use config::{Config, ConfigError, ConfigProblem, TokenVersion};
+pub use error::Error;
+pub use idp::Idp;
+pub use mint::MintRequest;
+pub use server::run;

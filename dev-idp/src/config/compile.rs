@@ -1,0 +1,501 @@
+//! Checks a parsed [`RawConfig`] against every rule and builds the [`Config`].
+//!
+//! Nothing stops at the first problem: each rule appends to one list, so a
+//! user fixes the whole file in one go. Rules: GUIDs are GUIDs and unique,
+//! URLs are absolute, names resolve (tenants, API apps, roles), scope and role
+//! values have no spaces, a public client has no secret.
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde_saphyr::{Location, Spanned};
+
+use super::raw::{RawApp, RawConfig, RoleMap};
+use super::{Api, App, Config, ConfigError, ConfigProblem, Tenant, TokenVersion, User};
+
+const DEFAULT_BASE_URL: &str = "http://localhost:9400";
+const DEFAULT_LISTEN: &str = "127.0.0.1:9400";
+/// Tenant path segments Entra reserves for multi-tenant documents.
+const RESERVED_TENANTS: [&str; 3] = ["common", "organizations", "consumers"];
+
+/// Parses YAML text and checks it; see the module docs for the rules.
+pub(super) fn compile(text: &str, file: &str) -> Result<Config, ConfigError> {
+    let raw: RawConfig = serde_saphyr::from_str(text).map_err(|e| {
+        let (line, column) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
+        ConfigError::Invalid(vec![ConfigProblem {
+            file: file.to_owned(),
+            line,
+            column,
+            message: strip_location(&e.without_snippet().to_string()),
+        }])
+    })?;
+    let mut checker = Checker {
+        file,
+        problems: Vec::new(),
+    };
+    let config = checker.config(raw);
+    if checker.problems.is_empty() {
+        Ok(config)
+    } else {
+        Err(ConfigError::Invalid(checker.problems))
+    }
+}
+
+/// serde-saphyr appends " at line L, column C"; we print the place first.
+fn strip_location(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+struct Checker<'a> {
+    file: &'a str,
+    problems: Vec<ConfigProblem>,
+}
+
+impl Checker<'_> {
+    fn problem(&mut self, at: Location, message: String) {
+        self.problems.push(ConfigProblem {
+            file: self.file.to_owned(),
+            line: at.line(),
+            column: at.column(),
+            message,
+        });
+    }
+
+    fn config(&mut self, raw: RawConfig) -> Config {
+        let base_url = self.url(raw.base_url, "base_url", DEFAULT_BASE_URL);
+        let sts_base_url = raw
+            .sts_base_url
+            .map(|u| self.url(Some(u), "sts_base_url", DEFAULT_BASE_URL));
+        let listen = match raw.listen {
+            None => DEFAULT_LISTEN
+                .parse()
+                .expect("default listen address parses"),
+            Some(s) => s.value.parse::<SocketAddr>().unwrap_or_else(|_| {
+                self.problem(
+                    s.referenced,
+                    format!(
+                        "listen: '{}' is not an address like 127.0.0.1:9400",
+                        s.value
+                    ),
+                );
+                DEFAULT_LISTEN
+                    .parse()
+                    .expect("default listen address parses")
+            }),
+        };
+        let token_lifetime = self.duration(raw.token_lifetime, "token_lifetime", 3600);
+        let auth_code_lifetime = self.duration(raw.auth_code_lifetime, "auth_code_lifetime", 600);
+        let key_rotation_grace = self.duration(raw.key_rotation_grace, "key_rotation_grace", 3600);
+
+        let tenants = self.tenants(raw.tenants);
+        let apps = self.apps(raw.apps);
+        let users = self.users(raw.users, &tenants, &apps);
+        Config {
+            base_url,
+            sts_base_url,
+            listen,
+            token_lifetime,
+            auth_code_lifetime,
+            key_rotation_grace,
+            tenants,
+            apps,
+            users,
+        }
+    }
+
+    fn url(&mut self, value: Option<Spanned<String>>, key: &str, default: &str) -> String {
+        let Some(s) = value else {
+            return default.to_owned();
+        };
+        let trimmed = s.value.trim_end_matches('/');
+        let ok = (trimmed.starts_with("http://") || trimmed.starts_with("https://"))
+            && trimmed
+                .split("://")
+                .nth(1)
+                .is_some_and(|rest| !rest.is_empty())
+            && !trimmed.contains(['?', '#', ' ']);
+        if !ok {
+            self.problem(
+                s.referenced,
+                format!("{key}: '{}' is not an absolute http(s) URL", s.value),
+            );
+        }
+        trimmed.to_owned()
+    }
+
+    fn duration(&mut self, value: Option<Spanned<String>>, key: &str, default: u64) -> Duration {
+        match value {
+            None => Duration::from_secs(default),
+            Some(s) => super::parse_duration(&s.value).unwrap_or_else(|e| {
+                self.problem(s.referenced, format!("{key}: {e}"));
+                Duration::from_secs(default)
+            }),
+        }
+    }
+
+    fn guid(&mut self, value: &Spanned<String>, what: &str, seen: &mut HashSet<String>) -> String {
+        match uuid::Uuid::try_parse(&value.value) {
+            Ok(id) if value.value.len() == 36 => {
+                let id = id.hyphenated().to_string();
+                if !seen.insert(id.clone()) {
+                    self.problem(
+                        value.referenced,
+                        format!("{what} '{}' is used twice", value.value),
+                    );
+                }
+                id
+            }
+            _ => {
+                self.problem(
+                    value.referenced,
+                    format!(
+                        "{what} '{}' is not a GUID like 00000000-0000-0000-0000-000000000000",
+                        value.value
+                    ),
+                );
+                value.value.to_ascii_lowercase()
+            }
+        }
+    }
+
+    fn tenants(&mut self, raw: BTreeMap<String, super::raw::RawTenant>) -> Vec<Tenant> {
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        for (name, t) in raw {
+            if RESERVED_TENANTS.contains(&name.to_ascii_lowercase().as_str()) {
+                self.problem(
+                    t.id.referenced,
+                    format!("tenant name '{name}' is reserved by entra for multi-tenant endpoints"),
+                );
+            }
+            let id = self.guid(&t.id, "tenant id", &mut seen);
+            out.push(Tenant {
+                display_name: t.display_name.unwrap_or_else(|| name.clone()),
+                name,
+                id,
+            });
+        }
+        out
+    }
+
+    fn apps(&mut self, raw: BTreeMap<String, RawApp>) -> Vec<App> {
+        let mut seen = HashSet::new();
+        let mut apps: Vec<(App, Option<Spanned<RoleMap>>)> = Vec::new();
+        for (name, a) in raw {
+            let client_id = self.guid(&a.client_id, "client_id", &mut seen);
+            let exposes_api = a.identifier_uri.is_some()
+                || !a.scopes.is_empty()
+                || !a.app_roles.is_empty()
+                || a.access_token_accepted_version.is_some();
+            let api = exposes_api.then(|| self.api(&a, &client_id));
+            let mut redirect_uris = Vec::new();
+            for uri in &a.redirect_uris {
+                let ok = (uri.value.starts_with("http://") || uri.value.starts_with("https://"))
+                    && !uri.value.contains('#');
+                if !ok {
+                    self.problem(
+                        uri.referenced,
+                        format!(
+                            "redirect uri '{}' is not an absolute http(s) URL without a fragment",
+                            uri.value
+                        ),
+                    );
+                }
+                redirect_uris.push(uri.value.clone());
+            }
+            if let (true, Some(secret)) = (a.public_client, &a.secret) {
+                self.problem(
+                    secret.referenced,
+                    format!("app '{name}' is a public client and cannot have a secret"),
+                );
+            }
+            let app = App {
+                name,
+                client_id,
+                api,
+                public_client: a.public_client,
+                redirect_uris,
+                secret: a.secret.map(|s| s.value),
+                application_permissions: BTreeMap::new(),
+            };
+            apps.push((app, a.application_permissions));
+        }
+        let roles_of: BTreeMap<String, Vec<String>> = apps
+            .iter()
+            .filter_map(|(a, _)| {
+                a.api
+                    .as_ref()
+                    .map(|api| (a.name.clone(), api.app_roles.clone()))
+            })
+            .collect();
+        apps.into_iter()
+            .map(|(mut app, perms)| {
+                if let Some(perms) = perms {
+                    let what = format!("application_permissions of app '{}'", app.name);
+                    app.application_permissions = self.role_map(perms, &roles_of, &what);
+                }
+                app
+            })
+            .collect()
+    }
+
+    fn api(&mut self, a: &RawApp, client_id: &str) -> Api {
+        let identifier_uri = a
+            .identifier_uri
+            .as_ref()
+            .map_or_else(|| format!("api://{client_id}"), |u| u.value.clone());
+        let version = match &a.access_token_accepted_version {
+            None | Some(Spanned { value: 1, .. }) => TokenVersion::V1,
+            Some(Spanned { value: 2, .. }) => TokenVersion::V2,
+            Some(v) => {
+                self.problem(
+                    v.referenced,
+                    format!(
+                        "access_token_accepted_version must be 1 or 2, not {}",
+                        v.value
+                    ),
+                );
+                TokenVersion::V2
+            }
+        };
+        Api {
+            identifier_uri,
+            scopes: self.words(&a.scopes, "scope"),
+            app_roles: self.words(&a.app_roles, "app role"),
+            access_token_accepted_version: version,
+        }
+    }
+
+    /// Scope and role values travel space-separated (`scp`) or as JSON
+    /// strings (`roles`); neither may contain whitespace.
+    fn words(&mut self, values: &[Spanned<String>], what: &str) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for v in values {
+            if v.value.is_empty() || v.value.contains(char::is_whitespace) {
+                self.problem(
+                    v.referenced,
+                    format!("{what} '{}' must be one word", v.value),
+                );
+            } else if out.contains(&v.value) {
+                self.problem(
+                    v.referenced,
+                    format!("{what} '{}' is listed twice", v.value),
+                );
+            }
+            out.push(v.value.clone());
+        }
+        out
+    }
+
+    fn role_map(
+        &mut self,
+        map: Spanned<RoleMap>,
+        roles_of: &BTreeMap<String, Vec<String>>,
+        what: &str,
+    ) -> BTreeMap<String, Vec<String>> {
+        let mut out = BTreeMap::new();
+        for (api, roles) in map.value {
+            let Some(defined) = roles_of.get(&api) else {
+                self.problem(
+                    map.referenced,
+                    format!("{what}: '{api}' is not an app that exposes an api"),
+                );
+                continue;
+            };
+            for role in &roles {
+                if !defined.contains(&role.value) {
+                    self.problem(
+                        role.referenced,
+                        format!("{what}: app '{api}' defines no app role '{}'", role.value),
+                    );
+                }
+            }
+            out.insert(api, roles.into_iter().map(|r| r.value).collect());
+        }
+        out
+    }
+
+    fn users(
+        &mut self,
+        raw: BTreeMap<String, super::raw::RawUser>,
+        tenants: &[Tenant],
+        apps: &[App],
+    ) -> Vec<User> {
+        let roles_of: BTreeMap<String, Vec<String>> = apps
+            .iter()
+            .filter_map(|a| {
+                a.api
+                    .as_ref()
+                    .map(|api| (a.name.clone(), api.app_roles.clone()))
+            })
+            .collect();
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        for (name, u) in raw {
+            let object_id = self.guid(&u.object_id, "object_id", &mut seen);
+            if !tenants.iter().any(|t| t.name == u.tenant.value) {
+                self.problem(
+                    u.tenant.referenced,
+                    format!("user '{name}': unknown tenant '{}'", u.tenant.value),
+                );
+            }
+            let what = format!("app_roles of user '{name}'");
+            let app_roles = match u.app_roles {
+                Some(map) => self.role_map(map, &roles_of, &what),
+                None => BTreeMap::new(),
+            };
+            out.push(User {
+                name,
+                object_id,
+                display_name: u.name,
+                preferred_username: u.preferred_username,
+                tenant: u.tenant.value,
+                app_roles,
+            });
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Config, EMBEDDED_DEFAULT};
+
+    /// Parses `yaml` and returns its problems as printed.
+    fn problems(yaml: &str) -> Vec<String> {
+        match Config::parse(yaml, "idp.yaml") {
+            Ok(_) => Vec::new(),
+            Err(e) => e.problems().iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    const MINIMAL: &str = "\
+tenants:
+  t:
+    id: aaaaaaaa-0000-4000-8000-000000000001
+apps:
+  api:
+    client_id: c0ffee00-0000-4000-8000-0000000000a1
+    scopes: [s]
+    app_roles: [R]
+";
+
+    #[test]
+    fn the_embedded_default_is_valid_and_has_the_fixed_ids() {
+        let c = Config::parse(EMBEDDED_DEFAULT, "dev-idp.yaml").unwrap();
+        assert_eq!(
+            c.tenant("contoso").unwrap().id,
+            "aaaaaaaa-0000-4000-8000-000000000001"
+        );
+        assert_eq!(
+            c.tenant("fabrikam").unwrap().id,
+            "bbbbbbbb-0000-4000-8000-000000000002"
+        );
+        let api = c.app("todo-api").unwrap();
+        assert_eq!(api.client_id, "c0ffee00-0000-4000-8000-0000000000a1");
+        let exposed = api.api.as_ref().unwrap();
+        assert_eq!(
+            exposed.identifier_uri,
+            "api://c0ffee00-0000-4000-8000-0000000000a1"
+        );
+        assert_eq!(
+            exposed.access_token_accepted_version,
+            super::TokenVersion::V2
+        );
+        assert_eq!(c.app("swagger-ui").unwrap().redirect_uris.len(), 2);
+        assert_eq!(
+            c.app("daemon").unwrap().secret.as_deref(),
+            Some("dev-daemon-secret")
+        );
+        assert_eq!(
+            c.user("bob").unwrap().app_roles["todo-api"],
+            ["Admin", "User"]
+        );
+        assert!(c.user("dave").unwrap().app_roles.is_empty());
+        assert_eq!(c.base_url, "http://localhost:9400");
+        assert_eq!(c.listen.to_string(), "127.0.0.1:9400");
+        assert_eq!(c.token_lifetime.as_secs(), 3600);
+    }
+
+    #[test]
+    fn defaults_fill_in_and_version_defaults_to_1_as_in_entra() {
+        let c = Config::parse(MINIMAL, "idp.yaml").unwrap();
+        assert_eq!(c.effective_sts_base_url(), "http://localhost:9400");
+        let api = c.app("api").unwrap().api.clone().unwrap();
+        assert_eq!(
+            api.identifier_uri,
+            "api://c0ffee00-0000-4000-8000-0000000000a1"
+        );
+        assert_eq!(api.access_token_accepted_version, super::TokenVersion::V1);
+    }
+
+    #[test]
+    fn a_type_error_carries_file_line_and_column() {
+        let yaml = format!("{MINIMAL}listen: [1]\n");
+        let p = problems(&yaml);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(p[0].starts_with("idp.yaml:9:"), "{p:?}");
+    }
+
+    #[test]
+    fn an_unknown_key_is_reported_where_it_is() {
+        let p = problems(&format!("{MINIMAL}colour: blue\n"));
+        assert!(
+            p[0].starts_with("idp.yaml:9:1: unknown field `colour`"),
+            "{p:?}"
+        );
+    }
+
+    #[test]
+    fn all_semantic_problems_are_reported_at_once_with_places() {
+        let yaml = "\
+base_url: localhost:9400
+tenants:
+  t:
+    id: not-a-guid
+apps:
+  api:
+    client_id: c0ffee00-0000-4000-8000-0000000000a1
+    app_roles: [R, two words]
+  spa:
+    client_id: c0ffee00-0000-4000-8000-0000000000a1
+    public_client: true
+    secret: s
+users:
+  u:
+    object_id: a11ce000-0000-4000-8000-000000000001
+    name: U
+    preferred_username: u@t
+    tenant: nowhere
+    app_roles:
+      api: [Nope]
+";
+        let p = problems(yaml);
+        let expected = [
+            "idp.yaml:1:11: base_url: 'localhost:9400' is not an absolute http(s) URL",
+            "idp.yaml:4:9: tenant id 'not-a-guid' is not a GUID",
+            "idp.yaml:8:20: app role 'two words' must be one word",
+            "idp.yaml:10:16: client_id 'c0ffee00-0000-4000-8000-0000000000a1' is used twice",
+            "idp.yaml:12:13: app 'spa' is a public client and cannot have a secret",
+            "idp.yaml:18:13: user 'u': unknown tenant 'nowhere'",
+            "idp.yaml:20:13: app_roles of user 'u': app 'api' defines no app role 'Nope'",
+        ];
+        assert_eq!(p.len(), expected.len(), "{p:#?}");
+        for (got, want) in p.iter().zip(expected) {
+            assert!(got.starts_with(want), "got {got:?}, want {want:?}");
+        }
+    }
+
+    #[test]
+    fn a_bad_duration_names_the_key() {
+        let p = problems(&format!("{MINIMAL}token_lifetime: forever\n"));
+        assert!(
+            p[0].starts_with("idp.yaml:9:17: token_lifetime: invalid duration 'forever'"),
+            "{p:?}"
+        );
+    }
+}
