@@ -1,10 +1,17 @@
 //! authz-proxy: an authorization gateway for APIs protected by Microsoft Entra ID.
 //!
-//! A request goes through a few named stages: normalise path → match route →
-//! authenticate (skipped for public routes) → authorize → rewrite headers →
-//! forward. See `ARCHITECTURE.md` for the picture.
+//! A request goes through a few named stages (see [`gateway`]): normalise
+//! path → match route → authenticate (skipped for anonymous routes) →
+//! authorize → rewrite headers → forward. `ARCHITECTURE.md` has the picture.
 
 pub mod auth;
+pub mod body;
+pub mod config;
+pub mod error;
+pub mod gateway;
+pub mod headers;
 pub mod identity;
 pub mod path;
 pub mod policy;
+pub mod server;
+pub mod tls;

@@ -1,1 +1,108 @@
-fn main() {}
+//! `authz-proxy`: parse flags, check everything, bind, run.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use authz_proxy::config::{Cli, Command, Flags};
+use authz_proxy::policy::Policy;
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Check { policy }) => check(&policy),
+        Some(Command::Serve(flags)) => serve(*flags),
+        None => serve(cli.serve),
+    }
+}
+
+fn check(path: &std::path::Path) -> ExitCode {
+    match Policy::load(path) {
+        Ok(policy) => {
+            println!("ok: {} routes", policy.routes().len());
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            eprintln!("{errors}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(flags: Flags) -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    // Every configuration error at once, before any port is bound.
+    let config = match flags.into_config() {
+        Ok(config) => config,
+        Err(errors) => {
+            for line in errors.0 {
+                eprintln!("error: {line}");
+            }
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(config: authz_proxy::config::Config) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let admin = tokio::net::TcpListener::bind(config.admin_listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (admin)", config.admin_listen))?;
+    tracing::info!(
+        listen = %authz_proxy::server::describe(listener.local_addr()?, config.tls.is_some()),
+        admin = %admin.local_addr()?,
+        upstream = %config.upstream.authority,
+        policy = %config.policy_path.display(),
+        routes = config.policy.routes().len(),
+        "authz-proxy started"
+    );
+    authz_proxy::server::run(listener, Some(admin), config, shutdown_signal()).await?;
+    tracing::info!("authz-proxy stopped");
+    Ok(())
+}
+
+/// SIGINT or SIGTERM: stop accepting, drain in-flight requests.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

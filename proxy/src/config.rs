@@ -1,0 +1,514 @@
+//! Command-line flags (each with an environment variable) and their checking.
+//!
+//! Two stages, as for the policy: [`Flags`] is what clap parsed, [`Config`] is
+//! what the gateway runs with. [`Flags::into_config`] reports every bad value
+//! at once, and nothing binds a port before the whole configuration is valid.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::auth::{AllowedTenants, AuthSettings, TenantMode};
+use crate::policy::Policy;
+use crate::tls;
+
+/// The public cloud's authority: the v2 issuer is `{instance}/{tid}/v2.0`.
+pub const DEFAULT_INSTANCE: &str = "https://login.microsoftonline.com";
+/// The v1 issuer's base: `{sts}/{tid}/`.
+pub const DEFAULT_STS_INSTANCE: &str = "https://sts.windows.net";
+
+/// authz-proxy: validates Entra ID access tokens, decides every request from
+/// policy.yaml, and forwards allowed requests with trusted identity headers.
+#[derive(Debug, Parser)]
+#[command(name = "authz-proxy", version, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub serve: Flags,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gateway (the default when no subcommand is given).
+    Serve(Box<Flags>),
+    /// Parse and compile a policy file offline; print `ok: N routes` or every error.
+    Check {
+        /// The policy file to check.
+        #[arg(long, env = "POLICY_FILE", default_value = "policy.yaml")]
+        policy: PathBuf,
+    },
+}
+
+/// Flags of the gateway itself.
+#[derive(Debug, Clone, Args)]
+pub struct Flags {
+    /// Address the gateway listens on.
+    #[arg(long, env = "PROXY_LISTEN", default_value = "0.0.0.0:8000")]
+    pub listen: String,
+    /// Address of the admin listener (/health, /ready). Keep it private.
+    #[arg(long, env = "PROXY_ADMIN_LISTEN", default_value = "127.0.0.1:9000")]
+    pub admin_listen: String,
+    /// The backend every allowed request is forwarded to, e.g. http://127.0.0.1:8081.
+    #[arg(long, env = "UPSTREAM_URL")]
+    pub upstream: Option<String>,
+    /// The policy file (routes × methods → anonymous, token, roles, scopes).
+    #[arg(long, env = "POLICY_FILE", default_value = "policy.yaml")]
+    pub policy: PathBuf,
+    /// Tenant GUID, or `organizations` / `common` for a multi-tenant API.
+    #[arg(long, env = "AAD_TENANT_ID")]
+    pub tenant: Option<String>,
+    /// Multi-tenant only: comma-separated tenant GUIDs allowed in, or `*` for any tenant.
+    #[arg(long, env = "AAD_ALLOWED_TENANTS")]
+    pub allowed_tenants: Option<String>,
+    /// The API app's client id; `<id>` and `api://<id>` are accepted audiences.
+    #[arg(long, env = "API_CLIENT_ID")]
+    pub client_id: Option<String>,
+    /// Extra accepted audiences, comma-separated (any-of).
+    #[arg(long, env = "API_AUDIENCE")]
+    pub audience: Option<String>,
+    /// Authority base; the v2 issuer is `{instance}/{tid}/v2.0`.
+    #[arg(long, env = "AAD_INSTANCE", default_value = DEFAULT_INSTANCE)]
+    pub instance: String,
+    /// Base of the v1 issuer `{sts}/{tid}/`.
+    #[arg(long, env = "AAD_STS_INSTANCE", default_value = DEFAULT_STS_INSTANCE)]
+    pub sts_instance: String,
+    /// Where to fetch OIDC discovery from, when it is not
+    /// `{instance}/{tenant}/v2.0/.well-known/openid-configuration` (e.g. another host name inside docker compose).
+    #[arg(long, env = "OIDC_METADATA_URL")]
+    pub metadata_url: Option<String>,
+    /// Allow `http://` identity-provider URLs on hosts other than loopback (development only).
+    #[arg(long, env = "ALLOW_INSECURE_IDP")]
+    pub allow_insecure_idp: bool,
+    /// PEM certificate chain: serve HTTPS (with --tls-key).
+    #[arg(long, env = "TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, env = "TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// Clock skew allowed on `exp` and `nbf`, in seconds.
+    #[arg(long, env = "TOKEN_LEEWAY_SECONDS", default_value_t = 60)]
+    pub leeway_seconds: u64,
+    /// Scheduled signing-key refresh interval, in seconds.
+    #[arg(long, env = "JWKS_REFRESH_SECONDS", default_value_t = 3600)]
+    pub jwks_refresh_seconds: u64,
+    /// At most one key fetch per this many seconds is triggered by unknown `kid`s.
+    #[arg(long, env = "JWKS_COOLDOWN_SECONDS", default_value_t = 60)]
+    pub jwks_cooldown_seconds: u64,
+    /// Verified tokens kept in memory (0 disables the cache).
+    #[arg(long, env = "TOKEN_CACHE_SIZE", default_value_t = 10_000)]
+    pub token_cache_size: usize,
+    /// Seconds a client has to send its request headers (slowloris guard).
+    #[arg(long, env = "HEADER_READ_TIMEOUT_SECONDS", default_value_t = 10)]
+    pub header_read_timeout_seconds: u64,
+    /// Largest request head (request line + headers) in bytes; larger gets 431.
+    #[arg(long, env = "MAX_HEADER_BYTES", default_value_t = 64 * 1024)]
+    pub max_header_bytes: usize,
+    /// Most request headers; more gets 431.
+    #[arg(long, env = "MAX_HEADERS", default_value_t = 100)]
+    pub max_headers: usize,
+    /// Largest request body in bytes; larger gets 413.
+    #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    pub max_body_bytes: u64,
+    /// Most concurrent client connections; further ones wait to be accepted.
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+    /// Seconds to connect to the upstream before answering 502.
+    #[arg(long, env = "UPSTREAM_CONNECT_TIMEOUT_SECONDS", default_value_t = 5)]
+    pub upstream_connect_timeout_seconds: u64,
+    /// Seconds to wait for the upstream's response headers before answering 504.
+    #[arg(long, env = "UPSTREAM_TIMEOUT_SECONDS", default_value_t = 30)]
+    pub upstream_timeout_seconds: u64,
+}
+
+/// Limits on what a client may send, all explicit (see README "Limits").
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub header_read_timeout: Duration,
+    pub max_header_bytes: usize,
+    pub max_headers: usize,
+    pub max_body_bytes: u64,
+    pub max_connections: usize,
+    pub upstream_connect_timeout: Duration,
+    pub upstream_timeout: Duration,
+}
+
+/// The upstream, reduced to what forwarding needs.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    /// `http`, the only scheme supported for now.
+    pub scheme: http::uri::Scheme,
+    /// `host:port`, also sent as `Host`.
+    pub authority: http::uri::Authority,
+}
+
+/// Everything the gateway runs with, checked.
+pub struct Config {
+    pub listen: SocketAddr,
+    pub admin_listen: SocketAddr,
+    pub upstream: Upstream,
+    pub policy_path: PathBuf,
+    pub policy: Policy,
+    pub auth: AuthSettings,
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    pub limits: Limits,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("admin_listen", &self.admin_listen)
+            .field("upstream", &self.upstream)
+            .field("policy_path", &self.policy_path)
+            .field("tls", &self.tls.is_some())
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Every configuration problem found, one per line.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", .0.join("\n"))]
+pub struct ConfigErrors(pub Vec<String>);
+
+impl Flags {
+    /// Check every flag and build the [`Config`]; all problems are reported together.
+    pub fn into_config(self) -> Result<Config, ConfigErrors> {
+        let mut errors = Vec::new();
+
+        let listen = parse_addr("--listen", &self.listen, &mut errors);
+        let admin_listen = parse_addr("--admin-listen", &self.admin_listen, &mut errors);
+        let upstream = match &self.upstream {
+            None => {
+                errors.push(
+                    "--upstream (UPSTREAM_URL) is required, e.g. http://127.0.0.1:8081".into(),
+                );
+                None
+            }
+            Some(url) => parse_upstream(url, &mut errors),
+        };
+
+        let policy = match Policy::load(&self.policy) {
+            Ok(policy) => Some(policy),
+            Err(e) => {
+                errors.push(e.to_string());
+                None
+            }
+        };
+
+        let tenant = self.tenant_mode(&mut errors);
+        let mut audiences = Vec::new();
+        match self.client_id.as_deref().map(str::trim) {
+            None | Some("") => errors.push(
+                "--client-id (API_CLIENT_ID) is required: the API app registration's client id"
+                    .into(),
+            ),
+            Some(id) if !is_guid(id) => errors.push(format!(
+                "--client-id must be the API app's client id (a GUID), got {id:?}"
+            )),
+            Some(id) => {
+                audiences.push(id.to_string());
+                audiences.push(format!("api://{id}"));
+            }
+        }
+        for extra in split_list(self.audience.as_deref()) {
+            if !audiences.contains(&extra) {
+                audiences.push(extra);
+            }
+        }
+
+        let instance = self.idp_url("--instance", &self.instance, &mut errors);
+        let sts_instance = self.idp_url("--sts-instance", &self.sts_instance, &mut errors);
+        let metadata_url = match (&self.metadata_url, &instance, &tenant) {
+            (Some(url), _, _) => self.idp_url("--metadata-url", url, &mut errors),
+            (None, Some(instance), Some(tenant)) => Some(format!(
+                "{instance}/{}/v2.0/.well-known/openid-configuration",
+                tenant_path(tenant)
+            )),
+            _ => None,
+        };
+
+        let tls = match (&self.tls_cert, &self.tls_key) {
+            (None, None) => None,
+            (Some(cert), Some(key)) => match tls::server_config(cert, key) {
+                Ok(config) => Some(Arc::new(config)),
+                Err(e) => {
+                    errors.push(e.to_string());
+                    None
+                }
+            },
+            _ => {
+                errors.push("--tls-cert and --tls-key go together: give both or neither".into());
+                None
+            }
+        };
+
+        if self.max_header_bytes < 8192 {
+            errors.push(format!(
+                "--max-header-bytes must be at least 8192, got {}",
+                self.max_header_bytes
+            ));
+        }
+        if self.max_connections == 0 {
+            errors.push("--max-connections must be at least 1".into());
+        }
+        if self.jwks_cooldown_seconds == 0 {
+            errors.push("--jwks-cooldown-seconds must be at least 1".into());
+        }
+
+        match (
+            listen,
+            admin_listen,
+            upstream,
+            policy,
+            tenant,
+            instance,
+            sts_instance,
+            metadata_url,
+        ) {
+            (
+                Some(listen),
+                Some(admin_listen),
+                Some(upstream),
+                Some(policy),
+                Some(tenant),
+                Some(instance),
+                Some(sts_instance),
+                Some(metadata_url),
+            ) if errors.is_empty() => Ok(Config {
+                listen,
+                admin_listen,
+                upstream,
+                policy_path: self.policy.clone(),
+                policy,
+                auth: AuthSettings {
+                    tenant,
+                    audiences,
+                    instance,
+                    sts_instance,
+                    metadata_url,
+                    leeway: Duration::from_secs(self.leeway_seconds),
+                    algorithms: vec![jsonwebtoken::Algorithm::RS256],
+                    refresh_interval: Duration::from_secs(self.jwks_refresh_seconds.max(1)),
+                    unknown_kid_cooldown: Duration::from_secs(self.jwks_cooldown_seconds),
+                    http_timeout: Duration::from_secs(10),
+                    token_cache_size: self.token_cache_size,
+                },
+                tls,
+                limits: Limits {
+                    header_read_timeout: Duration::from_secs(
+                        self.header_read_timeout_seconds.max(1),
+                    ),
+                    max_header_bytes: self.max_header_bytes,
+                    max_headers: self.max_headers,
+                    max_body_bytes: self.max_body_bytes,
+                    max_connections: self.max_connections,
+                    upstream_connect_timeout: Duration::from_secs(
+                        self.upstream_connect_timeout_seconds.max(1),
+                    ),
+                    upstream_timeout: Duration::from_secs(self.upstream_timeout_seconds.max(1)),
+                },
+            }),
+            _ => Err(ConfigErrors(errors)),
+        }
+    }
+
+    fn tenant_mode(&self, errors: &mut Vec<String>) -> Option<TenantMode> {
+        let allowed = self
+            .allowed_tenants
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty());
+        match self.tenant.as_deref().map(str::trim) {
+            None | Some("") => {
+                errors.push(
+                    "--tenant (AAD_TENANT_ID) is required: a tenant GUID, or organizations / common"
+                        .into(),
+                );
+                None
+            }
+            Some(t @ ("organizations" | "common")) => match allowed {
+                None => {
+                    errors.push(format!(
+                        "--tenant {t} accepts tokens from other tenants: --allowed-tenants (AAD_ALLOWED_TENANTS) is required, \
+                         a comma-separated list of tenant GUIDs or `*` for any tenant"
+                    ));
+                    None
+                }
+                Some("*") => Some(TenantMode::Multi {
+                    allowed: AllowedTenants::Any,
+                }),
+                Some(list) => {
+                    let tenants = split_list(Some(list));
+                    let mut ok = true;
+                    for t in &tenants {
+                        if !is_guid(t) {
+                            errors.push(format!("--allowed-tenants: {t:?} is not a tenant GUID"));
+                            ok = false;
+                        }
+                    }
+                    ok.then_some(TenantMode::Multi {
+                        allowed: AllowedTenants::List(tenants),
+                    })
+                }
+            },
+            Some(t) if is_guid(t) => {
+                if allowed.is_some() {
+                    errors.push(
+                        "--allowed-tenants applies only with --tenant organizations or common"
+                            .into(),
+                    );
+                }
+                Some(TenantMode::Single(t.to_ascii_lowercase()))
+            }
+            Some(t) => {
+                errors.push(format!(
+                    "--tenant must be a tenant GUID, organizations or common, got {t:?} \
+                     (a domain name cannot be checked against the token's tid)"
+                ));
+                None
+            }
+        }
+    }
+
+    /// An identity-provider URL: https, or http on loopback / with --allow-insecure-idp.
+    fn idp_url(&self, flag: &str, value: &str, errors: &mut Vec<String>) -> Option<String> {
+        let value = value.trim().trim_end_matches('/');
+        let uri: http::Uri = match value.parse() {
+            Ok(uri) => uri,
+            Err(_) => {
+                errors.push(format!("{flag}: {value:?} is not a URL"));
+                return None;
+            }
+        };
+        let Some(host) = uri.host() else {
+            errors.push(format!("{flag}: {value:?} has no host"));
+            return None;
+        };
+        match uri.scheme_str() {
+            Some("https") => Some(value.to_string()),
+            Some("http") if is_loopback_host(host) || self.allow_insecure_idp => {
+                Some(value.to_string())
+            }
+            Some("http") => {
+                errors.push(format!(
+                    "{flag}: {value:?} uses http:// on a host that is not loopback; \
+                     use https, or --allow-insecure-idp for a development setup"
+                ));
+                None
+            }
+            _ => {
+                errors.push(format!("{flag}: {value:?} must be an https:// URL"));
+                None
+            }
+        }
+    }
+}
+
+/// The tenant segment of discovery URLs.
+fn tenant_path(tenant: &TenantMode) -> &str {
+    match tenant {
+        TenantMode::Single(id) => id,
+        TenantMode::Multi { .. } => "organizations",
+    }
+}
+
+fn parse_addr(flag: &str, value: &str, errors: &mut Vec<String>) -> Option<SocketAddr> {
+    match value.trim().parse() {
+        Ok(addr) => Some(addr),
+        Err(_) => {
+            errors.push(format!(
+                "{flag}: {value:?} is not an address such as 127.0.0.1:8000"
+            ));
+            None
+        }
+    }
+}
+
+fn parse_upstream(url: &str, errors: &mut Vec<String>) -> Option<Upstream> {
+    let uri: http::Uri = match url.trim().parse() {
+        Ok(uri) => uri,
+        Err(_) => {
+            errors.push(format!("--upstream: {url:?} is not a URL"));
+            return None;
+        }
+    };
+    match uri.scheme_str() {
+        Some("http") => {}
+        Some("https") => {
+            errors.push(format!(
+                "--upstream: {url:?}: https upstreams are not supported yet; \
+                 run the gateway next to the backend and use http"
+            ));
+            return None;
+        }
+        _ => {
+            errors.push(format!("--upstream: {url:?} must start with http://"));
+            return None;
+        }
+    }
+    if uri.path() != "/" && !uri.path().is_empty() || uri.query().is_some() {
+        errors.push(format!(
+            "--upstream: {url:?} must not have a path: the authorised path is forwarded as it is"
+        ));
+        return None;
+    }
+    let Some(authority) = uri.authority().cloned() else {
+        errors.push(format!("--upstream: {url:?} has no host"));
+        return None;
+    };
+    Some(Upstream {
+        scheme: http::uri::Scheme::HTTP,
+        authority,
+    })
+}
+
+fn split_list(value: Option<&str>) -> Vec<String> {
+    value
+        .unwrap_or("")
+        .split([',', ' '])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+/// `8-4-4-4-12` hexadecimal digits, as Entra writes tenant and client ids.
+pub fn is_guid(s: &str) -> bool {
+    let groups: Vec<&str> = s.split('-').collect();
+    groups.len() == 5
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(g, n)| g.len() == n && g.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+fn is_loopback_host(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guids_are_recognised() {
+        assert!(is_guid("aaaaaaaa-0000-4000-8000-000000000001"));
+        assert!(!is_guid("contoso.onmicrosoft.com"));
+        assert!(!is_guid("aaaaaaaa-0000-4000-8000-00000000001"));
+    }
+
+    #[test]
+    fn loopback_hosts() {
+        assert!(is_loopback_host("localhost"));
+        assert!(is_loopback_host("127.0.0.2"));
+        assert!(is_loopback_host("[::1]"));
+        assert!(!is_loopback_host("dev-idp"));
+    }
+}

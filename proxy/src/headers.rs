@@ -1,0 +1,286 @@
+//! Header rewriting: what the upstream may receive, and what the client gets back.
+//!
+//! The rule for the request is "strip, then set": every client-sent identity
+//! header (and every look-alike a backend could fold into the same name) is
+//! removed on every route, hop-by-hop headers go, and only then does the
+//! gateway add its own identity headers. Nothing a client sends can remove or
+//! replace them afterwards, because nothing runs afterwards.
+
+use std::net::SocketAddr;
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+
+use crate::identity::Identity;
+use crate::policy::IdentityHeaders;
+
+/// Hop-by-hop headers, which a proxy must not forward (RFC 9110 §7.6.1:
+/// `Connection` and the fields it names, plus the ones listed there —
+/// `Proxy-Connection`, `Keep-Alive`, `TE`, `Transfer-Encoding`, `Upgrade`).
+/// `Trailer` and `Proxy-Authorization` are connection-specific as well.
+const HOP_BY_HOP: [&str; 9] = [
+    "connection",
+    "proxy-connection",
+    "keep-alive",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "proxy-authorization",
+    "proxy-authenticate",
+];
+
+/// Client-sent headers that must never reach the upstream, compared after
+/// folding (lowercase, `-`, `_` and `.` removed): method overrides, which
+/// would let a client run a method the policy did not allow, and forwarding
+/// headers, which the gateway sets itself.
+const ALWAYS_STRIPPED_FOLDED: [&str; 9] = [
+    "xhttpmethodoverride",
+    "xhttpmethod",
+    "xmethodoverride",
+    "xforwardedfor",
+    "xforwardedproto",
+    "xforwardedhost",
+    "xforwardedport",
+    "forwarded",
+    "xrealip",
+];
+
+/// Characters percent-encoded in `X-User-Name` and `X-User-Email`: all but
+/// RFC 3986 unreserved characters and `@`, so any UTF-8 name survives as a
+/// visible-ASCII header value and decodes back exactly.
+const DISPLAY_ENCODE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b'@');
+
+/// What the strip stage must know, precomputed once per policy.
+#[derive(Debug, Clone)]
+pub struct StripRules {
+    /// Folded forms of the configured identity header names.
+    identity_folded: Vec<String>,
+}
+
+impl StripRules {
+    pub fn new(names: &IdentityHeaders) -> Self {
+        let identity_folded = names.all().iter().map(|n| fold(n.as_str())).collect();
+        StripRules { identity_folded }
+    }
+
+    fn must_strip(&self, name: &str) -> bool {
+        let mut buf = [0u8; 64];
+        let Some(folded) = fold_into(name, &mut buf) else {
+            // Longer than any name we compare with: cannot be one of them.
+            return false;
+        };
+        self.identity_folded.iter().any(|f| f.as_bytes() == folded)
+            || ALWAYS_STRIPPED_FOLDED
+                .iter()
+                .any(|f| f.as_bytes() == folded)
+    }
+}
+
+/// Removes from a client request everything the upstream must not receive:
+/// hop-by-hop headers and those named in `Connection`, identity headers and
+/// their look-alikes, method overrides, forwarding headers, and
+/// `Authorization` unless the route forwards it.
+pub fn strip_request(headers: &mut HeaderMap, rules: &StripRules, keep_authorization: bool) {
+    let mut doomed: Vec<HeaderName> = Vec::new();
+    for value in headers.get_all(header::CONNECTION) {
+        for name in value.to_str().unwrap_or("").split(',') {
+            if let Ok(name) = HeaderName::from_bytes(name.trim().as_bytes()) {
+                doomed.push(name);
+            }
+        }
+    }
+    for name in headers.keys() {
+        if HOP_BY_HOP.contains(&name.as_str()) || rules.must_strip(name.as_str()) {
+            doomed.push(name.clone());
+        }
+    }
+    if !keep_authorization {
+        doomed.push(header::AUTHORIZATION);
+    }
+    for name in doomed {
+        headers.remove(&name);
+    }
+}
+
+/// Removes hop-by-hop headers from an upstream response before it goes back
+/// to the client (RFC 9110 §7.6.1 applies in both directions).
+pub fn strip_response(headers: &mut HeaderMap) {
+    let mut doomed: Vec<HeaderName> = Vec::new();
+    for value in headers.get_all(header::CONNECTION) {
+        for name in value.to_str().unwrap_or("").split(',') {
+            if let Ok(name) = HeaderName::from_bytes(name.trim().as_bytes()) {
+                doomed.push(name);
+            }
+        }
+    }
+    for name in HOP_BY_HOP {
+        doomed.push(HeaderName::from_static(name));
+    }
+    for name in doomed {
+        headers.remove(&name);
+    }
+}
+
+/// Sets `X-Forwarded-For/Proto/Host` from what the gateway itself observed.
+pub fn set_forwarded(
+    headers: &mut HeaderMap,
+    client: SocketAddr,
+    tls: bool,
+    host: Option<HeaderValue>,
+) {
+    if let Ok(v) = HeaderValue::from_str(&client.ip().to_string()) {
+        headers.insert(HeaderName::from_static("x-forwarded-for"), v);
+    }
+    headers.insert(
+        HeaderName::from_static("x-forwarded-proto"),
+        HeaderValue::from_static(if tls { "https" } else { "http" }),
+    );
+    if let Some(host) = host {
+        headers.insert(HeaderName::from_static("x-forwarded-host"), host);
+    }
+}
+
+/// Sets exactly one of each identity header. Runs after [`strip_request`].
+pub fn set_identity(headers: &mut HeaderMap, names: &IdentityHeaders, identity: &Identity) {
+    let mut put = |name: &HeaderName, value: String| {
+        // Values below are built from visible ASCII only (see `header_safe`),
+        // so this cannot fail; if it ever did, the header is absent rather
+        // than forged, and the backend treats the caller as unauthenticated.
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            headers.insert(name.clone(), v);
+        }
+    };
+    put(&names.user_id, header_safe(&identity.object_id));
+    put(&names.tenant, header_safe(&identity.tenant_id));
+    put(
+        &names.roles,
+        identity
+            .roles
+            .iter()
+            .map(|r| list_item(r, ','))
+            .collect::<Vec<_>>()
+            .join(","),
+    );
+    put(
+        &names.scopes,
+        identity
+            .scopes
+            .iter()
+            .map(|s| list_item(s, ' '))
+            .collect::<Vec<_>>()
+            .join(" "),
+    );
+    put(&names.kind, identity.kind.as_str().to_string());
+    for (name, value) in [
+        (&names.name, &identity.name),
+        (&names.email, &identity.email),
+    ] {
+        // Absent claims stay absent: the strip stage already removed any client value.
+        if let Some(value) = value {
+            put(name, utf8_percent_encode(value, DISPLAY_ENCODE).to_string());
+        }
+    }
+}
+
+/// A claim value as a header value: visible ASCII kept, everything else
+/// percent-encoded (ids are GUIDs in practice; this only guards the odd one).
+fn header_safe(value: &str) -> String {
+    utf8_percent_encode(value, &CONTROLS_AND_PERCENT).to_string()
+}
+
+const CONTROLS_AND_PERCENT: AsciiSet = percent_encoding::CONTROLS.add(b'%').add(b' ').add(b'"');
+
+/// A role or scope inside a list header: its separator is encoded as well,
+/// so a crafted role value like `User,Admin` can never read as two roles.
+fn list_item(value: &str, separator: char) -> String {
+    let encoded = header_safe(value);
+    if separator == ',' {
+        encoded.replace(',', "%2C")
+    } else {
+        encoded
+    }
+}
+
+/// Lowercase, with `-`, `_` and `.` dropped: the forms many servers (CGI,
+/// PHP, some frameworks) fold header names into.
+fn fold(name: &str) -> String {
+    name.bytes()
+        .filter(|b| !matches!(b, b'-' | b'_' | b'.'))
+        .map(|b| b.to_ascii_lowercase() as char)
+        .collect()
+}
+
+/// [`fold`] without allocating; `None` when the name does not fit.
+fn fold_into<'a>(name: &str, buf: &'a mut [u8; 64]) -> Option<&'a [u8]> {
+    let mut len = 0;
+    for b in name.bytes() {
+        if matches!(b, b'-' | b'_' | b'.') {
+            continue;
+        }
+        *buf.get_mut(len)? = b.to_ascii_lowercase();
+        len += 1;
+    }
+    Some(&buf[..len])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rules() -> StripRules {
+        StripRules::new(&IdentityHeaders::default())
+    }
+
+    #[test]
+    fn look_alike_identity_headers_are_stripped() {
+        for name in [
+            "x-user-id",
+            "x_user_id",
+            "x.user.id",
+            "x-user_id",
+            "xuserid",
+            "X-USER-ROLES",
+        ] {
+            assert!(rules().must_strip(&name.to_ascii_lowercase()), "{name}");
+        }
+        assert!(!rules().must_strip("x-user-ids-extra"));
+        assert!(!rules().must_strip("content-type"));
+    }
+
+    #[test]
+    fn connection_cannot_name_away_gateway_headers_because_they_are_set_after() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("x-user-id, keep-alive"),
+        );
+        headers.insert("x-user-id", HeaderValue::from_static("forged"));
+        headers.insert("x-custom", HeaderValue::from_static("kept"));
+        strip_request(&mut headers, &rules(), false);
+        assert!(headers.get("x-user-id").is_none());
+        assert_eq!(headers.get("x-custom").unwrap(), "kept");
+    }
+
+    #[test]
+    fn display_values_are_percent_encoded_utf8() {
+        assert_eq!(
+            utf8_percent_encode("Zoë O'Neil", DISPLAY_ENCODE).to_string(),
+            "Zo%C3%AB%20O%27Neil"
+        );
+        assert_eq!(
+            utf8_percent_encode("alice@contoso.dev", DISPLAY_ENCODE).to_string(),
+            "alice@contoso.dev"
+        );
+    }
+
+    #[test]
+    fn a_role_cannot_smuggle_a_second_role() {
+        assert_eq!(list_item("User,Admin", ','), "User%2CAdmin");
+    }
+}

@@ -1,0 +1,297 @@
+//! Connections: the accept loops of the gateway and of its admin listener,
+//! with the limits on what a client may hold open, and graceful shutdown.
+//!
+//! Both loops take an already-bound listener, so tests bind port 0 and run
+//! every server in one process.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+
+use crate::auth::Authenticator;
+use crate::body::ProxyBody;
+use crate::config::{Config, Limits};
+use crate::error::json_response;
+use crate::gateway::Gateway;
+
+/// How long in-flight requests get to finish after shutdown begins.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Longest start-up waits for the first signing-key fetch.
+const FIRST_FETCH_WAIT: Duration = Duration::from_secs(15);
+
+/// Why serving stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot set up token validation: {0}")]
+    Auth(String),
+    #[error("listener failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Runs the gateway on `listener` and the admin endpoints on `admin` until
+/// `shutdown` completes, then drains in-flight requests.
+pub async fn run(
+    listener: TcpListener,
+    admin: Option<TcpListener>,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let authenticator = Arc::new(
+        Authenticator::new(config.auth.clone()).map_err(|e| ServeError::Auth(e.to_string()))?,
+    );
+    // Wait for the first key fetch (bounded) before accepting: clients queue
+    // on the bound listener instead of meeting a 503 in the first instant.
+    // If the IdP is down, serving starts anyway: anonymous routes work and
+    // protected ones answer 503 until the keys load.
+    let mut fetches = authenticator.watch_fetches();
+    let refresh = authenticator.spawn_refresh_task();
+    let _ = tokio::time::timeout(FIRST_FETCH_WAIT, fetches.wait_for(|done| *done >= 1)).await;
+    let gateway = Arc::new(Gateway::new(
+        config.policy,
+        authenticator,
+        config.upstream.clone(),
+        config.limits.clone(),
+        config.tls.is_some(),
+    ));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let admin_task = admin.map(|admin| {
+        let gateway = gateway.clone();
+        let stop = stop_rx.clone();
+        tokio::spawn(serve_admin(admin, gateway, stopped(stop)))
+    });
+    let result = serve(
+        listener,
+        gateway,
+        config.tls.clone(),
+        config.limits.clone(),
+        stopped(stop_rx),
+    )
+    .await;
+    refresh.abort();
+    if let Some(task) = admin_task {
+        let _ = task.await;
+    }
+    result
+}
+
+/// Resolves once the watch flips to `true` (or its sender is gone).
+async fn stopped(mut rx: watch::Receiver<bool>) {
+    let _ = rx.wait_for(|stop| *stop).await;
+}
+
+/// The gateway's accept loop.
+pub async fn serve(
+    listener: TcpListener,
+    gateway: Arc<Gateway>,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    limits: Limits,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServeError> {
+    let builder = http_builder(&limits);
+    let graceful = GracefulShutdown::new();
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            permit = slots.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
+        let (stream, remote) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let gateway = gateway.clone();
+        let service = service_fn(move |req: Request<Incoming>| {
+            let gateway = gateway.clone();
+            async move { Ok::<_, Infallible>(gateway.handle(req, remote).await) }
+        });
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        match &acceptor {
+            None => {
+                tokio::spawn(async move {
+                    let conn = builder.serve_connection(TokioIo::new(stream), service);
+                    if let Err(e) = watcher.watch(conn.into_owned()).await {
+                        tracing::debug!(%remote, error = %e, "connection ended with an error");
+                    }
+                    drop(permit);
+                });
+            }
+            Some(acceptor) => {
+                let acceptor = acceptor.clone();
+                let handshake_timeout = limits.header_read_timeout;
+                tokio::spawn(async move {
+                    let stream = match tokio::time::timeout(
+                        handshake_timeout,
+                        acceptor.accept(stream),
+                    )
+                    .await
+                    {
+                        Ok(Ok(stream)) => stream,
+                        Ok(Err(e)) => {
+                            tracing::debug!(%remote, error = %e, "tls handshake failed");
+                            return;
+                        }
+                        Err(_) => return,
+                    };
+                    let conn = builder.serve_connection(TokioIo::new(stream), service);
+                    if let Err(e) = watcher.watch(conn.into_owned()).await {
+                        tracing::debug!(%remote, error = %e, "connection ended with an error");
+                    }
+                    drop(permit);
+                });
+            }
+        }
+    }
+    drop(listener);
+    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("connections still open after the drain timeout; closing them");
+    }
+    Ok(())
+}
+
+/// HTTP/1.1 and HTTP/2 with the configured limits.
+fn http_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(limits.max_header_bytes.max(8192))
+        .max_headers(limits.max_headers)
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
+        .max_concurrent_streams(256);
+    builder
+}
+
+/// The admin listener: `/health` (the process is alive) and `/ready`
+/// (keys loaded and the upstream accepting connections).
+pub async fn serve_admin(
+    listener: TcpListener,
+    gateway: Arc<Gateway>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServeError> {
+    let builder = auto::Builder::new(TokioExecutor::new());
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(_) => continue,
+            },
+            () = &mut shutdown => break,
+        };
+        let gateway = gateway.clone();
+        let service = service_fn(move |req: Request<Incoming>| {
+            let gateway = gateway.clone();
+            async move { Ok::<_, Infallible>(admin(req, &gateway).await) }
+        });
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            let conn = builder.serve_connection(TokioIo::new(stream), service);
+            let _ = watcher.watch(conn.into_owned()).await;
+        });
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(5), graceful.shutdown()).await;
+    Ok(())
+}
+
+async fn admin(req: Request<Incoming>, gateway: &Gateway) -> Response<ProxyBody> {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return json_response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            &serde_json::json!({"detail": "Method Not Allowed"}),
+        );
+    }
+    match req.uri().path() {
+        "/health" => json_response(StatusCode::OK, &serde_json::json!("OK")),
+        "/ready" => ready(gateway).await,
+        _ => json_response(
+            StatusCode::NOT_FOUND,
+            &serde_json::json!({"detail": "Not Found"}),
+        ),
+    }
+}
+
+async fn ready(gateway: &Gateway) -> Response<ProxyBody> {
+    let keys = keys_ready(&gateway.auth);
+    let upstream = upstream_reachable(gateway).await;
+    let body = serde_json::json!({
+        "ready": keys && upstream,
+        "policy_loaded": true,
+        "keys_loaded": keys,
+        "upstream_reachable": upstream,
+        "routes": gateway.policy().policy.routes().len(),
+    });
+    let status = if keys && upstream {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    json_response(status, &body)
+}
+
+fn keys_ready(auth: &Authenticator) -> bool {
+    auth.keys_loaded()
+}
+
+async fn upstream_reachable(gateway: &Gateway) -> bool {
+    let authority = gateway.upstream().authority.clone();
+    let host = authority
+        .host()
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    let port = authority.port_u16().unwrap_or(80);
+    matches!(
+        tokio::time::timeout(
+            Duration::from_secs(2),
+            tokio::net::TcpStream::connect((host.as_str(), port))
+        )
+        .await,
+        Ok(Ok(_))
+    )
+}
+
+/// The address the gateway ends up listening on, for logs.
+pub fn describe(addr: SocketAddr, tls: bool) -> String {
+    format!("{}://{addr}", if tls { "https" } else { "http" })
+}
