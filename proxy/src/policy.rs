@@ -4,8 +4,8 @@
 //! serde types of `file.rs` (the file format and nothing else), then
 //! `compile.rs` validates every value — reporting all problems at once, each
 //! as `file:line:col: message` — and builds a [`Policy`]: all routes' globs
-//! in one `GlobSet`, each route's methods as a bitset. Deciding a request is
-//! then one `GlobSet` lookup, never a scan of the routes.
+//! in `GlobSet`s (`matcher.rs`), each route's methods as a bitset. Deciding a
+//! request is then a `GlobSet` lookup, never a scan of the routes.
 //!
 //! This module does no IO apart from [`Policy::load`] reading the file, keeps
 //! no global state, and never sees a raw request path: callers match the
@@ -27,6 +27,7 @@ mod error;
 mod file;
 mod glob;
 mod headers;
+mod matcher;
 mod method;
 mod route;
 #[cfg(test)]
@@ -34,8 +35,9 @@ mod tests;
 
 use std::path::Path;
 
-use globset::GlobSet;
 use http::Method;
+
+use matcher::Matcher;
 
 pub use error::{PolicyError, PolicyErrors};
 pub use headers::IdentityHeaders;
@@ -48,9 +50,9 @@ pub use route::{Access, Denial, Route};
 pub struct Policy {
     /// In file order.
     routes: Vec<Route>,
-    /// Every glob of every route, in file order, so the ascending indices
-    /// `GlobSet::matches` returns visit routes in file order.
-    matcher: GlobSet,
+    /// Every glob of every route, in file order, so matches are visited in
+    /// file order.
+    matcher: Matcher,
     /// Glob index → index into `routes`.
     glob_routes: Vec<usize>,
     identity_headers: IdentityHeaders,
@@ -93,19 +95,25 @@ impl Policy {
     /// [`crate::path::normalize`]; globs are only written in that form.
     pub fn route_for(&self, method: &Method, normalized_path: &str) -> RouteMatch<'_> {
         let mut allowed = MethodSet::EMPTY;
+        let mut found = None;
         let mut previous = None;
-        for glob in self.matcher.matches(normalized_path) {
+        self.matcher.find(normalized_path, |glob| {
             let index = self.glob_routes[glob];
             // A route with several matching globs is looked at once.
             if previous == Some(index) {
-                continue;
+                return false;
             }
             previous = Some(index);
             let route = &self.routes[index];
             if route.methods.contains(method) {
-                return RouteMatch::Found(route);
+                found = Some(route);
+                return true;
             }
             allowed = allowed.union(route.methods);
+            false
+        });
+        if let Some(route) = found {
+            return RouteMatch::Found(route);
         }
         if allowed.is_empty() {
             RouteMatch::NotFound

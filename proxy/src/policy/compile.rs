@@ -8,7 +8,6 @@
 
 use std::collections::HashMap;
 
-use globset::GlobSetBuilder;
 use http::HeaderName;
 use serde_saphyr::{Location, Spanned};
 
@@ -17,6 +16,7 @@ use super::error::{PolicyError, PolicyErrors};
 use super::file::{IdentityHeadersFile, PolicyFile, RouteFile, SpannedList};
 use super::glob::compile_glob;
 use super::headers::{IdentityHeaders, parse_header_name};
+use super::matcher::Matcher;
 use super::method::{MethodSet, parse_method};
 use super::route::{Access, Route};
 
@@ -69,7 +69,7 @@ pub(super) fn compile(file: PolicyFile, file_name: &str) -> Result<Policy, Polic
     let identity_headers = compile_identity_headers(file.identity_headers, &mut errors);
 
     let mut routes = Vec::new();
-    let mut builder = GlobSetBuilder::new();
+    let mut all_globs = Vec::new();
     let mut glob_routes = Vec::new();
     match file.routes {
         None => errors.at_start("missing `routes`".to_owned()),
@@ -84,7 +84,7 @@ pub(super) fn compile(file: PolicyFile, file_name: &str) -> Result<Policy, Polic
                     continue;
                 };
                 for glob in globs {
-                    builder.add(glob);
+                    all_globs.push(glob);
                     glob_routes.push(routes.len());
                 }
                 routes.push(compiled);
@@ -98,7 +98,7 @@ pub(super) fn compile(file: PolicyFile, file_name: &str) -> Result<Policy, Polic
             errors: errors.list,
         });
     }
-    let matcher = builder.build().map_err(|e| {
+    let matcher = Matcher::new(all_globs).map_err(|e| {
         // Every glob was built on its own above; a set can only fail on size.
         PolicyErrors::single(file_name, 0, 0, format!("cannot compile routes: {e}"))
     })?;

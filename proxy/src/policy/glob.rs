@@ -90,7 +90,8 @@ fn check_escapes(written: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// No `//`, no dot-segments, no `;` parameters on dot-segments.
+/// No `//`, no dot-segments, no `;` parameters on dot-segments, and `**`
+/// only as a whole segment (globset would quietly read `a**` as `a*`).
 fn check_segments(written: &str) -> Result<(), String> {
     let segments: Vec<&str> = written.split('/').skip(1).collect();
     let last = segments.len() - 1;
@@ -98,6 +99,11 @@ fn check_segments(written: &str) -> Result<(), String> {
         if segment.is_empty() && i != last {
             return Err(format!(
                 "path `{written}` is not normalised: `//` is merged into `/`"
+            ));
+        }
+        if segment.contains("**") && *segment != "**" {
+            return Err(format!(
+                "invalid glob `{written}`: `**` must be a whole segment"
             ));
         }
         if is_dot_segment(segment) {

@@ -1,0 +1,372 @@
+//! Every error a policy file can produce, with its exact text and place.
+
+use super::dedent;
+use crate::policy::Policy;
+
+/// `yaml` must fail with exactly `expected` (one error per line).
+#[track_caller]
+fn check(yaml: &str, expected: &str) {
+    let errors = match Policy::parse(&dedent(yaml), "policy.yaml") {
+        Ok(_) => panic!("policy compiled, expected:\n{expected}"),
+        Err(errors) => errors.to_string(),
+    };
+    assert_eq!(errors, dedent(expected).trim_end());
+}
+
+#[test]
+fn yaml_syntax_errors_have_line_and_column() {
+    check(
+        "
+        version: 1
+        routes: [
+        ",
+        "policy.yaml:2:9: unclosed bracket '['",
+    );
+    check(
+        "
+        version: 1
+        routes:
+          - name: a
+             path: /a
+        ",
+        "policy.yaml:4:10: mapping values are not allowed in this context",
+    );
+}
+
+#[test]
+fn unknown_keys_are_errors() {
+    check(
+        "
+        version: 1
+        routes:
+          - name: todos
+            path: /todoitems
+            methods: [GET]
+            role: [Admin]
+        ",
+        "policy.yaml:6:5: unknown field `role`, expected one of name, path, paths, methods, allow, roles, scopes, forward_authorization",
+    );
+    check(
+        "
+        version: 1
+        rules: []
+        ",
+        "policy.yaml:2:1: unknown field `rules`, expected one of version, identity_headers, routes",
+    );
+    check(
+        "
+        version: 1
+        identity_headers:
+          user: X-User
+        routes: []
+        ",
+        "policy.yaml:3:3: unknown field `user`, expected one of user_id, tenant, roles, scopes, name, email, type",
+    );
+}
+
+#[test]
+fn wrong_types_are_errors() {
+    check(
+        "
+        version: 1
+        routes:
+          - name: [a]
+        ",
+        "policy.yaml:3:11: expected string scalar",
+    );
+    check("- a\n", "policy.yaml:1:1: expected mapping start");
+}
+
+#[test]
+fn duplicate_keys_are_errors() {
+    check(
+        "
+        version: 1
+        version: 1
+        ",
+        "policy.yaml:2:1: duplicate mapping key `version` is not allowed here",
+    );
+}
+
+#[test]
+fn version_must_be_1() {
+    check(
+        "
+        version: 2
+        routes:
+          - {name: a, path: /a, methods: [GET]}
+        ",
+        "policy.yaml:1:10: unsupported version `2`; expected 1",
+    );
+    check(
+        "
+        routes:
+          - {name: a, path: /a, methods: [GET]}
+        ",
+        "policy.yaml:1:1: missing `version: 1`",
+    );
+}
+
+#[test]
+fn an_empty_file_reports_everything_missing() {
+    check(
+        "",
+        "
+        policy.yaml:1:1: missing `version: 1`
+        policy.yaml:1:1: missing `routes`
+        ",
+    );
+    check(
+        "
+        version: 1
+        routes: []
+        ",
+        "policy.yaml:2:9: `routes` is empty; every request would get 404",
+    );
+}
+
+#[test]
+fn route_shape_errors() {
+    check(
+        "
+        version: 1
+        routes:
+          - path: /a
+            methods: [GET]
+          - name: b
+            methods: [GET]
+          - name: c
+            path: /c
+            paths: [/c]
+            methods: [GET]
+          - name: d
+            paths: []
+            methods: [GET]
+          - name: e
+            path: /e
+          - name: f
+            path: /f
+            methods: []
+        ",
+        "
+        policy.yaml:3:5: route has no `name`
+        policy.yaml:5:5: route `b` has no `path` or `paths`
+        policy.yaml:9:12: `path` and `paths` cannot both be given
+        policy.yaml:12:12: `paths` is empty
+        policy.yaml:14:5: route `e` has no `methods`
+        policy.yaml:18:14: `methods` is empty
+        ",
+    );
+}
+
+#[test]
+fn duplicate_route_names_point_at_the_second() {
+    check(
+        "
+        version: 1
+        routes:
+          - name: todos
+            path: /todoitems
+            methods: [GET]
+          - name: todos
+            path: /todoitems
+            methods: [POST]
+          - name: ' '
+            path: /x
+            methods: [GET]
+        ",
+        "
+        policy.yaml:6:11: duplicate route name `todos` (first on line 3)
+        policy.yaml:9:11: empty route name
+        ",
+    );
+}
+
+#[test]
+fn bad_globs() {
+    check(
+        "
+        version: 1
+        routes:
+          - name: a
+            paths:
+              - todoitems
+              - /todoitems/[
+              - /todoitems/{a,b
+              - /a**
+              - /a\\*
+            methods: [GET]
+        ",
+        r"
+        policy.yaml:5:9: path `todoitems` must start with `/`
+        policy.yaml:6:9: invalid glob `/todoitems/[`: unclosed character class; missing ']'
+        policy.yaml:7:9: invalid glob `/todoitems/{a,b`: unclosed alternate group; missing '}' (maybe escape '{' with '[{]'?)
+        policy.yaml:8:9: invalid glob `/a**`: `**` must be a whole segment
+        policy.yaml:9:9: path `/a\*` contains a backslash; requests with one are refused (to match a literal `*`, write `[*]`)
+        ",
+    );
+}
+
+#[test]
+fn globs_must_be_in_normalised_form() {
+    check(
+        "
+        version: 1
+        routes:
+          - name: a
+            paths:
+              - /health/../todoitems
+              - //todoitems
+              - /./todoitems
+              - /todoitems%2F1
+              - /%74odoitems
+              - /a%3fb
+              - /café
+              - /a b
+              - /health/..;/todoitems
+              - /%zz
+              - /ok/*/**/{a,b}/[0-9]?/
+            methods: [GET]
+        ",
+        "
+        policy.yaml:5:9: path `/health/../todoitems` is not normalised: dot-segment `..`
+        policy.yaml:6:9: path `//todoitems` is not normalised: `//` is merged into `/`
+        policy.yaml:7:9: path `/./todoitems` is not normalised: dot-segment `.`
+        policy.yaml:8:9: path `/todoitems%2F1` can never match: requests containing `%2F` are refused
+        policy.yaml:9:9: path `/%74odoitems` is not normalised: write `t` for `%74`
+        policy.yaml:10:9: path `/a%3fb` is not normalised: write `%3F` for `%3f`
+        policy.yaml:11:9: path `/café` is not normalised: write `%C3%A9` for `é`
+        policy.yaml:12:9: path `/a b` is not normalised: write `%20` for ` `
+        policy.yaml:13:9: path `/health/..;/todoitems` can never match: requests with `;` on a dot-segment are refused
+        policy.yaml:14:9: invalid percent-escape `%zz` in path `/%zz`
+        ",
+    );
+}
+
+#[test]
+fn unknown_methods_and_lowercase_ones() {
+    check(
+        "
+        version: 1
+        routes:
+          - name: a
+            path: /a
+            methods: [get, FETCH, GET, GET, CONNECT]
+        ",
+        "
+        policy.yaml:5:15: unknown method `get`; did you mean GET?
+        policy.yaml:5:20: unknown method `FETCH`; expected one of GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS
+        policy.yaml:5:32: duplicate method `GET`
+        policy.yaml:5:37: unknown method `CONNECT`; expected one of GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS
+        ",
+    );
+}
+
+#[test]
+fn role_and_scope_names() {
+    check(
+        "
+        version: 1
+        routes:
+          - name: a
+            path: /a
+            methods: [GET]
+            roles: ['', Task Admin, Admin, Admin]
+            scopes: [api://1234/access_as_user]
+          - name: b
+            path: /b
+            methods: [GET]
+            roles: []
+        ",
+        "
+        policy.yaml:6:13: empty role name
+        policy.yaml:6:17: role `Task Admin` contains whitespace
+        policy.yaml:6:36: duplicate role `Admin`
+        policy.yaml:7:14: scope `api://1234/access_as_user` never appears in tokens; write `access_as_user`
+        policy.yaml:11:12: `roles` is empty; omit it to admit any valid token
+        ",
+    );
+}
+
+#[test]
+fn anonymous_cannot_be_combined_with_requirements() {
+    check(
+        "
+        version: 1
+        routes:
+          - name: a
+            path: /a
+            methods: [GET]
+            allow: anonymous
+            roles: [Admin]
+            forward_authorization: true
+          - name: b
+            path: /b
+            methods: [GET]
+            allow: public
+        ",
+        "
+        policy.yaml:6:12: `allow: anonymous` cannot be combined with `roles` or `scopes`
+        policy.yaml:8:28: `forward_authorization` cannot be used with `allow: anonymous`
+        policy.yaml:12:12: unknown `allow` value `public`; expected `anonymous` or `authenticated`
+        ",
+    );
+}
+
+#[test]
+fn identity_header_names_are_validated() {
+    check(
+        "
+        version: 1
+        identity_headers:
+          user_id: X User
+          tenant: Host
+          roles: X-Roles
+          scopes: x-roles
+        routes:
+          - {name: a, path: /a, methods: [GET]}
+        ",
+        "
+        policy.yaml:3:12: invalid header name `X User`
+        policy.yaml:4:11: header name `Host` is reserved
+        policy.yaml:5:10: header name `x-roles` is used for two identity fields
+        policy.yaml:6:11: header name `x-roles` is used for two identity fields
+        ",
+    );
+}
+
+#[test]
+fn all_errors_are_reported_at_once_in_file_order() {
+    check(
+        "
+        version: 3
+        routes:
+          - name: a
+            path: a
+            methods: [get]
+          - name: a
+            path: /b
+            methods: [GET]
+            scopes: ['']
+        ",
+        "
+        policy.yaml:1:10: unsupported version `3`; expected 1
+        policy.yaml:4:11: path `a` must start with `/`
+        policy.yaml:5:15: unknown method `get`; did you mean GET?
+        policy.yaml:6:11: duplicate route name `a` (first on line 3)
+        policy.yaml:9:14: empty scope name
+        ",
+    );
+}
+
+#[test]
+fn an_unreadable_file_names_the_file() {
+    let errors = Policy::load(std::path::Path::new("/nonexistent/policy.yaml")).unwrap_err();
+    assert_eq!(errors.errors.len(), 1);
+    assert!(
+        errors
+            .to_string()
+            .starts_with("/nonexistent/policy.yaml: cannot read policy: "),
+        "{errors}"
+    );
+}
