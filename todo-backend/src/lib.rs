@@ -1,1 +1,81 @@
-//! placeholder
+//! The todo backend: the sample's todo API (once a FastAPI app protected by
+//! Azure AD) as a plain HTTP API with no token code.
+//!
+//! The authorization gateway in front authenticates callers and passes who
+//! they are in `X-User-*` headers ([`identity`]); this crate trusts those
+//! headers and nothing else, so it must listen only where the gateway alone
+//! can reach it. Items live in SQLite ([`store`]), per tenant and owner.
+//!
+//! The request path: [`filters`] (path → method → identity → body) →
+//! [`handlers`] → [`store`]; every failure leaves through
+//! [`rejection::recover`].
+
+pub mod body;
+pub mod filters;
+pub mod handlers;
+pub mod identity;
+pub mod models;
+mod openapi;
+pub mod rejection;
+pub mod store;
+
+use std::future::Future;
+use std::path::PathBuf;
+
+pub use filters::{ROUTES, routes};
+pub use identity::Identity;
+pub use openapi::openapi;
+pub use store::{Store, StoreError};
+
+/// What `run` needs besides the listener.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The SQLite database file (its directory is created), or `:memory:`
+    /// for tests, which then exercise the same code path.
+    pub db: PathBuf,
+}
+
+/// Why the backend could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot open the database {}", path.display())]
+    OpenDatabase {
+        path: PathBuf,
+        #[source]
+        source: StoreError,
+    },
+}
+
+/// Serves the API on `listener` until `shutdown` completes, then stops
+/// accepting, lets in-flight requests finish and closes the database.
+///
+/// Taking a bound listener lets callers bind port 0 (tests) or report a
+/// bind error before anything else starts (main).
+pub async fn run(
+    listener: tokio::net::TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    let (store, store_thread) =
+        Store::open_joinable(&config.db)
+            .await
+            .map_err(|source| Error::OpenDatabase {
+                path: config.db.clone(),
+                source,
+            })?;
+    tracing::info!(
+        address = ?listener.local_addr().ok(),
+        db = %config.db.display(),
+        "todo-backend listening"
+    );
+    warp::serve(routes(store))
+        .incoming(listener)
+        .graceful(shutdown)
+        .run()
+        .await;
+    // The server has dropped the routes, and with them every store handle:
+    // the store thread finishes what is queued and closes the database.
+    store_thread.join().await;
+    tracing::info!("todo-backend stopped");
+    Ok(())
+}

@@ -1,0 +1,168 @@
+//! The routes: which path and method reach which handler.
+//!
+//! Each path is matched first, then the method, then the identity, then the
+//! body. So an unknown path is a 404 (not a 401), a known path with another
+//! method is a 405 with `Allow`, and a missing identity is a 401 before any
+//! body is read. [`ROUTES`] is the table of what exists; the 405 fallbacks
+//! and the OpenAPI test both read it.
+
+use warp::Filter;
+use warp::http::Method;
+use warp::reply::Reply;
+
+use crate::body;
+use crate::handlers;
+use crate::identity::identity;
+use crate::rejection::{self, ApiError};
+use crate::store::Store;
+
+/// One path (as an OpenAPI template) and the methods it serves.
+#[derive(Debug)]
+pub struct Route {
+    pub path: &'static str,
+    pub methods: &'static [Method],
+}
+
+/// Every route of the API, in the order they are tried.
+pub const ROUTES: &[Route] = &[
+    Route {
+        path: "/health",
+        methods: &[Method::GET],
+    },
+    Route {
+        path: "/openapi.json",
+        methods: &[Method::GET],
+    },
+    Route {
+        path: "/todoitems",
+        methods: &[Method::GET, Method::POST, Method::DELETE],
+    },
+    Route {
+        path: "/todoitems/{id}",
+        methods: &[Method::GET, Method::DELETE],
+    },
+];
+
+/// The whole API: routes, the JSON error responses and the access log.
+pub fn routes(
+    store: Store,
+) -> impl Filter<Extract = (impl Reply,), Error = std::convert::Infallible> + Clone {
+    let health = warp::path!("health").and(
+        warp::get()
+            .and_then(handlers::health)
+            .or(wrong_method("/health"))
+            .unify(),
+    );
+    let openapi = warp::path!("openapi.json").and(
+        warp::get()
+            .and_then(handlers::openapi_json)
+            .or(wrong_method("/openapi.json"))
+            .unify(),
+    );
+    let items = warp::path!("todoitems").and(
+        (warp::get()
+            .and(identity())
+            .and(with(&store))
+            .and_then(handlers::list_items))
+        .or(warp::post()
+            .and(identity())
+            .and(body::new_item())
+            .and(with(&store))
+            .and_then(handlers::create_item))
+        .unify()
+        .or(warp::delete()
+            .and(identity())
+            .and(with(&store))
+            .and_then(handlers::delete_all_items))
+        .unify()
+        .or(wrong_method("/todoitems"))
+        .unify(),
+    );
+    let item = item_path()
+        .and(warp::get())
+        .and(identity())
+        .and(with(&store))
+        .and_then(handlers::get_item)
+        .or(item_path()
+            .and(warp::delete())
+            .and(identity())
+            .and(with(&store))
+            .and_then(handlers::delete_item))
+        .unify()
+        .or(item_path()
+            .and(wrong_method("/todoitems/{id}"))
+            .map(|_id: String, response| response))
+        .unify();
+    health
+        .or(openapi)
+        .unify()
+        .or(items)
+        .unify()
+        .or(item)
+        .unify()
+        .recover(rejection::recover)
+        .unify()
+        .with(warp::log::custom(access_log))
+}
+
+/// `/todoitems/{id}`, extracting the raw id: parsing it is the handler's
+/// job, so that a non-integer id is a 422 after the 401 check, as in FastAPI.
+fn item_path() -> impl Filter<Extract = (String,), Error = warp::Rejection> + Clone {
+    warp::path!("todoitems" / String)
+}
+
+fn with(
+    store: &Store,
+) -> impl Filter<Extract = (Store,), Error = std::convert::Infallible> + Clone + use<> {
+    let store = store.clone();
+    warp::any().map(move || store.clone())
+}
+
+/// The last resort of a path: 405 with `Allow` when no route of `path` has
+/// the request's method. When one has, that route's own rejection stands.
+fn wrong_method(
+    path: &'static str,
+) -> impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection> + Clone {
+    let allowed = ROUTES
+        .iter()
+        .find(|route| route.path == path)
+        .map(|route| route.methods)
+        .unwrap_or_default();
+    let allow = allowed
+        .iter()
+        .map(Method::as_str)
+        .collect::<Vec<_>>()
+        .join(", ");
+    warp::method().and_then(move |method: Method| {
+        let allow = allow.clone();
+        async move {
+            if allowed.contains(&method) {
+                Err::<warp::reply::Response, _>(warp::reject::not_found())
+            } else {
+                Err(warp::reject::custom(ApiError::MethodNotAllowed { allow }))
+            }
+        }
+    })
+}
+
+/// One line per request with the caller's user id and tenant, as the
+/// gateway sent them (they are only logged here, never trusted).
+fn access_log(info: warp::log::Info<'_>) {
+    use crate::identity::headers;
+    let header = |name| {
+        info.request_headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("-")
+    };
+    tracing::info!(
+        target: "todo_backend::access",
+        method = %info.method(),
+        path = info.path(),
+        status = info.status().as_u16(),
+        elapsed_ms = info.elapsed().as_secs_f64() * 1000.0,
+        user_id = header(headers::USER_ID),
+        tenant = header(headers::USER_TENANT),
+        "request"
+    );
+}
