@@ -1,1 +1,395 @@
-//! Token validation and the signing-key set (owned by the auth work).
+//! Authentication: turning `Authorization: Bearer <token>` into a validated
+//! [`Identity`], failing closed.
+//!
+//! The stages of [`Authenticator::authenticate`], cheapest first:
+//! 1. find the one bearer token ([`bearer`]);
+//! 2. serve it from the verified-token cache if it is there, unexpired, and
+//!    its key is still current ([`cache`]);
+//! 3. split it and check the JOSE header: allowed `alg`, a `kid` ([`token`]);
+//! 4. find the key by `kid` in the key set from OIDC discovery, asking for one
+//!    cooldown-limited refresh when the kid is unknown ([`keys`], [`refresh`]);
+//! 5. verify the signature — only then are the claims read;
+//! 6. check the claims the Entra way: exact `iss` for the token's `tid`, an
+//!    allowed tenant, audience, lifetime, `oid`, and some permission.
+//!
+//! Rejections before step 5 cost no cryptography and never fetch keys beyond
+//! the cooldown. Where this module's job ends: it says *who* the caller is;
+//! whether they may call a route is the policy's business.
+
+mod bearer;
+mod cache;
+mod error;
+mod keys;
+mod refresh;
+mod token;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use jsonwebtoken::{Algorithm, AlgorithmFamily};
+
+use self::cache::TokenCache;
+pub use self::error::{AuthError, AuthSetupError, KeyFetchError};
+use self::keys::{KeyFetcher, KeySet, VerifyingKey, http_url};
+use self::refresh::Refresher;
+use self::token::{ClaimRules, TenantRule};
+use crate::identity::Identity;
+
+/// First retry delay while the keys have never loaded (or after a failure).
+const INITIAL_BACKOFF: Duration = Duration::from_secs(1);
+/// The retry delay doubles up to this.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Longest a request with an unknown kid waits for the refresh it asked for:
+/// long enough for a healthy IdP, short enough not to pile up requests.
+const MAX_UNKNOWN_KID_WAIT: Duration = Duration::from_secs(5);
+
+/// Which tenants' tokens are accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TenantMode {
+    /// A single-tenant API: only this tenant GUID may issue tokens.
+    Single(String),
+    /// A multi-tenant API (`organizations` / `common` metadata, whose issuer is
+    /// the `{tenantid}` template): the token's own `tid` makes the expected
+    /// issuer, then the tenant must be allowed.
+    Multi {
+        /// Which tenants are allowed.
+        allowed: AllowedTenants,
+    },
+}
+
+/// The tenant allow-list of a multi-tenant API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AllowedTenants {
+    /// Every tenant, spelled out on purpose (`*`).
+    Any,
+    /// Only these tenant GUIDs.
+    List(Vec<String>),
+}
+
+/// Everything authentication needs, filled in by the server's configuration.
+#[derive(Debug, Clone)]
+pub struct AuthSettings {
+    /// Which tenants may issue tokens.
+    pub tenant: TenantMode,
+    /// Accepted `aud` values, any-of: `<client id>`, `api://<client id>`, extras.
+    pub audiences: Vec<String>,
+    /// Authority base, e.g. `https://login.microsoftonline.com`: the v2 issuer
+    /// is `{instance}/{tid}/v2.0`. A trailing `/` is ignored.
+    pub instance: String,
+    /// Base of the v1 issuer, e.g. `https://sts.windows.net`: the v1 issuer is
+    /// `{sts_instance}/{tid}/`, with the trailing slash. A trailing `/` here
+    /// is ignored.
+    pub sts_instance: String,
+    /// Where the OIDC discovery document is fetched from.
+    pub metadata_url: String,
+    /// Clock skew allowed on `exp` and `nbf`.
+    pub leeway: Duration,
+    /// Signature algorithms allowed (RSA only); `RS256` is what Entra uses.
+    pub algorithms: Vec<Algorithm>,
+    /// Time between scheduled key refreshes.
+    pub refresh_interval: Duration,
+    /// At most one key fetch per this period is triggered by unknown kids.
+    pub unknown_kid_cooldown: Duration,
+    /// Timeout of each discovery and JWKS request.
+    pub http_timeout: Duration,
+    /// Verified tokens kept in the cache; 0 disables the cache.
+    pub token_cache_size: usize,
+}
+
+impl AuthSettings {
+    /// Settings with the documented defaults: the v1 issuer base
+    /// `https://sts.windows.net`, 60 s leeway, `RS256`, refresh every hour,
+    /// 60 s unknown-kid cooldown, 10 s HTTP timeout, 10,000 cached tokens.
+    pub fn new(
+        tenant: TenantMode,
+        audiences: Vec<String>,
+        instance: impl Into<String>,
+        metadata_url: impl Into<String>,
+    ) -> Self {
+        AuthSettings {
+            tenant,
+            audiences,
+            instance: instance.into(),
+            sts_instance: "https://sts.windows.net".to_owned(),
+            metadata_url: metadata_url.into(),
+            leeway: Duration::from_secs(60),
+            algorithms: vec![Algorithm::RS256],
+            refresh_interval: Duration::from_secs(3600),
+            unknown_kid_cooldown: Duration::from_secs(60),
+            http_timeout: Duration::from_secs(10),
+            token_cache_size: 10_000,
+        }
+    }
+}
+
+/// Validates bearer tokens against keys from OIDC discovery.
+///
+/// Built once at start-up and shared behind an `Arc`; call
+/// [`Authenticator::spawn_refresh_task`] to load and refresh the keys.
+#[derive(Debug)]
+pub struct Authenticator {
+    rules: ClaimRules,
+    algorithms: Vec<Algorithm>,
+    /// `None` until a key set has loaded once; afterwards never `None` again:
+    /// a failed refresh keeps the last good set.
+    keys: RwLock<Option<Arc<KeySet>>>,
+    fetcher: KeyFetcher,
+    refresher: Arc<Refresher>,
+    cache: TokenCache,
+    refresh_interval: Duration,
+    unknown_kid_wait: Duration,
+    /// Fetches started (discovery + JWKS counts as one).
+    fetches: AtomicU64,
+    /// One fetch at a time, so a slow old answer cannot overwrite a newer one.
+    fetch_lock: tokio::sync::Mutex<()>,
+}
+
+impl Authenticator {
+    /// Checks the settings; binds nothing and fetches nothing.
+    pub fn new(settings: AuthSettings) -> Result<Self, AuthSetupError> {
+        if settings.audiences.is_empty() {
+            return Err(AuthSetupError::NoAudience);
+        }
+        if settings.audiences.iter().any(|a| a.trim().is_empty()) {
+            return Err(AuthSetupError::EmptyAudience);
+        }
+        if settings.algorithms.is_empty() {
+            return Err(AuthSetupError::NoAlgorithm);
+        }
+        // Entra signs with RSA keys; an HMAC algorithm would turn the public
+        // key into a shared secret (RFC 8725 §2.1).
+        if let Some(&alg) = settings
+            .algorithms
+            .iter()
+            .find(|a| a.family() != AlgorithmFamily::Rsa)
+        {
+            return Err(AuthSetupError::UnsupportedAlgorithm(alg));
+        }
+        if settings.refresh_interval.is_zero() {
+            return Err(AuthSetupError::ZeroDuration("refresh_interval"));
+        }
+        if settings.http_timeout.is_zero() {
+            return Err(AuthSetupError::ZeroDuration("http_timeout"));
+        }
+        let tenants = match &settings.tenant {
+            TenantMode::Single(t) => TenantRule::One(tenant_id(t)?),
+            TenantMode::Multi {
+                allowed: AllowedTenants::Any,
+            } => TenantRule::Any,
+            TenantMode::Multi {
+                allowed: AllowedTenants::List(list),
+            } => {
+                if list.is_empty() {
+                    return Err(AuthSetupError::EmptyTenantList);
+                }
+                TenantRule::List(
+                    list.iter()
+                        .map(|t| tenant_id(t))
+                        .collect::<Result<_, _>>()?,
+                )
+            }
+        };
+        let instance = settings.instance.trim_end_matches('/').to_owned();
+        let sts_instance = settings.sts_instance.trim_end_matches('/').to_owned();
+        http_url("instance", &instance)?;
+        http_url("sts_instance", &sts_instance)?;
+        let fetcher = KeyFetcher::new(&settings.metadata_url, &instance, settings.http_timeout)?;
+
+        let mut algorithms = settings.algorithms;
+        algorithms.dedup();
+        Ok(Authenticator {
+            rules: ClaimRules {
+                audiences: settings.audiences,
+                instance,
+                sts_instance,
+                tenants,
+                leeway: settings.leeway.as_secs(),
+            },
+            algorithms,
+            keys: RwLock::new(None),
+            fetcher,
+            refresher: Arc::new(Refresher::new(settings.unknown_kid_cooldown)),
+            cache: TokenCache::new(settings.token_cache_size),
+            refresh_interval: settings.refresh_interval,
+            unknown_kid_wait: (settings.http_timeout * 2).min(MAX_UNKNOWN_KID_WAIT),
+            fetches: AtomicU64::new(0),
+            fetch_lock: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// Fetches discovery, then the JWKS it names, and swaps in the new keys.
+    ///
+    /// Returns how many usable keys were loaded. On any failure (unreachable,
+    /// timeout, non-2xx, HTML, an empty or unusable key set) the last good
+    /// keys stay in use. Fetches are serialised.
+    pub async fn refresh_keys(&self) -> Result<usize, KeyFetchError> {
+        let _one_at_a_time = self.fetch_lock.lock().await;
+        let _fetch = self.refresher.begin_fetch();
+        self.fetches.fetch_add(1, Ordering::Relaxed);
+        let previous = self.current_keys();
+        let set = self
+            .fetcher
+            .fetch(&self.algorithms, previous.as_deref())
+            .await?;
+        let count = set.len();
+        *self.keys.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(set));
+        Ok(count)
+    }
+
+    /// Starts the background task that loads the keys and keeps them fresh.
+    ///
+    /// Until the first load succeeds it retries with backoff (1 s doubling to
+    /// 30 s); then it refreshes every `refresh_interval` (after a failure,
+    /// sooner, with the same backoff). It also serves refreshes asked for by
+    /// requests with an unknown `kid`, at most one per cooldown, coalesced.
+    /// The task holds no strong reference: it ends when the `Authenticator`
+    /// is dropped, or when the handle is aborted.
+    pub fn spawn_refresh_task(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let this = Arc::downgrade(self);
+        let refresher = Arc::clone(&self.refresher);
+        tokio::spawn(async move {
+            let _running = refresher.task_started();
+            let mut backoff = INITIAL_BACKOFF;
+            loop {
+                let Some(auth) = this.upgrade() else { return };
+                let delay = match auth.refresh_keys().await {
+                    Ok(count) => {
+                        tracing::debug!(keys = count, "signing keys loaded");
+                        backoff = INITIAL_BACKOFF;
+                        auth.refresh_interval
+                    }
+                    Err(error) => {
+                        tracing::warn!(
+                            error = %ErrorChain(&error),
+                            keys_loaded = auth.keys_loaded(),
+                            retry_in_s = backoff.as_secs(),
+                            "signing key refresh failed; keeping the last good keys"
+                        );
+                        let delay = backoff.min(auth.refresh_interval);
+                        backoff = (backoff * 2).min(MAX_BACKOFF);
+                        delay
+                    }
+                };
+                drop(auth);
+                let deadline = tokio::time::Instant::now() + delay;
+                loop {
+                    tokio::select! {
+                        () = tokio::time::sleep_until(deadline) => break,
+                        () = refresher.woken() => {
+                            if refresher.is_requested() {
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+        })
+    }
+
+    /// Whether a key set has ever loaded (for `/ready`).
+    pub fn keys_loaded(&self) -> bool {
+        self.keys
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
+    }
+
+    /// How many key fetches (discovery + JWKS) have started: scheduled,
+    /// triggered by unknown kids, or explicit. For tests and metrics.
+    pub fn fetch_count(&self) -> u64 {
+        self.fetches.load(Ordering::Relaxed)
+    }
+
+    /// How many key fetches have completed, successfully or not.
+    pub fn fetches_completed(&self) -> u64 {
+        self.refresher.completed()
+    }
+
+    /// A receiver that changes each time a key fetch completes: lets tests
+    /// and readiness probes wait for a fetch without polling.
+    pub fn watch_fetches(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.refresher.subscribe()
+    }
+
+    /// How many verified tokens the cache holds.
+    pub fn cached_tokens(&self) -> usize {
+        self.cache.len()
+    }
+
+    fn current_keys(&self) -> Option<Arc<KeySet>> {
+        self.keys.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Validates the request's bearer token and returns who the caller is.
+    pub async fn authenticate(&self, headers: &http::HeaderMap) -> Result<Identity, AuthError> {
+        let token = bearer::bearer_token(headers)?;
+        let Some(keys) = self.current_keys() else {
+            // A malformed token is the client's fault whatever our state.
+            token::parse(token, &self.algorithms)?;
+            return Err(AuthError::KeysUnavailable);
+        };
+        let now = unix_now();
+        let hash = TokenCache::hash(token);
+        if let Some(identity) = self.cache.get(&hash, &keys, now) {
+            return Ok(identity);
+        }
+
+        let parsed = token::parse(token, &self.algorithms)?;
+        let key = match keys.get(&parsed.kid) {
+            Some(key) => Arc::clone(key),
+            None => self.key_after_refresh(&parsed.kid).await?,
+        };
+        key.verify(&parsed)?;
+        let identity = self.rules.check(parsed.payload, now)?;
+        self.cache.insert(hash, &identity, &parsed.kid, &key, now);
+        Ok(identity)
+    }
+
+    /// An unknown kid: perhaps the keys rotated. Ask the refresh task for a
+    /// fetch (cooldown-limited, coalesced), wait for it briefly, look again.
+    async fn key_after_refresh(&self, kid: &str) -> Result<Arc<VerifyingKey>, AuthError> {
+        let Some(mut fetched) = self.refresher.request() else {
+            return Err(AuthError::UnknownKey);
+        };
+        // A timeout or a stopped task: look again all the same.
+        let _ = tokio::time::timeout(self.unknown_kid_wait, fetched.changed()).await;
+        self.current_keys()
+            .and_then(|keys| keys.get(kid).cloned())
+            .ok_or(AuthError::UnknownKey)
+    }
+}
+
+/// A tenant id from the settings: a GUID in practice; lowercase, so the
+/// comparison with `tid` does not depend on how it was typed.
+fn tenant_id(value: &str) -> Result<String, AuthSetupError> {
+    let t = value.trim();
+    if t.is_empty() || t.len() > 64 || !t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        return Err(AuthSetupError::InvalidTenant(value.to_owned()));
+    }
+    Ok(t.to_ascii_lowercase())
+}
+
+/// Seconds since the epoch. A clock before 1970 reads as the end of time, so
+/// every token counts as expired: fail closed rather than accept everything.
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(u64::MAX)
+}
+
+/// Displays an error with its sources, `a: b: c`, for one log line.
+struct ErrorChain<'a>(&'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(s) = source {
+            write!(f, ": {s}")?;
+            source = s.source();
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,599 @@
+//! Reading a compact JWS (RFC 7515 §7.1) and checking an Entra access token's
+//! claims (RFC 7519 §4.1) into an [`Identity`].
+//!
+//! This module does no IO and keeps no state: [`parse`] looks only at the
+//! structure and the JOSE header, cheaply, so malformed tokens, disallowed
+//! algorithms and unknown keys are refused before any cryptography;
+//! [`ClaimRules::check`] runs only after the signature verified. Signature
+//! verification itself lives with the keys.
+
+use std::borrow::Cow;
+use std::str::FromStr;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::Algorithm;
+use serde::{Deserialize, Deserializer};
+use serde_json::Value;
+
+use super::AuthError;
+use crate::identity::{Identity, PrincipalKind};
+
+/// A token split into its parts, with the JOSE header checked.
+#[derive(Debug)]
+pub(crate) struct ParsedToken<'a> {
+    /// The header's `alg`, already known to be in the allow-list.
+    pub alg: Algorithm,
+    /// The header's `kid`: the only way a key is chosen.
+    pub kid: String,
+    /// `BASE64URL(header) "." BASE64URL(payload)`: what the signature covers.
+    pub signing_input: &'a str,
+    /// `BASE64URL(payload)`, decoded only after the signature verified.
+    pub payload: &'a str,
+    /// `BASE64URL(signature)`.
+    pub signature: &'a str,
+}
+
+/// The JOSE header fields we read. Everything else is ignored, in particular
+/// `jwk`, `jku`, `x5u` and `x5c`: a key carried by the token proves nothing
+/// (RFC 8725 §3.5), so keys only ever come from the configured JWKS.
+#[derive(Deserialize)]
+struct RawHeader<'a> {
+    #[serde(borrow, default)]
+    alg: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    kid: Option<Cow<'a, str>>,
+    #[serde(default)]
+    crit: Option<Value>,
+}
+
+/// Splits a compact JWS and checks its header.
+///
+/// Exactly three parts (a five-part JWE is refused), a JSON-object header with
+/// an allowed `alg` and a non-empty `kid`, and no `crit` (RFC 7515 §4.1.11: a
+/// recipient must reject critical extensions it does not understand, and we
+/// understand none).
+pub(crate) fn parse<'a>(
+    token: &'a str,
+    allowed: &[Algorithm],
+) -> Result<ParsedToken<'a>, AuthError> {
+    let mut parts = token.split('.');
+    let (Some(header_b64), Some(payload), Some(signature), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(AuthError::MalformedToken("a JWT has exactly three parts"));
+    };
+    if header_b64.is_empty() || payload.is_empty() || signature.is_empty() {
+        return Err(AuthError::MalformedToken("a part of the token is empty"));
+    }
+    let header_json = URL_SAFE_NO_PAD
+        .decode(header_b64)
+        .map_err(|_| AuthError::MalformedToken("the header is not base64url"))?;
+    let header: RawHeader<'_> = serde_json::from_slice(&header_json)
+        .map_err(|_| AuthError::MalformedToken("the header is not a JSON object"))?;
+    if header.crit.is_some() {
+        return Err(AuthError::MalformedToken(
+            "critical header extensions are not supported",
+        ));
+    }
+    let Some(alg) = header.alg else {
+        return Err(AuthError::MalformedToken("the header has no alg"));
+    };
+    // `none` and anything unknown fail to parse; HMAC and others are simply
+    // not in the allow-list (settings refuse non-RSA algorithms).
+    let alg = Algorithm::from_str(&alg).map_err(|_| AuthError::DisallowedAlgorithm)?;
+    if !allowed.contains(&alg) {
+        return Err(AuthError::DisallowedAlgorithm);
+    }
+    let kid = match header.kid {
+        Some(kid) if !kid.is_empty() => kid,
+        _ => return Err(AuthError::MalformedToken("the header has no kid")),
+    };
+    // The header was decoded into a temporary buffer: own the kid.
+    let kid = kid.into_owned();
+    let signing_input = &token[..header_b64.len() + 1 + payload.len()];
+    Ok(ParsedToken {
+        alg,
+        kid,
+        signing_input,
+        payload,
+        signature,
+    })
+}
+
+/// Which tenants may issue tokens, compiled from the settings.
+#[derive(Debug, Clone)]
+pub(crate) enum TenantRule {
+    /// Exactly this tenant id (compared ASCII case-insensitively).
+    One(String),
+    /// Any of these tenant ids.
+    List(Vec<String>),
+    /// Every tenant, on purpose.
+    Any,
+}
+
+impl TenantRule {
+    fn allows(&self, tid: &str) -> bool {
+        match self {
+            TenantRule::One(t) => t.eq_ignore_ascii_case(tid),
+            TenantRule::List(list) => list.iter().any(|t| t.eq_ignore_ascii_case(tid)),
+            TenantRule::Any => true,
+        }
+    }
+}
+
+/// Everything the claim checks need, compiled once from the settings.
+#[derive(Debug, Clone)]
+pub(crate) struct ClaimRules {
+    /// Accepted `aud` values (any-of).
+    pub audiences: Vec<String>,
+    /// v2 issuer base: `iss` = `{instance}/{tid}/v2.0`.
+    pub instance: String,
+    /// v1 issuer base: `iss` = `{sts}/{tid}/`.
+    pub sts_instance: String,
+    /// Allowed issuing tenants.
+    pub tenants: TenantRule,
+    /// Clock skew allowed on `exp` and `nbf`, in seconds.
+    pub leeway: u64,
+}
+
+/// The claims we read, each kept as raw JSON so a wrong type is reported as
+/// `invalid_claim` rather than coerced. `null` counts as present (and wrong).
+/// A duplicated claim name makes the payload malformed (RFC 7519 §4 allows
+/// rejecting it, and the two readers of a duplicated claim may disagree).
+#[derive(Deserialize)]
+struct RawClaims {
+    #[serde(default, deserialize_with = "present")]
+    iss: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    aud: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    exp: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    nbf: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    tid: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    oid: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    scp: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    roles: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    idtyp: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    name: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    preferred_username: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    upn: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    unique_name: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    email: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    azp: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    appid: Option<Value>,
+}
+
+/// Keeps `null` as `Some(Value::Null)` so it is not mistaken for absence.
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
+}
+
+impl ClaimRules {
+    /// Checks the (already signature-verified) payload and builds the identity.
+    ///
+    /// `now` is seconds since the epoch. Order: lifetime, issuer and tenant,
+    /// audience, subject, permissions; `groups`, `wids` and `scope` are never
+    /// read, so they can grant nothing.
+    pub(crate) fn check(&self, payload_b64: &str, now: u64) -> Result<Identity, AuthError> {
+        let payload = URL_SAFE_NO_PAD
+            .decode(payload_b64)
+            .map_err(|_| AuthError::MalformedToken("the payload is not base64url"))?;
+        let claims: RawClaims = serde_json::from_slice(&payload)
+            .map_err(|_| AuthError::MalformedToken("the payload is not a JSON object of claims"))?;
+
+        // RFC 7519 §4.1.4 / §4.1.5, with leeway for clock skew.
+        let exp = numeric_date(claims.exp, "exp")?.ok_or(AuthError::MissingClaim("exp"))?;
+        if now >= exp.saturating_add(self.leeway) {
+            return Err(AuthError::Expired);
+        }
+        if let Some(nbf) = numeric_date(claims.nbf, "nbf")?
+            && nbf > now.saturating_add(self.leeway)
+        {
+            return Err(AuthError::NotYetValid);
+        }
+
+        // Entra's keys are shared by every tenant: only iss + tid say who
+        // issued the token. iss must be exactly the v1 or v2 issuer for tid.
+        let iss = string(claims.iss, "iss")?.ok_or(AuthError::MissingClaim("iss"))?;
+        let tid = string(claims.tid, "tid")?.ok_or(AuthError::MissingClaim("tid"))?;
+        if tid.is_empty()
+            || tid.len() > 64
+            || !tid.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        {
+            return Err(AuthError::InvalidClaim("tid"));
+        }
+        if !self.is_issuer_for(&iss, &tid) {
+            return Err(AuthError::WrongIssuer);
+        }
+        if !self.tenants.allows(&tid) {
+            return Err(AuthError::WrongTenant);
+        }
+
+        self.check_audience(claims.aud)?;
+
+        let oid = string(claims.oid, "oid")?.ok_or(AuthError::MissingClaim("oid"))?;
+        if oid.is_empty() {
+            return Err(AuthError::InvalidClaim("oid"));
+        }
+
+        // scp: one space-separated string of short names; roles: an array of
+        // strings. Anything else is refused, never coerced.
+        let scp = string(claims.scp, "scp")?;
+        let roles = match claims.roles {
+            None => Vec::new(),
+            Some(Value::Array(items)) => items
+                .into_iter()
+                .map(|v| match v {
+                    Value::String(s) => Ok(s),
+                    _ => Err(AuthError::InvalidClaim("roles")),
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+            Some(_) => return Err(AuthError::InvalidClaim("roles")),
+        };
+        let idtyp = string(claims.idtyp, "idtyp")?;
+        let is_app = idtyp.as_deref() == Some("app");
+        if is_app && scp.is_some() {
+            // App-only tokens never carry delegated scopes.
+            return Err(AuthError::InvalidClaim("scp"));
+        }
+        let kind = if is_app || scp.is_none() {
+            PrincipalKind::App
+        } else {
+            PrincipalKind::User
+        };
+        let scopes: Vec<String> = scp
+            .as_deref()
+            .unwrap_or("")
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect();
+        if scopes.is_empty() && roles.is_empty() {
+            return Err(AuthError::NoPermissions);
+        }
+
+        let name = string(claims.name, "name")?;
+        let preferred_username = string(claims.preferred_username, "preferred_username")?;
+        let upn = string(claims.upn, "upn")?;
+        let unique_name = string(claims.unique_name, "unique_name")?;
+        let email = string(claims.email, "email")?;
+        let azp = string(claims.azp, "azp")?;
+        let appid = string(claims.appid, "appid")?;
+
+        Ok(Identity {
+            object_id: oid,
+            tenant_id: tid,
+            kind,
+            roles,
+            scopes,
+            name,
+            email: preferred_username.or(upn).or(unique_name).or(email),
+            app_id: azp.or(appid),
+            expires_at: exp,
+        })
+    }
+
+    /// `iss == "{instance}/{tid}/v2.0"` or `iss == "{sts}/{tid}/"`, exactly,
+    /// without building either string.
+    fn is_issuer_for(&self, iss: &str, tid: &str) -> bool {
+        let v2 = iss
+            .strip_prefix(self.instance.as_str())
+            .and_then(|r| r.strip_prefix('/'))
+            .and_then(|r| r.strip_suffix("/v2.0"))
+            == Some(tid);
+        let v1 = iss
+            .strip_prefix(self.sts_instance.as_str())
+            .and_then(|r| r.strip_prefix('/'))
+            .and_then(|r| r.strip_suffix('/'))
+            == Some(tid);
+        v1 || v2
+    }
+
+    /// RFC 7519 §4.1.3: a string or an array of strings; any-of matches.
+    fn check_audience(&self, aud: Option<Value>) -> Result<(), AuthError> {
+        let accepted = |a: &str| self.audiences.iter().any(|x| x == a);
+        match aud {
+            None => Err(AuthError::MissingClaim("aud")),
+            Some(Value::String(a)) if accepted(&a) => Ok(()),
+            Some(Value::String(_)) => Err(AuthError::WrongAudience),
+            Some(Value::Array(items)) => {
+                let mut ok = false;
+                for item in &items {
+                    match item {
+                        Value::String(a) => ok |= accepted(a),
+                        _ => return Err(AuthError::InvalidClaim("aud")),
+                    }
+                }
+                if ok {
+                    Ok(())
+                } else {
+                    Err(AuthError::WrongAudience)
+                }
+            }
+            Some(_) => Err(AuthError::InvalidClaim("aud")),
+        }
+    }
+}
+
+/// An optional string claim; any other JSON type is `invalid_claim`.
+fn string(value: Option<Value>, claim: &'static str) -> Result<Option<String>, AuthError> {
+    match value {
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(AuthError::InvalidClaim(claim)),
+    }
+}
+
+/// RFC 7519 §2 NumericDate: non-negative seconds, possibly fractional
+/// (truncated). A string, a negative number or `null` is `invalid_claim`.
+fn numeric_date(value: Option<Value>, claim: &'static str) -> Result<Option<u64>, AuthError> {
+    match value {
+        None => Ok(None),
+        Some(Value::Number(n)) => {
+            if let Some(v) = n.as_u64() {
+                Ok(Some(v))
+            } else {
+                match n.as_f64() {
+                    Some(f) if f.is_finite() && f >= 0.0 && f < u64::MAX as f64 => {
+                        Ok(Some(f as u64))
+                    }
+                    _ => Err(AuthError::InvalidClaim(claim)),
+                }
+            }
+        }
+        Some(_) => Err(AuthError::InvalidClaim(claim)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    const TID: &str = "11111111-1111-1111-1111-111111111111";
+    const NOW: u64 = 1_800_000_000;
+
+    fn rules() -> ClaimRules {
+        ClaimRules {
+            audiences: vec!["api://app".into(), "app".into()],
+            instance: "https://login.example".into(),
+            sts_instance: "https://sts.example".into(),
+            tenants: TenantRule::One(TID.into()),
+            leeway: 60,
+        }
+    }
+
+    fn base() -> Value {
+        json!({
+            "iss": format!("https://login.example/{TID}/v2.0"),
+            "aud": "app",
+            "exp": NOW + 600,
+            "nbf": NOW - 10,
+            "tid": TID,
+            "oid": "oid-1",
+            "scp": "access_as_user read",
+            "preferred_username": "ada@example.com",
+            "azp": "client-1",
+            "name": "Ada",
+        })
+    }
+
+    fn check_with(claims: Value, rules: &ClaimRules) -> Result<Identity, &'static str> {
+        let b64 = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).unwrap());
+        rules.check(&b64, NOW).map_err(|e| e.reason())
+    }
+
+    /// Marks a claim to remove in [`reason`]'s patch.
+    const ABSENT: &str = "<absent>";
+
+    /// Applies `patch` to the base claims (a value of [`ABSENT`] removes the
+    /// claim) and returns the outcome's reason, or "ok".
+    fn reason(patch: Value) -> &'static str {
+        let mut claims = base();
+        let c = claims.as_object_mut().unwrap();
+        for (k, v) in patch.as_object().unwrap() {
+            if v == ABSENT {
+                c.remove(k);
+            } else {
+                c.insert(k.clone(), v.clone());
+            }
+        }
+        match check_with(claims, &rules()) {
+            Ok(_) => "ok",
+            Err(r) => r,
+        }
+    }
+
+    #[test]
+    fn each_claim_rule_has_its_reason() {
+        let other = "22222222-2222-2222-2222-222222222222";
+        let cases = [
+            ("ok", json!({})),
+            ("expired", json!({"exp": NOW - 61})),
+            ("expired", json!({"exp": NOW - 60})),
+            ("ok", json!({"exp": NOW - 59})),
+            ("ok", json!({"exp": (NOW + 600) as f64 + 0.5})),
+            ("not_yet_valid", json!({"nbf": NOW + 61})),
+            ("ok", json!({"nbf": NOW + 60})),
+            ("missing_claim", json!({"exp": ABSENT})),
+            ("missing_claim", json!({"iss": ABSENT})),
+            ("missing_claim", json!({"aud": ABSENT})),
+            ("missing_claim", json!({"tid": ABSENT})),
+            ("missing_claim", json!({"oid": ABSENT})),
+            ("invalid_claim", json!({"exp": (NOW + 600).to_string()})),
+            ("invalid_claim", json!({"exp": -5})),
+            ("invalid_claim", json!({"nbf": null})),
+            ("invalid_claim", json!({"roles": "Admin"})),
+            ("invalid_claim", json!({"roles": ["Admin", 1]})),
+            ("invalid_claim", json!({"scp": ["access_as_user"]})),
+            ("invalid_claim", json!({"aud": 42})),
+            ("invalid_claim", json!({"aud": ["app", 1]})),
+            ("invalid_claim", json!({"oid": 7})),
+            ("invalid_claim", json!({"oid": ""})),
+            ("invalid_claim", json!({"tid": "a/b"})),
+            ("invalid_claim", json!({"iss": ["x"]})),
+            ("invalid_claim", json!({"idtyp": "app"})),
+            ("invalid_claim", json!({"name": 1})),
+            ("wrong_audience", json!({"aud": "other"})),
+            ("wrong_audience", json!({"aud": "API://APP"})),
+            ("wrong_audience", json!({"aud": []})),
+            ("ok", json!({"aud": ["other", "api://app"]})),
+            (
+                "wrong_issuer",
+                json!({"iss": "https://evil.example/x/v2.0"}),
+            ),
+            (
+                "wrong_issuer",
+                json!({"iss": format!("https://sts.example/{TID}")}),
+            ),
+            (
+                "wrong_issuer",
+                json!({"iss": format!("https://login.example/{TID}/v2.0/")}),
+            ),
+            (
+                "wrong_issuer",
+                json!({"iss": format!("https://login.example/{TID}")}),
+            ),
+            (
+                "wrong_issuer",
+                json!({"iss": format!("https://login.example/{{tenantid}}/v2.0")}),
+            ),
+            ("ok", json!({"iss": format!("https://sts.example/{TID}/")})),
+            ("wrong_issuer", json!({"tid": other})),
+            ("no_permissions", json!({"scp": ABSENT})),
+            ("no_permissions", json!({"scp": "  "})),
+            ("no_permissions", json!({"scp": ABSENT, "roles": []})),
+            (
+                "no_permissions",
+                json!({"scp": ABSENT, "groups": ["g"], "wids": ["w"], "scope": "access_as_user"}),
+            ),
+        ];
+        for (i, (expected, patch)) in cases.into_iter().enumerate() {
+            assert_eq!(reason(patch.clone()), expected, "case {i}: {patch}");
+        }
+    }
+
+    #[test]
+    fn another_tenants_token_with_matching_issuer_is_wrong_tenant() {
+        let other = "22222222-2222-2222-2222-222222222222";
+        let mut claims = base();
+        claims["tid"] = json!(other);
+        claims["iss"] = json!(format!("https://login.example/{other}/v2.0"));
+        assert_eq!(
+            check_with(claims.clone(), &rules()).unwrap_err(),
+            "wrong_tenant"
+        );
+
+        let mut multi = rules();
+        multi.tenants = TenantRule::List(vec![TID.into(), other.to_uppercase()]);
+        assert!(check_with(claims.clone(), &multi).is_ok());
+        multi.tenants = TenantRule::List(vec![TID.into()]);
+        assert_eq!(
+            check_with(claims.clone(), &multi).unwrap_err(),
+            "wrong_tenant"
+        );
+        multi.tenants = TenantRule::Any;
+        assert!(check_with(claims, &multi).is_ok());
+    }
+
+    #[test]
+    fn app_only_token_without_idtyp_is_an_app() {
+        let mut claims = base();
+        let c = claims.as_object_mut().unwrap();
+        c.remove("scp");
+        c.insert("roles".into(), json!(["Tasks.Read"]));
+        let id = check_with(claims, &rules()).unwrap();
+        assert_eq!(id.kind, PrincipalKind::App);
+        assert!(id.scopes.is_empty());
+    }
+
+    #[test]
+    fn duplicated_claim_is_malformed() {
+        let payload = format!(
+            r#"{{"iss":"https://login.example/{TID}/v2.0","aud":"app","aud":"other","exp":{},"tid":"{TID}","oid":"o","scp":"a"}}"#,
+            NOW + 600
+        );
+        let b64 = URL_SAFE_NO_PAD.encode(payload);
+        assert_eq!(
+            rules().check(&b64, NOW).unwrap_err().reason(),
+            "malformed_token"
+        );
+    }
+
+    fn header(json: &str) -> String {
+        format!("{}.e30.c2ln", URL_SAFE_NO_PAD.encode(json))
+    }
+
+    #[test]
+    fn header_checks_happen_before_any_key_lookup() {
+        let allowed = [Algorithm::RS256];
+        let reason = |t: &str| {
+            parse(t, &allowed)
+                .map(|_| "ok")
+                .unwrap_or_else(|e| e.reason())
+        };
+        assert_eq!(reason(&header(r#"{"alg":"RS256","kid":"k"}"#)), "ok");
+        assert_eq!(
+            reason(&header(r#"{"alg":"none","kid":"k"}"#)),
+            "disallowed_algorithm"
+        );
+        assert_eq!(
+            reason(&header(r#"{"alg":"HS256","kid":"k"}"#)),
+            "disallowed_algorithm"
+        );
+        assert_eq!(
+            reason(&header(r#"{"alg":"RS512","kid":"k"}"#)),
+            "disallowed_algorithm"
+        );
+        assert_eq!(
+            reason(&header(r#"{"alg":"rs256","kid":"k"}"#)),
+            "disallowed_algorithm"
+        );
+        assert_eq!(reason(&header(r#"{"kid":"k"}"#)), "malformed_token");
+        assert_eq!(reason(&header(r#"{"alg":"RS256"}"#)), "malformed_token");
+        assert_eq!(
+            reason(&header(r#"{"alg":"RS256","kid":""}"#)),
+            "malformed_token"
+        );
+        assert_eq!(
+            reason(&header(r#"{"alg":"RS256","kid":5}"#)),
+            "malformed_token"
+        );
+        assert_eq!(
+            reason(&header(r#"{"alg":"RS256","kid":"k","crit":["b64"]}"#)),
+            "malformed_token"
+        );
+        assert_eq!(reason(&header(r#"["RS256"]"#)), "malformed_token");
+        assert_eq!(reason("a.b"), "malformed_token");
+        assert_eq!(reason("a.b.c.d.e"), "malformed_token");
+        assert_eq!(reason("a..c"), "malformed_token");
+        assert_eq!(reason("!!!.e30.c2ln"), "malformed_token");
+    }
+
+    #[test]
+    fn header_keys_are_never_used_only_kid() {
+        let t = header(
+            r#"{"alg":"RS256","kid":"k","jku":"https://evil/keys","jwk":{"kty":"RSA"},"x5u":"u","x5c":["x"]}"#,
+        );
+        let parsed = parse(&t, &[Algorithm::RS256]).unwrap();
+        assert_eq!(parsed.kid, "k");
+        assert_eq!(parsed.payload, "e30");
+        assert_eq!(parsed.signature, "c2ln");
+        assert!(t.starts_with(parsed.signing_input) && parsed.signing_input.ends_with(".e30"));
+    }
+}
