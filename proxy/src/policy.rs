@@ -17,7 +17,11 @@
 //! - routes are tried in file order; the first whose path **and** method
 //!   match decides;
 //! - `*` matches within one segment, `**` across segments, and globs are
-//!   written in normalised form (checked at load time);
+//!   written in normalised form (checked at load time); a whole-segment `*`
+//!   never matches an empty segment;
+//! - a trailing slash is ignored: `/todoitems/` is decided like `/todoitems`
+//!   (and forwarded as sent), because backends such as warp serve both alike
+//!   and a `/todoitems/*` route must not decide `/todoitems/` under its rules;
 //! - a path that some route matches, requested with a method no matching
 //!   route admits, is a 405 with the union of their methods in `Allow`;
 //!   a path no route matches is a 404. `HEAD` is not implied by `GET`.
@@ -92,12 +96,17 @@ impl Policy {
     }
 
     /// The route that decides a request. `normalized_path` must come from
-    /// [`crate::path::normalize`]; globs are only written in that form.
+    /// [`crate::path::normalize`]; globs are only written in that form. A
+    /// trailing slash is not part of the match (see the module docs).
     pub fn route_for(&self, method: &Method, normalized_path: &str) -> RouteMatch<'_> {
+        let key = match normalized_path.strip_suffix('/') {
+            Some(without) if !without.is_empty() => without,
+            _ => normalized_path,
+        };
         let mut allowed = MethodSet::EMPTY;
         let mut found = None;
         let mut previous = None;
-        self.matcher.find(normalized_path, |glob| {
+        self.matcher.find(key, |glob| {
             let index = self.glob_routes[glob];
             // A route with several matching globs is looked at once.
             if previous == Some(index) {

@@ -6,6 +6,14 @@
 //! `é`) would silently never match. Such globs are refused at load time with
 //! the spelling that would work. `*` never crosses `/` (`literal_separator`);
 //! `**` as a whole segment does.
+//!
+//! Two rules close the trailing-slash gap. Many backends (warp among them)
+//! serve `/todoitems/` as `/todoitems`, so a route for `/todoitems/*` must not
+//! decide `DELETE /todoitems/` under weaker rules than the `/todoitems` route:
+//! - the policy matches request paths without their trailing slash (see
+//!   `Policy::route_for`), so globs are written without one;
+//! - a `*` that is a whole segment matches one character or more, never an
+//!   empty segment (it is compiled as `?*`), so `/*` does not match `/`.
 
 use globset::{Glob, GlobBuilder};
 
@@ -25,7 +33,7 @@ pub(super) fn compile_glob(written: &str) -> Result<Glob, String> {
             "path `{written}` contains a backslash; requests with one are refused (to match a literal `*`, write `[*]`)"
         ));
     }
-    let glob = GlobBuilder::new(written)
+    let glob = GlobBuilder::new(&matching_form(written))
         .literal_separator(true)
         .backslash_escape(false)
         .build()
@@ -33,6 +41,15 @@ pub(super) fn compile_glob(written: &str) -> Result<Glob, String> {
     check_escapes(written)?;
     check_segments(written)?;
     Ok(glob)
+}
+
+/// The glob actually compiled: a whole-segment `*` becomes `?*`.
+fn matching_form(written: &str) -> String {
+    let segments: Vec<&str> = written
+        .split('/')
+        .map(|segment| if segment == "*" { "?*" } else { segment })
+        .collect();
+    segments.join("/")
 }
 
 /// Percent-escapes must be ones `normalize` would keep, spelt as it spells them.
@@ -90,13 +107,23 @@ fn check_escapes(written: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// No `//`, no dot-segments, no `;` parameters on dot-segments, and `**`
-/// only as a whole segment (globset would quietly read `a**` as `a*`).
+/// No `//`, no trailing `/`, no dot-segments, no `;` parameters on
+/// dot-segments, and `**` only as a whole segment (globset would quietly
+/// read `a**` as `a*`).
 fn check_segments(written: &str) -> Result<(), String> {
+    if written == "/" {
+        return Ok(());
+    }
     let segments: Vec<&str> = written.split('/').skip(1).collect();
     let last = segments.len() - 1;
     for (i, segment) in segments.iter().enumerate() {
-        if segment.is_empty() && i != last {
+        if segment.is_empty() && i == last {
+            let trimmed = written.trim_end_matches('/');
+            return Err(format!(
+                "path `{written}` ends with `/`; trailing slashes are ignored when matching, write `{trimmed}`"
+            ));
+        }
+        if segment.is_empty() {
             return Err(format!(
                 "path `{written}` is not normalised: `//` is merged into `/`"
             ));

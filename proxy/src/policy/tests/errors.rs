@@ -225,7 +225,9 @@ fn globs_must_be_in_normalised_form() {
               - /a b
               - /health/..;/todoitems
               - /%zz
-              - /ok/*/**/{a,b}/[0-9]?/
+              - /todoitems/
+              - /ok/*/**/{a,b}/[0-9]?
+              - /
             methods: [GET]
         ",
         "
@@ -239,6 +241,7 @@ fn globs_must_be_in_normalised_form() {
         policy.yaml:12:9: path `/a b` is not normalised: write `%20` for ` `
         policy.yaml:13:9: path `/health/..;/todoitems` can never match: requests with `;` on a dot-segment are refused
         policy.yaml:14:9: invalid percent-escape `%zz` in path `/%zz`
+        policy.yaml:15:9: path `/todoitems/` ends with `/`; trailing slashes are ignored when matching, write `/todoitems`
         ",
     );
 }

@@ -31,11 +31,11 @@ fn the_shipped_policy_yaml_loads() {
     assert_eq!(
         summary,
         [
-            r#"health@50 GET, HEAD ["/health"]"#,
-            r#"docs@57 GET ["/docs", "/docs/**", "/openapi.json", "/oauth2-redirect"]"#,
-            r#"todos@63 GET, POST ["/todoitems"]"#,
-            r#"delete-all@69 DELETE ["/todoitems"]"#,
-            r#"one-todo@76 GET, DELETE ["/todoitems/*"]"#,
+            r#"health@52 GET, HEAD ["/health"]"#,
+            r#"docs@59 GET ["/docs", "/docs/**", "/openapi.json", "/oauth2-redirect"]"#,
+            r#"todos@65 GET, POST ["/todoitems"]"#,
+            r#"delete-all@71 DELETE ["/todoitems"]"#,
+            r#"one-todo@78 GET, DELETE ["/todoitems/*"]"#,
         ]
     );
     assert_eq!(policy.routes()[0].access, Access::Anonymous);
@@ -73,7 +73,7 @@ fn the_demo_policy_decides_the_sample_requests() {
     check(&p, "GET /health", "route health");
     check(&p, "HEAD /health", "route health");
     check(&p, "POST /health", "405 GET, HEAD");
-    check(&p, "GET /health/", "404");
+    check(&p, "GET /health/", "route health");
     check(&p, "GET /docs", "route docs");
     check(&p, "GET /docs/", "route docs");
     check(&p, "GET /docs/swagger-ui.css", "route docs");
@@ -91,6 +91,7 @@ fn the_demo_policy_decides_the_sample_requests() {
     check(&p, "DELETE /todoitems/1", "route one-todo");
     check(&p, "POST /todoitems/1", "405 GET, DELETE");
     check(&p, "GET /todoitems/1/x", "404");
+    check(&p, "GET /todoitems/1/", "route one-todo");
     check(&p, "GET /TodoItems", "404");
     check(&p, "GET /", "404");
     check(&p, "BREW /todoitems", "405 GET, POST, DELETE");
@@ -127,6 +128,37 @@ fn bypass_attempts_decide_on_the_normalised_path() {
     check(&p, "GET /docs/../todoitems", "route todos");
     check(&p, "GET /todoitems/..", "404");
     check(&p, "GET /health;x", "404");
+}
+
+#[test]
+fn a_trailing_slash_is_decided_like_the_path_without_it() {
+    // warp serves `/todoitems/` as `/todoitems`: `DELETE /todoitems/` must
+    // need Admin, not just the scope of `/todoitems/*`.
+    let p = demo();
+    check(&p, "DELETE /todoitems/", "route delete-all");
+    check(&p, "POST /todoitems/", "route todos");
+    check(&p, "PUT /todoitems/", "405 GET, POST, DELETE");
+    check(&p, "DELETE /todoitems//", "route delete-all");
+    check(&p, "DELETE /todoitems/1/..", "route delete-all");
+}
+
+#[test]
+fn a_star_segment_never_matches_an_empty_one() {
+    let p = policy(
+        "
+        version: 1
+        routes:
+          - {name: any, path: /*, methods: [GET]}
+          - {name: below, path: /a/*/c, methods: [GET]}
+          - {name: all, path: /b/**, methods: [GET]}
+        ",
+    );
+    check(&p, "GET /x", "route any");
+    check(&p, "GET /", "404");
+    check(&p, "GET /a/b/c", "route below");
+    check(&p, "GET /a//c", "404");
+    check(&p, "GET /b/", "route any");
+    check(&p, "GET /b/x/y", "route all");
 }
 
 #[test]
