@@ -63,9 +63,6 @@ pub(crate) fn parse<'a>(
     else {
         return Err(AuthError::MalformedToken("a JWT has exactly three parts"));
     };
-    if header_b64.is_empty() || payload.is_empty() || signature.is_empty() {
-        return Err(AuthError::MalformedToken("a part of the token is empty"));
-    }
     let header_json = URL_SAFE_NO_PAD
         .decode(header_b64)
         .map_err(|_| AuthError::MalformedToken("the header is not base64url"))?;
@@ -91,6 +88,10 @@ pub(crate) fn parse<'a>(
     };
     // The header was decoded into a temporary buffer: own the kid.
     let kid = kid.into_owned();
+    // Checked after the header, so an unsigned `alg: none` token says so.
+    if payload.is_empty() || signature.is_empty() {
+        return Err(AuthError::MalformedToken("a part of the token is empty"));
+    }
     let signing_input = &token[..header_b64.len() + 1 + payload.len()];
     Ok(ParsedToken {
         alg,
@@ -541,48 +542,52 @@ mod tests {
 
     #[test]
     fn header_checks_happen_before_any_key_lookup() {
-        let allowed = [Algorithm::RS256];
-        let reason = |t: &str| {
-            parse(t, &allowed)
-                .map(|_| "ok")
-                .unwrap_or_else(|e| e.reason())
-        };
-        assert_eq!(reason(&header(r#"{"alg":"RS256","kid":"k"}"#)), "ok");
-        assert_eq!(
-            reason(&header(r#"{"alg":"none","kid":"k"}"#)),
-            "disallowed_algorithm"
-        );
-        assert_eq!(
-            reason(&header(r#"{"alg":"HS256","kid":"k"}"#)),
-            "disallowed_algorithm"
-        );
-        assert_eq!(
-            reason(&header(r#"{"alg":"RS512","kid":"k"}"#)),
-            "disallowed_algorithm"
-        );
-        assert_eq!(
-            reason(&header(r#"{"alg":"rs256","kid":"k"}"#)),
-            "disallowed_algorithm"
-        );
-        assert_eq!(reason(&header(r#"{"kid":"k"}"#)), "malformed_token");
-        assert_eq!(reason(&header(r#"{"alg":"RS256"}"#)), "malformed_token");
-        assert_eq!(
-            reason(&header(r#"{"alg":"RS256","kid":""}"#)),
-            "malformed_token"
-        );
-        assert_eq!(
-            reason(&header(r#"{"alg":"RS256","kid":5}"#)),
-            "malformed_token"
-        );
-        assert_eq!(
-            reason(&header(r#"{"alg":"RS256","kid":"k","crit":["b64"]}"#)),
-            "malformed_token"
-        );
-        assert_eq!(reason(&header(r#"["RS256"]"#)), "malformed_token");
-        assert_eq!(reason("a.b"), "malformed_token");
-        assert_eq!(reason("a.b.c.d.e"), "malformed_token");
-        assert_eq!(reason("a..c"), "malformed_token");
-        assert_eq!(reason("!!!.e30.c2ln"), "malformed_token");
+        let unsigned = |h: &str| format!("{}.e30.", URL_SAFE_NO_PAD.encode(h));
+        let cases = [
+            ("ok", header(r#"{"alg":"RS256","kid":"k"}"#)),
+            (
+                "disallowed_algorithm",
+                header(r#"{"alg":"none","kid":"k"}"#),
+            ),
+            (
+                "disallowed_algorithm",
+                unsigned(r#"{"alg":"none","kid":"k"}"#),
+            ),
+            (
+                "disallowed_algorithm",
+                header(r#"{"alg":"HS256","kid":"k"}"#),
+            ),
+            (
+                "disallowed_algorithm",
+                header(r#"{"alg":"RS512","kid":"k"}"#),
+            ),
+            (
+                "disallowed_algorithm",
+                header(r#"{"alg":"rs256","kid":"k"}"#),
+            ),
+            ("malformed_token", unsigned(r#"{"alg":"RS256","kid":"k"}"#)),
+            ("malformed_token", header(r#"{"kid":"k"}"#)),
+            ("malformed_token", header(r#"{"alg":"RS256"}"#)),
+            ("malformed_token", header(r#"{"alg":"RS256","kid":""}"#)),
+            ("malformed_token", header(r#"{"alg":"RS256","kid":5}"#)),
+            (
+                "malformed_token",
+                header(r#"{"alg":"RS256","kid":"k","kid":"j"}"#),
+            ),
+            (
+                "malformed_token",
+                header(r#"{"alg":"RS256","kid":"k","crit":["b64"]}"#),
+            ),
+            ("malformed_token", header(r#"["RS256"]"#)),
+            ("malformed_token", "a.b".to_owned()),
+            ("malformed_token", "a.b.c.d.e".to_owned()),
+            ("malformed_token", "a..c".to_owned()),
+            ("malformed_token", "!!!.e30.c2ln".to_owned()),
+        ];
+        for (expected, token) in cases {
+            let got = parse(&token, &[Algorithm::RS256]).map_or_else(|e| e.reason(), |_| "ok");
+            assert_eq!(got, expected, "{token}");
+        }
     }
 
     #[test]
