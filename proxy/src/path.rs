@@ -41,9 +41,10 @@ pub enum PathError {
     /// `%00` or a raw NUL: truncates the path in C-based backends.
     #[error("NUL byte in path")]
     Nul,
-    /// `/..;x/` or `/.;/`: Tomcat and friends strip `;…` and then resolve the
-    /// dot-segment, which the gateway would not have seen.
-    #[error("path parameter on a dot-segment")]
+    /// `/..;x/`, `/.;/` or `/a/;x`: Tomcat and friends strip `;…` and then
+    /// resolve the dot-segment or merge the empty one, which the gateway
+    /// would not have seen.
+    #[error("path parameter on an empty or dot-segment")]
     DotSegmentParameter,
     /// `..` that would climb above `/`.
     #[error("path climbs above the root")]
@@ -114,7 +115,7 @@ fn resolve_segments(path: &str) -> Result<String, PathError> {
                 }
             }
             s => {
-                if is_dot_segment(strip_parameters(s)) {
+                if hides_a_special_segment(s) {
                     return Err(PathError::DotSegmentParameter);
                 }
                 stack.push(s);
@@ -133,9 +134,16 @@ fn resolve_segments(path: &str) -> Result<String, PathError> {
     Ok(out)
 }
 
+/// Whether `segment` carries `;` parameters that hide an empty or dot-segment
+/// from anyone who does not strip them first (`..;x`, `.;`, `;x`).
+pub(crate) fn hides_a_special_segment(segment: &str) -> bool {
+    let stripped = strip_parameters(segment);
+    stripped.len() != segment.len() && (stripped.is_empty() || is_dot_segment(stripped))
+}
+
 /// The segment without its `;…` parameters; `%3B` counts too, since some
 /// servers decode before they strip.
-pub(crate) fn strip_parameters(segment: &str) -> &str {
+fn strip_parameters(segment: &str) -> &str {
     let end = [segment.find(';'), segment.find("%3B")]
         .into_iter()
         .flatten()
@@ -187,7 +195,7 @@ fn push_escape(out: &mut String, b: u8) {
 
 #[cfg(test)]
 mod tests {
-    use super::{PathError, normalize};
+    use super::{PathError, is_unreserved, normalize};
 
     /// One line per case: `expected` is the normalised path, or `Err(...)`.
     #[track_caller]
@@ -313,7 +321,7 @@ mod tests {
     }
 
     #[test]
-    fn parameters_on_dot_segments_are_rejected() {
+    fn parameters_on_empty_or_dot_segments_are_rejected() {
         check("/health/..;/todoitems", Err(PathError::DotSegmentParameter));
         check(
             "/health/..;x=1/todoitems",
@@ -329,6 +337,9 @@ mod tests {
             Err(PathError::DotSegmentParameter),
         );
         check("/health/.;", Err(PathError::DotSegmentParameter));
+        check("/todoitems/;", Err(PathError::DotSegmentParameter));
+        check("/todoitems/;x=1", Err(PathError::DotSegmentParameter));
+        check("/todoitems/%3B", Err(PathError::DotSegmentParameter));
         // Parameters on ordinary segments are just characters.
         check("/todoitems;jsessionid=1", Ok("/todoitems;jsessionid=1"));
         check("/a;b/..", Ok("/"));
@@ -366,5 +377,80 @@ mod tests {
                 assert!(!once.contains("//"), "input: {input:?}");
             }
         }
+    }
+
+    /// How a backend that decodes first and then resolves sees a path:
+    /// every escape decoded, `;…` parameters optionally stripped (Tomcat),
+    /// empty and `.` segments dropped, `..` popped.
+    fn backend_view(path: &str, strip_params: bool) -> Vec<Vec<u8>> {
+        let mut stack: Vec<Vec<u8>> = Vec::new();
+        for raw in path.split('/') {
+            let raw = if strip_params {
+                raw.split(';').next().unwrap_or("")
+            } else {
+                raw
+            };
+            let segment: Vec<u8> = percent_encoding::percent_decode_str(raw).collect();
+            match segment.as_slice() {
+                b"" | b"." => {}
+                b".." => {
+                    stack.pop();
+                }
+                _ => stack.push(segment),
+            }
+        }
+        stack
+    }
+
+    #[test]
+    fn normalized_paths_are_canonical_and_mean_what_the_input_meant() {
+        const PIECES: &[&str] = &[
+            "/", "/", "/", ".", "..", "%2e", "%2E", "%2f", "%5c", "%00", ";", ";x=1", "%3b", "a",
+            "B", "%41", "%7e", "%7E", "%20", "%e9", "%", "%z", "\\", "é", " ", "*", "~",
+        ];
+        // xorshift64: deterministic, no dependency.
+        let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut accepted = 0;
+        for _ in 0..20_000 {
+            let len = next() % 8 + 1;
+            let mut input = String::from("/");
+            for _ in 0..len {
+                let piece = PIECES[usize::try_from(next() % PIECES.len() as u64).unwrap()];
+                input.push_str(piece);
+            }
+            let Ok(once) = normalize(&input) else {
+                continue;
+            };
+            accepted += 1;
+            assert_eq!(normalize(&once).as_ref(), Ok(&once), "input: {input:?}");
+            assert!(
+                once.starts_with('/') && once.is_ascii(),
+                "{input:?} -> {once:?}"
+            );
+            assert!(!once.contains("//"), "{input:?} -> {once:?}");
+            for segment in once.split('/') {
+                assert!(segment != "." && segment != "..", "{input:?} -> {once:?}");
+            }
+            for escape in once.split('%').skip(1) {
+                let hex = escape.get(..2).expect("two hex digits");
+                let value = u8::from_str_radix(hex, 16).expect("hex");
+                assert_eq!(hex, hex.to_ascii_uppercase(), "{input:?} -> {once:?}");
+                assert!(!is_unreserved(value), "{input:?} -> {once:?}");
+            }
+            for strip in [false, true] {
+                assert_eq!(
+                    backend_view(&input, strip),
+                    backend_view(&once, strip),
+                    "{input:?} -> {once:?} (strip parameters: {strip})"
+                );
+            }
+        }
+        assert!(accepted > 1_000, "only {accepted} inputs were accepted");
     }
 }

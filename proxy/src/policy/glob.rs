@@ -17,7 +17,7 @@
 
 use globset::{Glob, GlobBuilder};
 
-use crate::path::{is_dot_segment, is_path_char, is_unreserved, strip_parameters};
+use crate::path::{hides_a_special_segment, is_dot_segment, is_path_char, is_unreserved};
 
 /// Characters that are glob syntax and therefore allowed raw, although a
 /// normalised path would carry them percent-encoded.
@@ -138,9 +138,9 @@ fn check_segments(written: &str) -> Result<(), String> {
                 "path `{written}` is not normalised: dot-segment `{segment}`"
             ));
         }
-        if is_dot_segment(strip_parameters(segment)) {
+        if hides_a_special_segment(segment) {
             return Err(format!(
-                "path `{written}` can never match: requests with `;` on a dot-segment are refused"
+                "path `{written}` can never match: requests with `;` on an empty or dot-segment are refused"
             ));
         }
     }

@@ -239,7 +239,7 @@ fn globs_must_be_in_normalised_form() {
         policy.yaml:10:9: path `/a%3fb` is not normalised: write `%3F` for `%3f`
         policy.yaml:11:9: path `/café` is not normalised: write `%C3%A9` for `é`
         policy.yaml:12:9: path `/a b` is not normalised: write `%20` for ` `
-        policy.yaml:13:9: path `/health/..;/todoitems` can never match: requests with `;` on a dot-segment are refused
+        policy.yaml:13:9: path `/health/..;/todoitems` can never match: requests with `;` on an empty or dot-segment are refused
         policy.yaml:14:9: invalid percent-escape `%zz` in path `/%zz`
         policy.yaml:15:9: path `/todoitems/` ends with `/`; trailing slashes are ignored when matching, write `/todoitems`
         ",
