@@ -25,4 +25,4 @@ pub use config::{Config, ConfigError, ConfigProblem, TokenVersion};
 pub use error::Error;
 pub use idp::Idp;
 pub use mint::MintRequest;
-pub use server::run;
+pub use server::{NOT_FOR_PRODUCTION, run};

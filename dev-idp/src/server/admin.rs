@@ -1,0 +1,35 @@
+//! `POST /_admin/rotate-keys`: rotate the signing key on demand, so the
+//! gateway's refresh-on-unknown-kid logic can be exercised. Loopback callers
+//! only: the admin surface is never reachable from another machine, even when
+//! dev-idp listens on a public interface.
+
+use std::net::SocketAddr;
+
+use serde_json::json;
+use warp::http::StatusCode;
+use warp::reply::{Reply, Response};
+
+use crate::Idp;
+
+/// Rotates the keys if the caller is on loopback; answers the new kid.
+pub(crate) fn rotate_keys(idp: &Idp, remote: Option<SocketAddr>) -> Response {
+    if !remote.is_some_and(|addr| addr.ip().is_loopback()) {
+        tracing::warn!(remote = ?remote, "refused a key rotation from a non-loopback address");
+        return warp::reply::with_status(
+            warp::reply::json(&json!({"error": "forbidden", "error_description": "admin endpoints answer loopback callers only"})),
+            StatusCode::FORBIDDEN,
+        )
+        .into_response();
+    }
+    match idp.rotate_keys().and_then(|()| idp.current_kid()) {
+        Ok(kid) => warp::reply::json(&json!({ "kid": kid })).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "key rotation failed");
+            warp::reply::with_status(
+                warp::reply::json(&json!({"error": "server_error"})),
+                StatusCode::INTERNAL_SERVER_ERROR,
+            )
+            .into_response()
+        }
+    }
+}

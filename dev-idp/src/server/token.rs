@@ -1,0 +1,407 @@
+//! `POST /{tenant}/oauth2/v2.0/token`: the authorization-code (with PKCE),
+//! client-credentials and refresh-token grants (RFC 6749 §4.1.3, §4.4, §6;
+//! RFC 7636 §4.5–4.6). Errors are RFC 6749 §5.2 JSON with Entra's AADSTS codes.
+
+use std::time::SystemTime;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use serde_json::{Value, json};
+use warp::http::{HeaderValue, StatusCode, header};
+use warp::reply::{Reply, Response};
+
+use crate::Idp;
+use crate::claims::Grant;
+use crate::config::{App, User};
+use crate::keys::unix;
+use crate::sessions::{Redemption, RefreshGrant};
+
+use super::oauth_error::OAuthError;
+use super::params::Params;
+use super::scopes;
+use super::tenant::TenantPath;
+
+/// An authenticated client and how it authenticated (`"0"` public, `"1"`
+/// secret: the `azpacr` / `appidacr` claim).
+type Client<'a> = (&'a App, &'static str);
+
+/// Handles one token request.
+pub(crate) fn token(idp: &Idp, tenant: &str, body: &[u8], authorization: Option<&str>) -> Response {
+    let result = (|| {
+        let tenant = TenantPath::resolve(idp.config(), tenant)?;
+        let body = std::str::from_utf8(body).map_err(|_| {
+            OAuthError::new("invalid_request", 900_144, "The request body is not UTF-8.")
+        })?;
+        let params = Params::parse(body).map_err(|name| {
+            OAuthError::new(
+                "invalid_request",
+                900_144,
+                format!("The parameter '{name}' is repeated."),
+            )
+        })?;
+        let grant_type = params
+            .get("grant_type")
+            .ok_or_else(|| OAuthError::missing("grant_type"))?;
+        if !matches!(
+            grant_type,
+            "authorization_code" | "client_credentials" | "refresh_token"
+        ) {
+            return Err(OAuthError::new(
+                "unsupported_grant_type",
+                70003,
+                format!("The app requested an unsupported grant type '{grant_type}'."),
+            ));
+        }
+        let client = authenticate(idp, &params, authorization)?;
+        match grant_type {
+            "authorization_code" => authorization_code(idp, client, &params),
+            "client_credentials" => client_credentials(idp, &tenant, client, &params),
+            _ => refresh_token(idp, client, &params),
+        }
+    })();
+    let mut response = match result {
+        Ok(body) => warp::reply::json(&body).into_response(),
+        Err(e) => {
+            tracing::info!(error = e.error, code = e.aadsts, "token request refused");
+            e.to_json_response()
+        }
+    };
+    // RFC 6749 §5.1: token responses must not be cached.
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    response
+}
+
+/// Client authentication (RFC 6749 §2.3.1): HTTP Basic or `client_secret` in
+/// the body, never both. Confidential clients must present their secret;
+/// public clients must not present one.
+fn authenticate<'a>(
+    idp: &'a Idp,
+    params: &Params,
+    authorization: Option<&str>,
+) -> Result<Client<'a>, OAuthError> {
+    let basic = authorization
+        .and_then(|h| h.strip_prefix("Basic "))
+        .map(decode_basic)
+        .transpose()?;
+    let (client_id, secret) = match (&basic, params.get("client_secret")) {
+        (Some(_), Some(_)) => {
+            return Err(OAuthError::new(
+                "invalid_request",
+                900_144,
+                "The client used more than one authentication method.",
+            ));
+        }
+        (Some((id, secret)), None) => (Some(id.as_str()), Some(secret.as_str())),
+        (None, secret) => (params.get("client_id"), secret),
+    };
+    let client_id = client_id.ok_or_else(|| OAuthError::missing("client_id"))?;
+    let client = idp.config().app(client_id).ok_or_else(|| {
+        OAuthError::new(
+            "invalid_client",
+            700_016,
+            format!("Application with identifier '{client_id}' was not found in the directory."),
+        )
+        .with_status(StatusCode::UNAUTHORIZED)
+    })?;
+    match (&client.secret, secret) {
+        (Some(expected), Some(given)) => {
+            if aws_lc_rs::constant_time::verify_slices_are_equal(expected.as_bytes(), given.as_bytes()).is_ok() {
+                Ok((client, "1"))
+            } else {
+                Err(OAuthError::new(
+                    "invalid_client",
+                    7_000_215,
+                    "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID.",
+                )
+                .with_status(StatusCode::UNAUTHORIZED))
+            }
+        }
+        (Some(_), None) => Err(OAuthError::new(
+            "invalid_client",
+            7_000_218,
+            "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
+        )
+        .with_status(StatusCode::UNAUTHORIZED)),
+        (None, Some(_)) => Err(OAuthError::new(
+            "invalid_client",
+            700_025,
+            "Client is public so neither 'client_assertion' nor 'client_secret' should be presented.",
+        )
+        .with_status(StatusCode::UNAUTHORIZED)),
+        (None, None) => Ok((client, "0")),
+    }
+}
+
+/// `Basic base64(urlencode(id):urlencode(secret))`.
+fn decode_basic(encoded: &str) -> Result<(String, String), OAuthError> {
+    let bad = || {
+        OAuthError::new(
+            "invalid_client",
+            7_000_215,
+            "The Basic authorization header is malformed.",
+        )
+        .with_status(StatusCode::UNAUTHORIZED)
+    };
+    let bytes = STANDARD.decode(encoded.trim()).map_err(|_| bad())?;
+    let text = String::from_utf8(bytes).map_err(|_| bad())?;
+    let (id, secret) = text.split_once(':').ok_or_else(bad)?;
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(&s.replace('+', " "))
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    Ok((decode(id), decode(secret)))
+}
+
+fn authorization_code(
+    idp: &Idp,
+    (client, auth): Client<'_>,
+    params: &Params,
+) -> Result<Value, OAuthError> {
+    let code = params
+        .get("code")
+        .ok_or_else(|| OAuthError::missing("code"))?;
+    let pending = match idp.sessions.redeem_code(code, unix(SystemTime::now())) {
+        Redemption::Valid(p) => p,
+        Redemption::AlreadyRedeemed => {
+            return Err(invalid_grant(
+                54005,
+                "OAuth2 Authorization code was already redeemed, please retry with a new valid code or use an existing refresh token.",
+            ));
+        }
+        Redemption::Expired => {
+            return Err(invalid_grant(
+                70008,
+                "The provided authorization code or refresh token has expired due to inactivity. Send a new interactive authorization request for this user and resource.",
+            ));
+        }
+        Redemption::Unknown => {
+            return Err(invalid_grant(
+                70000,
+                "The provided authorization code is invalid.",
+            ));
+        }
+    };
+    if pending.client_id != client.client_id {
+        return Err(invalid_grant(
+            70000,
+            "The authorization code was issued to another client.",
+        ));
+    }
+    let redirect_uri = params
+        .get("redirect_uri")
+        .ok_or_else(|| OAuthError::missing("redirect_uri"))?;
+    if redirect_uri != pending.redirect_uri {
+        return Err(invalid_grant(
+            50011,
+            format!(
+                "The redirect URI '{redirect_uri}' specified in the request does not match the redirect URI used to obtain the authorization code."
+            ),
+        ));
+    }
+    if let Some(challenge) = &pending.code_challenge {
+        let verifier = params.get("code_verifier").unwrap_or_default();
+        if !pkce_matches(verifier, challenge) {
+            return Err(invalid_grant(
+                501_481,
+                "The Code_Verifier does not match the code_challenge supplied in the authorization request.",
+            ));
+        }
+    }
+    let user = known_user(idp, &pending.user_oid)?;
+    let api = idp
+        .config()
+        .app(&pending.api)
+        .ok_or_else(|| invalid_grant(70000, "The API no longer exists."))?;
+    let delegated = scopes::Delegated {
+        api,
+        scopes: pending.scopes,
+        offline_access: pending.offline_access,
+    };
+    delegated_response(idp, user, client, auth, &delegated)
+}
+
+/// RFC 7636 §4.6: BASE64URL(SHA256(ASCII(code_verifier))) == code_challenge,
+/// with the verifier 43–128 unreserved characters (§4.1).
+fn pkce_matches(verifier: &str, challenge: &str) -> bool {
+    let well_formed = (43..=128).contains(&verifier.len())
+        && verifier
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b));
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes());
+    well_formed && URL_SAFE_NO_PAD.encode(digest.as_ref()) == challenge
+}
+
+fn client_credentials(
+    idp: &Idp,
+    tenant: &TenantPath<'_>,
+    (client, auth): Client<'_>,
+    params: &Params,
+) -> Result<Value, OAuthError> {
+    if auth != "1" {
+        return Err(OAuthError::new(
+            "invalid_client",
+            7_000_218,
+            "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
+        )
+        .with_status(StatusCode::UNAUTHORIZED));
+    }
+    let TenantPath::One(tenant) = tenant else {
+        return Err(OAuthError::new(
+            "invalid_request",
+            90009,
+            format!(
+                "The client credentials grant needs a tenant-specific endpoint, not '{}'.",
+                tenant.segment()
+            ),
+        ));
+    };
+    let scope = params
+        .get("scope")
+        .ok_or_else(|| OAuthError::missing("scope"))?;
+    let api = scopes::app_only(idp.config(), scope)?;
+    let grant = Grant {
+        user: None,
+        client,
+        api,
+        tenant,
+        scopes: Vec::new(),
+        client_auth: "1",
+    };
+    let shape = idp.shape_now(api);
+    let access_token = idp.sign(&grant, &shape).map_err(server_error)?;
+    let lifetime = shape.exp - shape.iat;
+    tracing::info!(client = %client.name, "issued an app-only token");
+    Ok(json!({
+        "token_type": "Bearer",
+        "expires_in": lifetime,
+        "ext_expires_in": lifetime,
+        "access_token": access_token,
+    }))
+}
+
+fn refresh_token(
+    idp: &Idp,
+    (client, auth): Client<'_>,
+    params: &Params,
+) -> Result<Value, OAuthError> {
+    let token = params
+        .get("refresh_token")
+        .ok_or_else(|| OAuthError::missing("refresh_token"))?;
+    let grant = idp.sessions.refresh_grant(token).ok_or_else(|| {
+        invalid_grant(
+            9_002_313,
+            "Invalid request. The refresh token is malformed or not valid.",
+        )
+    })?;
+    if grant.client_id != client.client_id {
+        return Err(invalid_grant(
+            70000,
+            "The refresh token was issued to a different client.",
+        ));
+    }
+    let user = known_user(idp, &grant.user_oid)?;
+    let api = idp
+        .config()
+        .app(&grant.api)
+        .ok_or_else(|| invalid_grant(70000, "The API no longer exists."))?;
+    let mut delegated = scopes::Delegated {
+        api,
+        scopes: grant.scopes.clone(),
+        offline_access: true,
+    };
+    if let Some(scope) = params.get("scope") {
+        let asked = scopes::delegated(idp.config(), scope)?;
+        let within =
+            asked.api.name == grant.api && asked.scopes.iter().all(|s| grant.scopes.contains(s));
+        if !within {
+            return Err(OAuthError::new(
+                "invalid_scope",
+                70011,
+                format!("The refresh token does not grant the scope '{scope}'."),
+            ));
+        }
+        delegated.scopes = asked.scopes;
+    }
+    delegated_response(idp, user, client, auth, &delegated)
+}
+
+/// The token response of a delegated grant; a refresh token when
+/// `offline_access` was granted.
+fn delegated_response(
+    idp: &Idp,
+    user: &User,
+    client: &App,
+    auth: &'static str,
+    delegated: &scopes::Delegated<'_>,
+) -> Result<Value, OAuthError> {
+    let tenant = idp
+        .config()
+        .tenant(&user.tenant)
+        .expect("config checked user tenants");
+    let grant = Grant {
+        user: Some(user),
+        client,
+        api: delegated.api,
+        tenant,
+        scopes: delegated.scopes.clone(),
+        client_auth: auth,
+    };
+    let shape = idp.shape_now(delegated.api);
+    let access_token = idp.sign(&grant, &shape).map_err(server_error)?;
+    let lifetime = shape.exp - shape.iat;
+    let mut body = json!({
+        "token_type": "Bearer",
+        "scope": delegated.response_scope(),
+        "expires_in": lifetime,
+        "ext_expires_in": lifetime,
+        "access_token": access_token,
+    });
+    if delegated.offline_access {
+        body["refresh_token"] = json!(idp.sessions.issue_refresh_token(RefreshGrant {
+            client_id: client.client_id.clone(),
+            user_oid: user.object_id.clone(),
+            api: delegated.api.name.clone(),
+            scopes: delegated.scopes.clone(),
+        }));
+    }
+    tracing::info!(user = %user.name, client = %client.name, "issued a delegated token");
+    Ok(body)
+}
+
+fn known_user<'a>(idp: &'a Idp, oid: &str) -> Result<&'a User, OAuthError> {
+    idp.config()
+        .user(oid)
+        .ok_or_else(|| invalid_grant(50034, "The user account does not exist."))
+}
+
+fn invalid_grant(aadsts: u32, description: impl Into<String>) -> OAuthError {
+    OAuthError::new("invalid_grant", aadsts, description)
+}
+
+fn server_error(e: crate::Error) -> OAuthError {
+    tracing::error!(error = %e, "cannot sign a token");
+    OAuthError::new("server_error", 50000, "There was an error issuing a token.")
+        .with_status(StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc7636_appendix_b_example_verifies() {
+        let challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+        assert!(pkce_matches(
+            "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk",
+            challenge
+        ));
+        assert!(!pkce_matches(
+            "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXj",
+            challenge
+        ));
+        assert!(!pkce_matches("short", challenge));
+    }
+}
