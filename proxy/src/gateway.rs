@@ -48,7 +48,7 @@ pub struct Gateway {
     /// Replaced as a whole on reload: a request holds one `Arc` from start to
     /// end, so it sees either the old policy or the new one, never a mix.
     policy: RwLock<Arc<ActivePolicy>>,
-    pub(crate) auth: Arc<Authenticator>,
+    auth: Arc<Authenticator>,
     client: Client<HttpConnector, ProxyBody>,
     upstream: Upstream,
     limits: Limits,
@@ -113,6 +113,11 @@ impl Gateway {
             Ok(mut guard) => *guard = next,
             Err(poisoned) => *poisoned.into_inner() = next,
         }
+    }
+
+    /// The token validator, for readiness and for tests.
+    pub fn authenticator(&self) -> &Arc<Authenticator> {
+        &self.auth
     }
 
     pub fn upstream(&self) -> &Upstream {

@@ -40,6 +40,34 @@ pub enum ServeError {
     Io(#[from] std::io::Error),
 }
 
+/// A gateway built from its configuration, not yet serving: tests keep the
+/// [`Gateway`] to look inside (key fetches, the token cache).
+#[derive(Debug)]
+pub struct Prepared {
+    pub gateway: Arc<Gateway>,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    limits: Limits,
+}
+
+/// Builds the gateway; binds nothing and fetches nothing.
+pub fn prepare(config: Config) -> Result<Prepared, ServeError> {
+    let authenticator = Arc::new(
+        Authenticator::new(config.auth.clone()).map_err(|e| ServeError::Auth(e.to_string()))?,
+    );
+    let gateway = Arc::new(Gateway::new(
+        config.policy,
+        authenticator,
+        config.upstream.clone(),
+        config.limits.clone(),
+        config.tls.is_some(),
+    ));
+    Ok(Prepared {
+        gateway,
+        tls: config.tls,
+        limits: config.limits,
+    })
+}
+
 /// Runs the gateway on `listener` and the admin endpoints on `admin` until
 /// `shutdown` completes, then drains in-flight requests.
 pub async fn run(
@@ -48,23 +76,28 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    let authenticator = Arc::new(
-        Authenticator::new(config.auth.clone()).map_err(|e| ServeError::Auth(e.to_string()))?,
-    );
+    run_prepared(prepare(config)?, listener, admin, shutdown).await
+}
+
+/// [`run`] for a gateway built with [`prepare`].
+pub async fn run_prepared(
+    prepared: Prepared,
+    listener: TcpListener,
+    admin: Option<TcpListener>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let Prepared {
+        gateway,
+        tls,
+        limits,
+    } = prepared;
     // Wait for the first key fetch (bounded) before accepting: clients queue
     // on the bound listener instead of meeting a 503 in the first instant.
     // If the IdP is down, serving starts anyway: anonymous routes work and
     // protected ones answer 503 until the keys load.
-    let mut fetches = authenticator.watch_fetches();
-    let refresh = authenticator.spawn_refresh_task();
+    let mut fetches = gateway.authenticator().watch_fetches();
+    let refresh = gateway.authenticator().spawn_refresh_task();
     let _ = tokio::time::timeout(FIRST_FETCH_WAIT, fetches.wait_for(|done| *done >= 1)).await;
-    let gateway = Arc::new(Gateway::new(
-        config.policy,
-        authenticator,
-        config.upstream.clone(),
-        config.limits.clone(),
-        config.tls.is_some(),
-    ));
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {
         shutdown.await;
@@ -75,14 +108,7 @@ pub async fn run(
         let stop = stop_rx.clone();
         tokio::spawn(serve_admin(admin, gateway, stopped(stop)))
     });
-    let result = serve(
-        listener,
-        gateway,
-        config.tls.clone(),
-        config.limits.clone(),
-        stopped(stop_rx),
-    )
-    .await;
+    let result = serve(listener, gateway, tls, limits, stopped(stop_rx)).await;
     refresh.abort();
     if let Some(task) = admin_task {
         let _ = task.await;
@@ -252,7 +278,7 @@ async fn admin(req: Request<Incoming>, gateway: &Gateway) -> Response<ProxyBody>
 }
 
 async fn ready(gateway: &Gateway) -> Response<ProxyBody> {
-    let keys = keys_ready(&gateway.auth);
+    let keys = gateway.authenticator().keys_loaded();
     let upstream = upstream_reachable(gateway).await;
     let body = serde_json::json!({
         "ready": keys && upstream,
@@ -267,10 +293,6 @@ async fn ready(gateway: &Gateway) -> Response<ProxyBody> {
         StatusCode::SERVICE_UNAVAILABLE
     };
     json_response(status, &body)
-}
-
-fn keys_ready(auth: &Authenticator) -> bool {
-    auth.keys_loaded()
 }
 
 async fn upstream_reachable(gateway: &Gateway) -> bool {

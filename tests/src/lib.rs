@@ -1,1 +1,327 @@
-//! Helpers for end-to-end tests.
+//! The whole system in one process: dev-idp, todo-backend and authz-proxy,
+//! each on its own listener, wired together exactly as in docker compose.
+//!
+//! The end-to-end tests bind every listener to `127.0.0.1:0`; the `demo`
+//! binary (the README's first command) uses the well-known ports instead.
+//! Both go through [`System::start`], so what the tests check is what users run.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use dev_idp::{Idp, MintRequest};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// The default dev-idp configuration's tenant (see `dev-idp/dev-idp.yaml`).
+pub const TENANT: &str = "aaaaaaaa-0000-4000-8000-000000000001";
+/// A second tenant of the default configuration, for cross-tenant cases.
+pub const OTHER_TENANT: &str = "bbbbbbbb-0000-4000-8000-000000000002";
+/// The API app's client id: the gateway's `--client-id`.
+pub const API_CLIENT_ID: &str = "c0ffee00-0000-4000-8000-0000000000a1";
+/// The Swagger UI single-page app's client id.
+pub const SWAGGER_CLIENT_ID: &str = "c0ffee00-0000-4000-8000-0000000000b2";
+
+/// The repository's own `policy.yaml`, which the demo runs with.
+pub fn repo_policy() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../policy.yaml")
+}
+
+/// What to start, and where.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub idp_listen: SocketAddr,
+    /// The issuer host browsers see; `None`: `http://` + the bound address.
+    pub idp_public_url: Option<String>,
+    pub backend_listen: SocketAddr,
+    pub gateway_listen: SocketAddr,
+    pub admin_listen: SocketAddr,
+    pub idp_config: dev_idp::Config,
+    pub policy: PathBuf,
+    /// The backend's SQLite file; `None`: a file in a temporary directory.
+    pub db: Option<PathBuf>,
+    /// dev-idp's key directory; `None`: a temporary directory.
+    pub idp_data: Option<PathBuf>,
+    /// Extra gateway flags, e.g. `["--jwks-cooldown-seconds", "1"]`.
+    pub gateway_args: Vec<String>,
+    /// Forward to this upstream instead of the todo backend (which still runs).
+    pub upstream: Option<String>,
+    /// `Some(up)`: the gateway reaches the IdP through a [`Relay`], initially
+    /// on or off, that a test switches to simulate the IdP going down.
+    pub idp_relay: Option<bool>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        let any: SocketAddr = ([127, 0, 0, 1], 0).into();
+        Options {
+            idp_listen: any,
+            idp_public_url: None,
+            backend_listen: any,
+            gateway_listen: any,
+            admin_listen: any,
+            idp_config: dev_idp::Config::embedded_default(),
+            policy: repo_policy(),
+            db: None,
+            idp_data: None,
+            gateway_args: Vec::new(),
+            upstream: None,
+            idp_relay: None,
+        }
+    }
+}
+
+/// A running system. Dropping it stops nothing cleanly; call [`System::stop`].
+pub struct System {
+    pub idp: Arc<Idp>,
+    pub idp_url: String,
+    pub backend_url: String,
+    pub gateway_url: String,
+    pub admin_url: String,
+    /// The gateway itself, to look inside (key fetches, token cache).
+    pub gateway: Arc<authz_proxy::gateway::Gateway>,
+    /// Between the gateway and the IdP, when [`Options::idp_relay`].
+    pub relay: Option<Relay>,
+    /// A client with redirects off, as a test wants to see them.
+    pub http: reqwest::Client,
+    stops: Vec<oneshot::Sender<()>>,
+    tasks: Vec<JoinHandle<anyhow::Result<()>>>,
+    _scratch: tempfile::TempDir,
+}
+
+impl std::fmt::Debug for System {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("System")
+            .field("gateway_url", &self.gateway_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl System {
+    /// Everything on loopback port 0, the default configuration and policy.
+    pub async fn start() -> anyhow::Result<System> {
+        System::start_with(Options::default()).await
+    }
+
+    pub async fn start_with(options: Options) -> anyhow::Result<System> {
+        let scratch = tempfile::tempdir()?;
+        let mut stops = Vec::new();
+        let mut tasks = Vec::new();
+
+        // The IdP first: the gateway's configuration names its URLs.
+        let idp_listener = TcpListener::bind(options.idp_listen)
+            .await
+            .context("bind dev-idp")?;
+        let idp_addr = idp_listener.local_addr()?;
+        let idp_public = options
+            .idp_public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{idp_addr}"));
+        let idp_data = options
+            .idp_data
+            .clone()
+            .unwrap_or_else(|| scratch.path().join("dev-idp"));
+        let idp = Arc::new(
+            Idp::new(
+                options.idp_config.clone(),
+                &idp_data,
+                Some(idp_public.clone()),
+            )
+            .context("start dev-idp")?,
+        );
+        let (stop, stopped) = oneshot::channel::<()>();
+        stops.push(stop);
+        tasks.push(tokio::spawn({
+            let idp = idp.clone();
+            async move {
+                dev_idp::run(idp_listener, idp, async {
+                    let _ = stopped.await;
+                })
+                .await
+                .map_err(anyhow::Error::from)
+            }
+        }));
+
+        let backend_listener = TcpListener::bind(options.backend_listen)
+            .await
+            .context("bind todo-backend")?;
+        let backend_addr = backend_listener.local_addr()?;
+        let db = options
+            .db
+            .clone()
+            .unwrap_or_else(|| scratch.path().join("todo.db"));
+        let (stop, stopped) = oneshot::channel::<()>();
+        stops.push(stop);
+        tasks.push(tokio::spawn(async move {
+            todo_backend::run(backend_listener, todo_backend::Config { db }, async {
+                let _ = stopped.await;
+            })
+            .await
+            .map_err(anyhow::Error::from)
+        }));
+
+        let gateway_listener = TcpListener::bind(options.gateway_listen)
+            .await
+            .context("bind authz-proxy")?;
+        let gateway_addr = gateway_listener.local_addr()?;
+        let admin_listener = TcpListener::bind(options.admin_listen)
+            .await
+            .context("bind admin")?;
+        let admin_addr = admin_listener.local_addr()?;
+        let mut args: Vec<String> = vec![
+            "authz-proxy".into(),
+            "--listen".into(),
+            gateway_addr.to_string(),
+            "--admin-listen".into(),
+            admin_addr.to_string(),
+            "--upstream".into(),
+            options
+                .upstream
+                .clone()
+                .unwrap_or_else(|| format!("http://{backend_addr}")),
+            "--policy".into(),
+            options.policy.display().to_string(),
+            "--tenant".into(),
+            TENANT.into(),
+            "--client-id".into(),
+            API_CLIENT_ID.into(),
+            "--instance".into(),
+            idp.base_url().to_string(),
+            "--sts-instance".into(),
+            idp.sts_base_url().to_string(),
+        ];
+        let relay = match options.idp_relay {
+            Some(up) => Some(Relay::start(idp_addr, up).await?),
+            None => None,
+        };
+        let reach = relay.as_ref().map_or(idp_addr, |r| r.addr);
+        if idp_public != format!("http://{reach}") {
+            // Where the gateway reaches the IdP differs from the issuer host
+            // browsers see, as in docker compose.
+            args.push("--metadata-url".into());
+            args.push(format!(
+                "http://{reach}/{TENANT}/v2.0/.well-known/openid-configuration"
+            ));
+        }
+        args.extend(options.gateway_args.iter().cloned());
+        let prepared = authz_proxy::server::prepare(gateway_config(&args)?)?;
+        let gateway = prepared.gateway.clone();
+        let (stop, stopped) = oneshot::channel::<()>();
+        stops.push(stop);
+        tasks.push(tokio::spawn(async move {
+            authz_proxy::server::run_prepared(
+                prepared,
+                gateway_listener,
+                Some(admin_listener),
+                async {
+                    let _ = stopped.await;
+                },
+            )
+            .await
+            .map_err(anyhow::Error::from)
+        }));
+
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
+        Ok(System {
+            idp,
+            idp_url: format!("http://{idp_addr}"),
+            backend_url: format!("http://{backend_addr}"),
+            gateway_url: format!("http://{gateway_addr}"),
+            admin_url: format!("http://{admin_addr}"),
+            gateway,
+            relay,
+            http,
+            stops,
+            tasks,
+            _scratch: scratch,
+        })
+    }
+
+    /// A token from the dev IdP, signed with the keys it publishes.
+    pub fn token(&self, request: MintRequest) -> String {
+        match self.idp.mint(&request) {
+            Ok(token) => token,
+            Err(e) => panic!("dev-idp could not mint {request:?}: {e}"),
+        }
+    }
+
+    /// Stops all three servers and waits for them to finish.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        for stop in self.stops {
+            let _ = stop.send(());
+        }
+        for task in self.tasks {
+            task.await??;
+        }
+        Ok(())
+    }
+}
+
+/// The gateway's configuration from command-line style arguments, through
+/// the same flag parsing and checking as the binary.
+pub fn gateway_config(args: &[String]) -> anyhow::Result<authz_proxy::config::Config> {
+    use clap::Parser;
+    let cli = authz_proxy::config::Cli::try_parse_from(args)?;
+    cli.serve
+        .into_config()
+        .map_err(|e| anyhow::anyhow!("gateway configuration: {e}"))
+}
+
+/// A TCP relay a test can switch off: while off, it accepts and at once
+/// closes every connection, and cuts the ones it was piping (the peer sees
+/// what a crashed server gives); while on, it pipes bytes both ways. It counts
+/// connections, so a test can tell how often the gateway went to the IdP.
+#[derive(Debug, Clone)]
+pub struct Relay {
+    pub addr: SocketAddr,
+    up: Arc<tokio::sync::watch::Sender<bool>>,
+    connections: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Relay {
+    pub async fn start(target: SocketAddr, up: bool) -> anyhow::Result<Relay> {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let (up_tx, _) = tokio::sync::watch::channel(up);
+        let relay = Relay {
+            addr: listener.local_addr()?,
+            up: Arc::new(up_tx),
+            connections: Arc::new(AtomicU64::new(0)),
+        };
+        let (up, connections) = (relay.up.clone(), relay.connections.clone());
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                connections.fetch_add(1, Ordering::SeqCst);
+                let mut state = up.subscribe();
+                if !*state.borrow_and_update() {
+                    drop(inbound);
+                    continue;
+                }
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = state.wait_for(|up| !*up) => {}
+                    }
+                });
+            }
+        });
+        Ok(relay)
+    }
+
+    /// Switches the relay on (pipe) or off (close at once, cut open pipes).
+    pub fn set_up(&self, up: bool) {
+        self.up.send_replace(up);
+    }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> u64 {
+        self.connections.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
