@@ -93,16 +93,33 @@ pub fn routes(
             .and(wrong_method("/todoitems/{id}"))
             .map(|_id: String, response| response))
         .unify();
-    health
+    let api = health
         .or(openapi)
         .unify()
         .or(items)
         .unify()
         .or(item)
-        .unify()
+        .unify();
+    no_empty_segments()
+        .and(api)
         .recover(rejection::recover)
         .unify()
         .with(warp::log::custom(access_log))
+}
+
+/// warp ignores empty path segments, so `/todoitems/` and `//todoitems`
+/// would reach `/todoitems`; the table says any other path is a 404.
+fn no_empty_segments() -> impl Filter<Extract = (), Error = warp::Rejection> + Clone {
+    warp::path::full()
+        .and_then(|path: warp::path::FullPath| async move {
+            let path = path.as_str();
+            if path.contains("//") || (path.len() > 1 && path.ends_with('/')) {
+                Err(warp::reject::not_found())
+            } else {
+                Ok(())
+            }
+        })
+        .untuple_one()
 }
 
 /// `/todoitems/{id}`, extracting the raw id: parsing it is the handler's

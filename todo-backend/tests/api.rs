@@ -1,0 +1,462 @@
+//! The API's behaviour on the wire, endpoint by endpoint, as the sample
+//! behaved (minus its bugs). Every scenario runs twice: through
+//! `warp::test` and over a real loopback socket.
+
+mod harness;
+
+use harness::*;
+use serde_json::json;
+
+/// Runs `scenario` once per transport, as two tests named after it.
+macro_rules! on_both_transports {
+    ($($scenario:ident),* $(,)?) => {$(
+        mod $scenario {
+            #[tokio::test]
+            async fn through_warp_test() {
+                let api = super::Api::filter().await;
+                super::$scenario(&api).await;
+            }
+
+            #[tokio::test]
+            async fn over_a_socket() {
+                let api = super::Api::socket().await;
+                super::$scenario(&api).await;
+                api.stop().await;
+            }
+        }
+    )*};
+}
+
+on_both_transports!(
+    every_row_of_the_table_behaves_like_the_sample,
+    unknown_paths_are_404_and_wrong_methods_405_with_allow,
+    bad_bodies_are_422_like_fastapi,
+    bodies_over_64_kib_are_413,
+    tenants_are_isolated_even_from_each_others_admins,
+    ids_are_never_reused_even_after_delete_all,
+    identity_is_checked_before_the_body_and_the_id,
+);
+
+async fn every_row_of_the_table_behaves_like_the_sample(api: &Api) {
+    // GET /health
+    api.check(get("/health"), 200, json!("OK")).await;
+
+    // GET /todoitems
+    let denied = api
+        .check(get("/todoitems"), 401, detail("Not authenticated"))
+        .await;
+    assert_eq!(denied.header("www-authenticate"), Some("Bearer"));
+    api.check(get("/todoitems").by(ALICE), 200, json!({"items": []}))
+        .await;
+
+    // POST /todoitems
+    let created = api
+        .check(
+            create("Walk the dog").by(ALICE),
+            201,
+            json!({"item": item(1, "alice", "Walk the dog")}),
+        )
+        .await;
+    assert_eq!(created.header("content-type"), Some("application/json"));
+    assert_eq!(
+        String::from_utf8(created.body).unwrap(),
+        r#"{"item":{"id":1,"owner_id":"alice","name":"Walk the dog","is_complete":false}}"#,
+        "keys in the sample's order"
+    );
+    api.check(
+        create("Feed the cat").by(BOB),
+        201,
+        json!({"item": item(2, "bob", "Feed the cat")}),
+    )
+    .await;
+    api.check(create("x"), 401, detail("Not authenticated"))
+        .await;
+    api.check(
+        request("POST", "/todoitems").by(ALICE).json(&json!({"item": {}})),
+        422,
+        json!({"detail": [{"loc": ["body", "item", "name"], "msg": "field required", "type": "value_error.missing"}]}),
+    )
+    .await;
+
+    // GET /todoitems: own items; all of the tenant's for an admin.
+    api.check(
+        get("/todoitems").by(ALICE),
+        200,
+        json!({"items": [item(1, "alice", "Walk the dog")]}),
+    )
+    .await;
+    api.check(
+        get("/todoitems").by(BOB),
+        200,
+        json!({"items": [item(2, "bob", "Feed the cat")]}),
+    )
+    .await;
+    api.check(
+        get("/todoitems").by(ADMIN),
+        200,
+        json!({"items": [item(1, "alice", "Walk the dog"), item(2, "bob", "Feed the cat")]}),
+    )
+    .await;
+
+    // GET /todoitems/{id}
+    api.check(
+        get("/todoitems/1").by(ALICE),
+        200,
+        json!({"item": item(1, "alice", "Walk the dog")}),
+    )
+    .await;
+    api.check(
+        get("/todoitems/1").by(ADMIN),
+        200,
+        json!({"item": item(1, "alice", "Walk the dog")}),
+    )
+    .await;
+    api.check(
+        get("/todoitems/1").by(BOB),
+        403,
+        detail("User is not allowed to access the item"),
+    )
+    .await;
+    api.check(
+        get("/todoitems/99").by(ALICE),
+        404,
+        detail("Item does not exist"),
+    )
+    .await;
+    api.check(get("/todoitems/1"), 401, detail("Not authenticated"))
+        .await;
+    api.check(get("/todoitems/abc").by(ALICE), 422, not_an_integer())
+        .await;
+
+    // DELETE /todoitems/{id}
+    api.check(
+        delete("/todoitems/1").by(BOB),
+        403,
+        detail("User is not allowed to access the item"),
+    )
+    .await;
+    api.check(delete("/todoitems/1"), 401, detail("Not authenticated"))
+        .await;
+    api.check(delete("/todoitems/abc").by(ALICE), 422, not_an_integer())
+        .await;
+    api.check_empty(delete("/todoitems/1").by(ALICE), 204).await;
+    api.check(
+        delete("/todoitems/1").by(ALICE),
+        404,
+        detail("Item does not exist"),
+    )
+    .await;
+    api.check(
+        get("/todoitems/1").by(ALICE),
+        404,
+        detail("Item does not exist"),
+    )
+    .await;
+    api.check_empty(delete("/todoitems/2").by(ADMIN), 204).await;
+
+    // DELETE /todoitems
+    api.check(
+        create("Water the plants").by(BOB),
+        201,
+        json!({"item": item(3, "bob", "Water the plants")}),
+    )
+    .await;
+    let forbidden = api
+        .check(
+            delete("/todoitems").by(BOB),
+            403,
+            detail("Admin privileges required"),
+        )
+        .await;
+    assert_eq!(forbidden.header("www-authenticate"), Some("Bearer"));
+    api.check(delete("/todoitems"), 401, detail("Not authenticated"))
+        .await;
+    api.check(
+        get("/todoitems").by(BOB),
+        200,
+        json!({"items": [item(3, "bob", "Water the plants")]}),
+    )
+    .await;
+    api.check_empty(delete("/todoitems").by(ADMIN), 204).await;
+    api.check(get("/todoitems").by(ADMIN), 200, json!({"items": []}))
+        .await;
+}
+
+fn not_an_integer() -> serde_json::Value {
+    json!({"detail": [{"loc": ["path", "id"], "msg": "value is not a valid integer", "type": "type_error.integer"}]})
+}
+
+async fn unknown_paths_are_404_and_wrong_methods_405_with_allow(api: &Api) {
+    let paths = [
+        "/",
+        "/nope",
+        "/todoitems/1/extra",
+        "/todoitems/",
+        "//todoitems",
+        "/todoitems//1",
+        "/health/",
+        "/TODOITEMS",
+    ];
+    for path in paths {
+        api.check(get(path).by(ALICE), 404, detail("Not Found"))
+            .await;
+        api.check(get(path), 404, detail("Not Found")).await;
+    }
+    let cases = [
+        ("POST", "/health", "GET"),
+        ("DELETE", "/openapi.json", "GET"),
+        ("PUT", "/todoitems", "GET, POST, DELETE"),
+        ("PATCH", "/todoitems", "GET, POST, DELETE"),
+        ("POST", "/todoitems/1", "GET, DELETE"),
+        ("PUT", "/todoitems/abc", "GET, DELETE"),
+    ];
+    for (method, path, allow) in cases {
+        // The method is wrong whoever asks: 405 comes before 401.
+        for req in [request(method, path), request(method, path).by(ALICE)] {
+            let response = api.check(req, 405, detail("Method Not Allowed")).await;
+            assert_eq!(response.header("allow"), Some(allow), "{method} {path}");
+        }
+    }
+}
+
+async fn bad_bodies_are_422_like_fastapi(api: &Api) {
+    let at_name = json!(["body", "item", "name"]);
+    let one = |loc: &serde_json::Value, msg: &str, kind: &str| json!({"detail": [{"loc": loc, "msg": msg, "type": kind}]});
+    let post = || request("POST", "/todoitems").by(ALICE);
+    let cases = [
+        (
+            post(),
+            one(
+                &json!(["body", "item"]),
+                "field required",
+                "value_error.missing",
+            ),
+        ),
+        (
+            post().json(&json!({})),
+            one(
+                &json!(["body", "item"]),
+                "field required",
+                "value_error.missing",
+            ),
+        ),
+        (
+            post().json(&json!({"item": "x"})),
+            one(
+                &json!(["body", "item"]),
+                "value is not a valid dict",
+                "type_error.dict",
+            ),
+        ),
+        (
+            post().json(&json!({"item": {}})),
+            one(&at_name, "field required", "value_error.missing"),
+        ),
+        (
+            post().json(&json!({"item": {"name": null}})),
+            one(
+                &at_name,
+                "none is not an allowed value",
+                "type_error.none.not_allowed",
+            ),
+        ),
+        (
+            post().json(&json!({"item": {"name": 42}})),
+            one(&at_name, "str type expected", "type_error.str"),
+        ),
+        (
+            post().body(r#"{"item":{"name":"x"}}"#, "text/plain"),
+            one(
+                &json!(["body", "item"]),
+                "field required",
+                "value_error.missing",
+            ),
+        ),
+        (
+            post().json(&json!({"item": {"name": ""}})),
+            json!({"detail": [{"loc": at_name, "msg": "ensure this value has at least 1 characters",
+                               "type": "value_error.any_str.min_length", "ctx": {"limit_value": 1}}]}),
+        ),
+        (
+            post().json(&json!({"item": {"name": "n".repeat(1001)}})),
+            json!({"detail": [{"loc": at_name, "msg": "ensure this value has at most 1000 characters",
+                               "type": "value_error.any_str.max_length", "ctx": {"limit_value": 1000}}]}),
+        ),
+        (
+            post().body(r#"{"item": {"name": "x",}}"#, "application/json"),
+            json!({"detail": [{"loc": ["body", 22], "msg": "trailing comma: line 1 column 23 (char 22)",
+                               "type": "value_error.jsondecode",
+                               "ctx": {"msg": "trailing comma", "pos": 22, "lineno": 1, "colno": 23}}]}),
+        ),
+    ];
+    for (req, expected) in cases {
+        api.check(req, 422, expected).await;
+    }
+    // Nothing above was stored; the limits' edges and unknown fields are fine.
+    api.check(get("/todoitems").by(ALICE), 200, json!({"items": []}))
+        .await;
+    let longest = "ü".repeat(1000);
+    api.check(
+        create(&longest).by(ALICE),
+        201,
+        json!({"item": item(1, "alice", &longest)}),
+    )
+    .await;
+    api.check(
+        request("POST", "/todoitems").by(ALICE).json(&json!({"item": {"name": "x", "id": 77, "is_complete": true, "owner_id": "mallory"}, "more": 1})),
+        201,
+        json!({"item": item(2, "alice", "x")}),
+    )
+    .await;
+}
+
+async fn bodies_over_64_kib_are_413(api: &Api) {
+    // Padding in an ignored field brings the body to an exact size.
+    let sized = |size: usize| {
+        let skeleton = r#"{"item":{"name":"big"},"pad":""}"#;
+        let pad = "p".repeat(size - skeleton.len());
+        format!(r#"{{"item":{{"name":"big"}},"pad":"{pad}"}}"#)
+    };
+    let post = |body: String| {
+        request("POST", "/todoitems")
+            .by(ALICE)
+            .body(body, "application/json")
+    };
+    api.check(
+        post(sized(64 * 1024 + 1)),
+        413,
+        detail("Request Entity Too Large"),
+    )
+    .await;
+    api.check(
+        post(sized(1024 * 1024)),
+        413,
+        detail("Request Entity Too Large"),
+    )
+    .await;
+    api.check(
+        post(sized(64 * 1024)),
+        201,
+        json!({"item": item(1, "alice", "big")}),
+    )
+    .await;
+}
+
+async fn tenants_are_isolated_even_from_each_others_admins(api: &Api) {
+    api.check(
+        create("tenant 1 item").by(ALICE),
+        201,
+        json!({"item": item(1, "alice", "tenant 1 item")}),
+    )
+    .await;
+    api.check(
+        create("tenant 2 item").by(CAROL),
+        201,
+        json!({"item": item(2, "carol", "tenant 2 item")}),
+    )
+    .await;
+
+    api.check(
+        get("/todoitems").by(ADMIN),
+        200,
+        json!({"items": [item(1, "alice", "tenant 1 item")]}),
+    )
+    .await;
+    api.check(
+        get("/todoitems").by(ADMIN_2),
+        200,
+        json!({"items": [item(2, "carol", "tenant 2 item")]}),
+    )
+    .await;
+
+    // Another tenant's item is absent, not forbidden, for admins and users.
+    for (user, id) in [(ADMIN, 2), (ALICE, 2), (ADMIN_2, 1), (CAROL, 1)] {
+        let path = format!("/todoitems/{id}");
+        api.check(get(&path).by(user), 404, detail("Item does not exist"))
+            .await;
+        api.check(delete(&path).by(user), 404, detail("Item does not exist"))
+            .await;
+    }
+
+    // The same user id in another tenant is another user.
+    let alice_elsewhere = User {
+        tenant: "tenant-2",
+        ..ALICE
+    };
+    api.check(
+        get("/todoitems").by(alice_elsewhere),
+        200,
+        json!({"items": []}),
+    )
+    .await;
+    api.check(
+        get("/todoitems/1").by(alice_elsewhere),
+        404,
+        detail("Item does not exist"),
+    )
+    .await;
+
+    // "Delete all" by one tenant's admin leaves the other tenant alone.
+    api.check_empty(delete("/todoitems").by(ADMIN), 204).await;
+    api.check(get("/todoitems").by(ADMIN), 200, json!({"items": []}))
+        .await;
+    api.check(
+        get("/todoitems").by(ADMIN_2),
+        200,
+        json!({"items": [item(2, "carol", "tenant 2 item")]}),
+    )
+    .await;
+    api.check(
+        get("/todoitems/2").by(CAROL),
+        200,
+        json!({"item": item(2, "carol", "tenant 2 item")}),
+    )
+    .await;
+}
+
+async fn ids_are_never_reused_even_after_delete_all(api: &Api) {
+    for id in 1..=3 {
+        api.check(
+            create("x").by(ALICE),
+            201,
+            json!({"item": item(id, "alice", "x")}),
+        )
+        .await;
+    }
+    api.check_empty(delete("/todoitems/3").by(ALICE), 204).await;
+    api.check(
+        create("y").by(ALICE),
+        201,
+        json!({"item": item(4, "alice", "y")}),
+    )
+    .await;
+    api.check_empty(delete("/todoitems").by(ADMIN), 204).await;
+    api.check(
+        create("z").by(ALICE),
+        201,
+        json!({"item": item(5, "alice", "z")}),
+    )
+    .await;
+    api.check(
+        get("/todoitems").by(ALICE),
+        200,
+        json!({"items": [item(5, "alice", "z")]}),
+    )
+    .await;
+}
+
+async fn identity_is_checked_before_the_body_and_the_id(api: &Api) {
+    let no_tenant = |req: Req| req.header("X-User-Id", "alice");
+    let cases = [
+        request("POST", "/todoitems").body("{not json", "application/json"),
+        request("POST", "/todoitems").body("x".repeat(100 * 1024), "application/json"),
+        get("/todoitems/abc"),
+        delete("/todoitems/abc"),
+        no_tenant(get("/todoitems")),
+        no_tenant(create("x")),
+        get("/todoitems").header("X-User-Tenant", "tenant-1"),
+    ];
+    for req in cases {
+        api.check(req, 401, detail("Not authenticated")).await;
+    }
+}

@@ -1,0 +1,219 @@
+//! The server as a process sees it: a real database file, restarts,
+//! concurrency and graceful shutdown, all over loopback sockets on port 0.
+
+mod harness;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use harness::*;
+use serde_json::json;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+
+#[tokio::test]
+async fn acknowledged_items_survive_a_restart_on_the_same_database_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("data/todo.db");
+
+    let api = Api::socket_on(&db).await;
+    api.check(
+        create("Walk the dog").by(ALICE),
+        201,
+        json!({"item": item(1, "alice", "Walk the dog")}),
+    )
+    .await;
+    api.check(
+        create("Feed the cat").by(CAROL),
+        201,
+        json!({"item": item(2, "carol", "Feed the cat")}),
+    )
+    .await;
+    api.check_empty(delete("/todoitems").by(ADMIN_2), 204).await;
+    api.stop().await;
+
+    let api = Api::socket_on(&db).await;
+    api.check(
+        get("/todoitems").by(ALICE),
+        200,
+        json!({"items": [item(1, "alice", "Walk the dog")]}),
+    )
+    .await;
+    api.check(get("/todoitems").by(ADMIN_2), 200, json!({"items": []}))
+        .await;
+    // The id counter survives too: 2 was used (and deleted) before the restart.
+    api.check(
+        create("Water the plants").by(ALICE),
+        201,
+        json!({"item": item(3, "alice", "Water the plants")}),
+    )
+    .await;
+    api.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_hundred_concurrent_posts_from_twenty_users_get_distinct_ids_each_listed_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = std::sync::Arc::new(Api::socket_on(&dir.path().join("todo.db")).await);
+    let users: Vec<User> = (0..20)
+        .map(|n| User {
+            id: Box::leak(format!("user-{n}").into_boxed_str()),
+            tenant: "tenant-1",
+            roles: "User",
+        })
+        .collect();
+
+    let mut posts = tokio::task::JoinSet::new();
+    for n in 0..200 {
+        let (api, user) = (api.clone(), users[n % 20]);
+        posts.spawn(async move {
+            let response = api.send(create(&format!("task {n}")).by(user)).await;
+            assert_eq!(response.status, 201, "{:?}", response.json());
+            (user.id, response.json()["item"]["id"].as_i64().unwrap())
+        });
+    }
+    let mut created: BTreeMap<&str, BTreeSet<i64>> = BTreeMap::new();
+    let mut all_ids = BTreeSet::new();
+    while let Some(result) = posts.join_next().await {
+        let (user, id) = result.unwrap();
+        assert!(all_ids.insert(id), "id {id} handed out twice");
+        created.entry(user).or_default().insert(id);
+    }
+    assert_eq!(all_ids, (1..=200).collect(), "200 distinct ids, from 1");
+
+    for user in &users {
+        let listed = api.send(get("/todoitems").by(*user)).await.json();
+        let ids: Vec<i64> = listed["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|item| {
+                assert_eq!(item["owner_id"], user.id);
+                item["id"].as_i64().unwrap()
+            })
+            .collect();
+        assert_eq!(ids.len(), 10, "{} lists exactly its 10 items", user.id);
+        assert_eq!(
+            ids.iter().copied().collect::<BTreeSet<_>>(),
+            created[user.id]
+        );
+    }
+    let everything = api.send(get("/todoitems").by(ADMIN)).await.json();
+    assert_eq!(everything["items"].as_array().unwrap().len(), 200);
+
+    std::sync::Arc::into_inner(api).unwrap().stop().await;
+}
+
+/// The request is provably in flight (the server asked for its body with
+/// `100 Continue`) when shutdown starts; the shutdown future reports back
+/// once the server has acted on it. The single-threaded runtime makes that
+/// report mean "the listener is closed and connections are draining".
+#[tokio::test]
+async fn graceful_shutdown_lets_an_in_flight_request_finish() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stop_requested) = tokio::sync::oneshot::channel::<()>();
+    let (acted, shutdown_started) = tokio::sync::oneshot::channel::<()>();
+    let config = todo_backend::Config {
+        db: ":memory:".into(),
+    };
+    let server = tokio::spawn(todo_backend::run(listener, config, async move {
+        let _ = stop_requested.await;
+        let _ = acted.send(());
+    }));
+
+    let body = r#"{"item":{"name":"in flight"}}"#;
+    let head = format!(
+        "POST /todoitems HTTP/1.1\r\nHost: {addr}\r\nX-User-Id: alice\r\nX-User-Tenant: tenant-1\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nExpect: 100-continue\r\n\r\n",
+        body.len()
+    );
+    let mut connection = BufReader::new(tokio::net::TcpStream::connect(addr).await.unwrap());
+    connection
+        .get_mut()
+        .write_all(head.as_bytes())
+        .await
+        .unwrap();
+    let mut interim = String::new();
+    connection.read_line(&mut interim).await.unwrap();
+    assert_eq!(interim, "HTTP/1.1 100 Continue\r\n");
+    let mut blank = String::new();
+    connection.read_line(&mut blank).await.unwrap();
+    assert_eq!(blank, "\r\n");
+
+    stop.send(()).unwrap();
+    shutdown_started.await.unwrap();
+    assert!(
+        !server.is_finished(),
+        "run must wait for the in-flight request"
+    );
+
+    connection
+        .get_mut()
+        .write_all(body.as_bytes())
+        .await
+        .unwrap();
+    let mut response = String::new();
+    connection.read_to_string(&mut response).await.unwrap();
+    assert!(
+        response.starts_with("HTTP/1.1 201 Created\r\n"),
+        "{response}"
+    );
+    assert!(
+        response.ends_with(
+            r#"{"item":{"id":1,"owner_id":"alice","name":"in flight","is_complete":false}}"#
+        ),
+        "{response}"
+    );
+    server.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn a_chunked_body_over_64_kib_is_cut_off_with_413() {
+    let api = Api::socket().await;
+    let Api::Socket { server, .. } = &api else {
+        unreachable!()
+    };
+    let mut connection = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let head = "POST /todoitems HTTP/1.1\r\nHost: test\r\nX-User-Id: alice\r\nX-User-Tenant: tenant-1\r\n\
+                Content-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
+    connection.write_all(head.as_bytes()).await.unwrap();
+    // 17 chunks of 4 KiB: the server answers once it has read past 64 KiB,
+    // without waiting for the terminating chunk.
+    let chunk = format!("1000\r\n{}\r\n", "a".repeat(4096));
+    for _ in 0..17 {
+        connection.write_all(chunk.as_bytes()).await.unwrap();
+    }
+    let mut response = Vec::new();
+    let mut buffer = [0u8; 4096];
+    loop {
+        let n = connection.read(&mut buffer).await.unwrap_or(0);
+        response.extend_from_slice(&buffer[..n]);
+        if n == 0 || response.ends_with(br#"{"detail":"Request Entity Too Large"}"#) {
+            break;
+        }
+    }
+    let response = String::from_utf8_lossy(&response);
+    assert!(
+        response.starts_with("HTTP/1.1 413 Payload Too Large\r\n"),
+        "{response}"
+    );
+    assert!(
+        response.ends_with(r#"{"detail":"Request Entity Too Large"}"#),
+        "{response}"
+    );
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn a_database_path_that_cannot_be_opened_is_an_error_from_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("plain-file");
+    std::fs::write(&file, "not a directory").unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let config = todo_backend::Config {
+        db: file.join("todo.db"),
+    };
+    let error = todo_backend::run(listener, config, std::future::pending())
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("plain-file"), "{error}");
+}
