@@ -277,6 +277,9 @@ impl Authenticator {
                     tokio::select! {
                         () = tokio::time::sleep_until(deadline) => break,
                         () = refresher.woken() => {
+                            if this.strong_count() == 0 {
+                                return;
+                            }
                             if refresher.is_requested() {
                                 break;
                             }
@@ -357,6 +360,13 @@ impl Authenticator {
         self.current_keys()
             .and_then(|keys| keys.get(kid).cloned())
             .ok_or(AuthError::UnknownKey)
+    }
+}
+
+impl Drop for Authenticator {
+    /// Wakes the refresh task so it notices it has nothing left to refresh.
+    fn drop(&mut self) {
+        self.refresher.wake_task();
     }
 }
 

@@ -466,7 +466,8 @@ async fn descriptions_never_echo_the_token_and_fit_a_quoted_string() {
 #[tokio::test]
 async fn bad_settings_are_refused() {
     let idp = TestIdp::start(JwksMode::EmptySet).await;
-    let cases: Vec<Box<dyn Fn(&mut AuthSettings)>> = vec![
+    type Tweak = Box<dyn Fn(&mut AuthSettings)>;
+    let cases: Vec<Tweak> = vec![
         Box::new(|s| s.audiences.clear()),
         Box::new(|s| s.audiences.push(" ".into())),
         Box::new(|s| s.algorithms.clear()),

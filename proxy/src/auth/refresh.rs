@@ -108,6 +108,11 @@ impl Refresher {
         self.wake.notified().await;
     }
 
+    /// Wakes the refresh task without asking for a fetch.
+    pub(crate) fn wake_task(&self) {
+        self.wake.notify_one();
+    }
+
     /// Completed fetches so far.
     pub(crate) fn completed(&self) -> u64 {
         *self.done.borrow()
