@@ -8,7 +8,6 @@
 
 use std::collections::HashMap;
 
-use http::HeaderName;
 use serde_saphyr::{Location, Spanned};
 
 use super::Policy;
@@ -297,6 +296,19 @@ fn compile_names(list: SpannedList, kind: &str, errors: &mut Errors<'_>) -> Vec<
     names
 }
 
+/// A header name as backends that fold separators see it.
+fn fold(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c == '_' || c == '.' {
+                '-'
+            } else {
+                c.to_ascii_lowercase()
+            }
+        })
+        .collect()
+}
+
 fn compile_identity_headers(
     file: Option<IdentityHeadersFile>,
     errors: &mut Errors<'_>,
@@ -314,24 +326,26 @@ fn compile_identity_headers(
         (file.email, &mut headers.email),
         (file.kind, &mut headers.kind),
     ];
-    let mut written_at: Vec<(HeaderName, Location)> = Vec::new();
+    let mut written_at: Vec<(String, Location)> = Vec::new();
     for (written, slot) in configured {
         let Some(written) = written else { continue };
         match parse_header_name(&written.value) {
             Ok(name) => {
                 *slot = name.clone();
-                written_at.push((name, written.referenced));
+                written_at.push((written.value, written.referenced));
             }
             Err(message) => errors.at(written.referenced, message),
         }
     }
-    // Each field needs its own header, or one would overwrite the other.
-    let all = headers.all();
-    for (name, place) in written_at {
-        if all.iter().filter(|h| ***h == name).count() > 1 {
+    // Each field needs its own header, or one would overwrite the other —
+    // also after a backend folds `_` and `.` into `-` (`X_User_Id`).
+    let folded: Vec<String> = headers.all().iter().map(|h| fold(h.as_str())).collect();
+    for (written, place) in written_at {
+        let mine = fold(&written);
+        if folded.iter().filter(|other| **other == mine).count() > 1 {
             errors.at(
                 place,
-                format!("header name `{name}` is used for two identity fields"),
+                format!("header name `{written}` is used for two identity fields"),
             );
         }
     }

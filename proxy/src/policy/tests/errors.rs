@@ -326,14 +326,16 @@ fn identity_header_names_are_validated() {
           tenant: Host
           roles: X-Roles
           scopes: x-roles
+          name: X_User.Email
         routes:
           - {name: a, path: /a, methods: [GET]}
         ",
         "
         policy.yaml:3:12: invalid header name `X User`
         policy.yaml:4:11: header name `Host` is reserved
-        policy.yaml:5:10: header name `x-roles` is used for two identity fields
+        policy.yaml:5:10: header name `X-Roles` is used for two identity fields
         policy.yaml:6:11: header name `x-roles` is used for two identity fields
+        policy.yaml:7:9: header name `X_User.Email` is used for two identity fields
         ",
     );
 }
