@@ -55,45 +55,42 @@ pub async fn run(
     Ok(())
 }
 
-/// All routes, with rejections turned into responses.
+/// All routes, with rejections turned into responses. Each route matches
+/// its path before its method, so an unknown path is a 404, not a 405.
 pub(crate) fn routes(
     idp: Arc<Idp>,
 ) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
     let with_idp = warp::any().map(move || idp.clone());
     let query = warp::query::raw().or(warp::any().map(String::new)).unify();
 
-    let v2_discovery = warp::get()
-        .and(warp::path!(
-            String / "v2.0" / ".well-known" / "openid-configuration"
-        ))
+    let v2_discovery = warp::path!(String / "v2.0" / ".well-known" / "openid-configuration")
+        .and(warp::get())
         .and(with_idp.clone())
         .map(|t: String, idp: Arc<Idp>| discovery::v2_document(&idp, &t));
-    let v1_discovery = warp::get()
-        .and(warp::path!(String / ".well-known" / "openid-configuration"))
+    let v1_discovery = warp::path!(String / ".well-known" / "openid-configuration")
+        .and(warp::get())
         .and(with_idp.clone())
         .map(|t: String, idp: Arc<Idp>| discovery::v1_document(&idp, &t));
-    let v2_keys = warp::get()
-        .and(warp::path!(String / "discovery" / "v2.0" / "keys"))
+    let v2_keys = warp::path!(String / "discovery" / "v2.0" / "keys")
+        .and(warp::get())
         .and(with_idp.clone())
         .map(|t: String, idp: Arc<Idp>| discovery::v2_keys(&idp, &t));
-    let v1_keys = warp::get()
-        .and(warp::path!(String / "discovery" / "keys"))
+    let v1_keys = warp::path!(String / "discovery" / "keys")
+        .and(warp::get())
         .and(with_idp.clone())
         .map(|t: String, idp: Arc<Idp>| discovery::v1_keys(&idp, &t));
-    let authorize = warp::get()
-        .and(
-            warp::path!(String / "oauth2" / "v2.0" / "authorize")
-                .or(warp::path!(String / "oauth2" / "authorize"))
-                .unify(),
-        )
+    let authorize = warp::path!(String / "oauth2" / "v2.0" / "authorize")
+        .or(warp::path!(String / "oauth2" / "authorize"))
+        .unify()
+        .and(warp::get())
         .and(query)
         .and(with_idp.clone())
         .map(|t: String, q: String, idp: Arc<Idp>| authorize::authorize(&idp, &t, &q));
     let token_path = warp::path!(String / "oauth2" / "v2.0" / "token")
         .or(warp::path!(String / "oauth2" / "token"))
         .unify();
-    let token = warp::post()
-        .and(token_path)
+    let token = token_path
+        .and(warp::post())
         .and(warp::body::content_length_limit(MAX_BODY))
         .and(warp::body::bytes())
         .and(warp::header::optional::<String>("authorization"))
@@ -109,8 +106,8 @@ pub(crate) fn routes(
                 cors::with_cors(response, &idp, origin.as_deref())
             },
         );
-    let preflight = warp::options()
-        .and(token_path)
+    let preflight = token_path
+        .and(warp::options())
         .and(warp::header::optional::<String>("origin"))
         .and(warp::header::optional::<String>(
             "access-control-request-headers",
@@ -121,13 +118,13 @@ pub(crate) fn routes(
                 cors::preflight(&idp, origin.as_deref(), headers.as_deref())
             },
         );
-    let rotate = warp::post()
-        .and(warp::path!("_admin" / "rotate-keys"))
+    let rotate = warp::path!("_admin" / "rotate-keys")
+        .and(warp::post())
         .and(warp::addr::remote())
         .and(with_idp.clone())
         .map(|remote, idp: Arc<Idp>| admin::rotate_keys(&idp, remote));
-    let index = warp::get()
-        .and(warp::path::end())
+    let index = warp::path::end()
+        .and(warp::get())
         .and(with_idp)
         .map(|idp: Arc<Idp>| {
             let tenants: Vec<(String, String)> = idp
