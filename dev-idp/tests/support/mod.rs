@@ -132,6 +132,7 @@ impl Server {
         validation.set_audience(&[audience]);
         validation.set_issuer(&[issuer]);
         validation.leeway = 0;
+        validation.validate_nbf = true;
         jsonwebtoken::decode::<Value>(token, &key, &validation)
             .map(|data| data.claims)
             .map_err(|e| e.to_string())
