@@ -253,9 +253,14 @@ impl Authenticator {
             let mut backoff = INITIAL_BACKOFF;
             loop {
                 let Some(auth) = this.upgrade() else { return };
+                let was_healthy = auth.keys_loaded() && backoff == INITIAL_BACKOFF;
                 let delay = match auth.refresh_keys().await {
                     Ok(count) => {
-                        tracing::debug!(keys = count, "signing keys loaded");
+                        if was_healthy {
+                            tracing::debug!(keys = count, "signing keys refreshed");
+                        } else {
+                            tracing::info!(keys = count, "signing keys loaded");
+                        }
                         backoff = INITIAL_BACKOFF;
                         auth.refresh_interval
                     }
@@ -401,5 +406,75 @@ impl std::fmt::Display for ErrorChain<'_> {
             source = s.source();
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The server shares one `Authenticator` across all connections.
+    #[test]
+    fn authenticator_is_send_and_sync() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Authenticator>();
+        assert_send_sync::<AuthError>();
+        assert_send_sync::<KeyFetchError>();
+    }
+
+    #[test]
+    fn every_reason_has_a_status_and_a_safe_description() {
+        let all = [
+            AuthError::MissingToken,
+            AuthError::InvalidRequest("more than one Authorization header was sent"),
+            AuthError::MalformedToken("the header has no kid"),
+            AuthError::DisallowedAlgorithm,
+            AuthError::UnknownKey,
+            AuthError::BadSignature,
+            AuthError::Expired,
+            AuthError::NotYetValid,
+            AuthError::WrongAudience,
+            AuthError::WrongIssuer,
+            AuthError::WrongTenant,
+            AuthError::MissingClaim("oid"),
+            AuthError::InvalidClaim("roles"),
+            AuthError::NoPermissions,
+            AuthError::KeysUnavailable,
+        ];
+        let table: Vec<_> = all
+            .iter()
+            .map(|e| (e.reason(), e.status().as_u16(), e.www_authenticate_error()))
+            .collect();
+        let expected = [
+            ("missing_token", 401, None),
+            ("invalid_request", 400, Some("invalid_request")),
+            ("malformed_token", 401, Some("invalid_token")),
+            ("disallowed_algorithm", 401, Some("invalid_token")),
+            ("unknown_key", 401, Some("invalid_token")),
+            ("bad_signature", 401, Some("invalid_token")),
+            ("expired", 401, Some("invalid_token")),
+            ("not_yet_valid", 401, Some("invalid_token")),
+            ("wrong_audience", 401, Some("invalid_token")),
+            ("wrong_issuer", 401, Some("invalid_token")),
+            ("wrong_tenant", 401, Some("invalid_token")),
+            ("missing_claim", 401, Some("invalid_token")),
+            ("invalid_claim", 401, Some("invalid_token")),
+            ("no_permissions", 401, Some("invalid_token")),
+            ("keys_unavailable", 503, None),
+        ];
+        assert_eq!(table, expected);
+        for e in &all {
+            let d = e.description();
+            // RFC 6750 §3: error_description is %x20-21 / %x23-5B / %x5D-7E.
+            assert!(
+                d.bytes()
+                    .all(|b| (0x20..=0x7e).contains(&b) && b != b'"' && b != b'\\'),
+                "{d}"
+            );
+        }
+        assert_eq!(
+            AuthError::MissingClaim("oid").description(),
+            "the token has no `oid` claim"
+        );
     }
 }

@@ -421,6 +421,34 @@ mod tests {
     }
 
     #[test]
+    fn valid_v2_user_token_gives_identity() {
+        let id = check_with(base(), &rules()).unwrap();
+        assert_eq!(id.object_id, "oid-1");
+        assert_eq!(id.tenant_id, TID);
+        assert_eq!(id.kind, PrincipalKind::User);
+        assert_eq!(id.scopes, ["access_as_user", "read"]);
+        assert!(id.roles.is_empty());
+        assert_eq!(id.email.as_deref(), Some("ada@example.com"));
+        assert_eq!(id.app_id.as_deref(), Some("client-1"));
+        assert_eq!(id.name.as_deref(), Some("Ada"));
+        assert_eq!(id.expires_at, NOW + 600);
+    }
+
+    #[test]
+    fn v1_issuer_with_trailing_slash_is_accepted_and_fallbacks_apply() {
+        let claims = json!({
+            "iss": format!("https://sts.example/{TID}/"), "aud": "api://app",
+            "exp": NOW + 600, "tid": TID, "oid": "o", "roles": ["Admin"],
+            "unique_name": "u@example.com", "appid": "app-1", "idtyp": "app",
+        });
+        let id = check_with(claims, &rules()).unwrap();
+        assert_eq!(id.kind, PrincipalKind::App);
+        assert_eq!(id.roles, ["Admin"]);
+        assert_eq!(id.email.as_deref(), Some("u@example.com"));
+        assert_eq!(id.app_id.as_deref(), Some("app-1"));
+    }
+
+    #[test]
     fn each_claim_rule_has_its_reason() {
         let other = "22222222-2222-2222-2222-222222222222";
         let cases = [
