@@ -249,6 +249,22 @@ impl System {
         }
     }
 
+    /// Waits until the gateway's first signing-key fetch has finished (loaded
+    /// or failed), so a test starts from a known state. Waits on the fetch
+    /// counter, not on a clock.
+    pub async fn first_key_fetch(&self) {
+        let mut fetches = self.gateway.authenticator().watch_fetches();
+        let _ = fetches.wait_for(|done| *done >= 1).await;
+    }
+
+    /// Sends `request` byte for byte on a new connection to the gateway and
+    /// returns the status code and everything after the head. HTTP clients
+    /// clean request targets up (`/a/../b` becomes `/b` before it is sent),
+    /// so path and header tricks need this.
+    pub async fn raw(&self, request: &str) -> (u16, String) {
+        raw_request(self.gateway_url.trim_start_matches("http://"), request).await
+    }
+
     /// Stops all three servers and waits for them to finish.
     pub async fn stop(self) -> anyhow::Result<()> {
         for stop in self.stops {
@@ -324,4 +340,25 @@ impl Relay {
     pub fn connections(&self) -> u64 {
         self.connections.load(std::sync::atomic::Ordering::SeqCst)
     }
+}
+
+/// One raw HTTP/1.1 exchange: writes `request` as is, reads until the server
+/// closes (send `Connection: close`), returns the status and the body text.
+pub async fn raw_request(addr: &str, request: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response).await;
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
 }

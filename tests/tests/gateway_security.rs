@@ -162,6 +162,10 @@ async fn spoofed_and_look_alike_identity_headers_never_reach_the_upstream() {
     sys.stop().await.unwrap();
 }
 
+fn raw_get(path: &str, extra: &str) -> String {
+    format!("GET {path} HTTP/1.1\r\nHost: gateway\r\n{extra}Connection: close\r\n\r\n")
+}
+
 #[tokio::test]
 async fn path_tricks_are_normalised_or_refused_before_matching() {
     let (sys, log) = system_with_echo().await;
@@ -172,37 +176,53 @@ async fn path_tricks_are_normalised_or_refused_before_matching() {
         "/./todoitems",
         "/%74odoitems",
         "/health/%2e%2e/todoitems",
+        "/health/%2E./todoitems",
     ] {
-        assert_eq!(get(&sys, path, &[]).await.0, 401, "{path}");
+        let (status, body) = sys.raw(&raw_get(path, "")).await;
+        assert_eq!(status, 401, "{path}: {body}");
     }
     // Refused outright.
     for path in [
         "/%2e%2e/todoitems",
+        "/../todoitems",
         "/todoitems%2F1",
         "/todoitems%2f1",
         "/health/..;/todoitems",
         "/todoitems/%5C..",
+        "/todoitems\\..",
         "/todoitems/%00",
+        "/todoitems/%zz",
+        "*",
     ] {
-        let (status, body) = get(&sys, path, &[]).await;
+        let (status, body) = sys.raw(&raw_get(path, "")).await;
         assert_eq!(status, 400, "{path}: {body}");
     }
     assert!(seen(&log).is_empty(), "nothing was forwarded");
-    // With a token the normalised path is exactly what is forwarded.
+    // With a token the normalised path is exactly what is forwarded, and an
+    // absolute-form target never chooses the upstream.
     let alice = sys.token(MintRequest::user("alice"));
-    let bearer = format!("Bearer {alice}");
+    let auth = format!("Authorization: Bearer {alice}\r\n");
     assert_eq!(
-        get(
-            &sys,
-            "/health/../todoitems/%37",
-            &[("Authorization", &bearer)]
-        )
-        .await
-        .0,
+        sys.raw(&raw_get("/health/../todoitems/%37", &auth)).await.0,
         200
     );
-    assert_eq!(seen(&log)[0].path, "/todoitems/7");
-    assert_eq!(seen(&log)[0].method, "GET");
+    assert_eq!(
+        sys.raw(&raw_get("http://evil.example/todoitems/%38", &auth))
+            .await
+            .0,
+        200
+    );
+    let seen = seen(&log);
+    assert_eq!(
+        (seen[0].method.as_str(), seen[0].path.as_str()),
+        ("GET", "/todoitems/7")
+    );
+    assert_eq!(seen[1].path, "/todoitems/8");
+    assert!(
+        seen[1].all("host")[0].starts_with("127.0.0.1:"),
+        "{:?}",
+        seen[1].all("host")
+    );
     sys.stop().await.unwrap();
 }
 
@@ -278,7 +298,7 @@ async fn bad_tokens_are_rejected_with_a_precise_401_and_never_forwarded() {
         (
             "not yet valid",
             sys.token(MintRequest::user("bob").not_before_in(Duration::from_secs(3600))),
-            "not yet valid",
+            "not valid yet",
         ),
         (
             "wrong audience",
@@ -337,6 +357,7 @@ async fn bad_tokens_are_rejected_with_a_precise_401_and_never_forwarded() {
 #[tokio::test]
 async fn a_flood_of_random_kids_causes_at_most_one_key_fetch_per_cooldown() {
     let (sys, log) = system_with_echo().await;
+    sys.first_key_fetch().await;
     let auth = sys.gateway.authenticator().clone();
     let before = auth.fetch_count();
     let claims = claims_of(&sys.token(MintRequest::user("alice")));
@@ -421,6 +442,7 @@ async fn jwks_down_after_start_keeps_the_last_good_keys() {
     })
     .await
     .unwrap();
+    sys.first_key_fetch().await;
     let relay = sys.relay.clone().unwrap();
     let token = sys.token(MintRequest::user("alice"));
     let bearer = format!("Bearer {token}");
