@@ -176,6 +176,8 @@ struct RawClaims {
     azp: Option<Value>,
     #[serde(default, deserialize_with = "present")]
     appid: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    nonce: Option<Value>,
 }
 
 /// Keeps `null` as `Some(Value::Null)` so it is not mistaken for absence.
@@ -229,6 +231,12 @@ impl ClaimRules {
         let oid = string(claims.oid, "oid")?.ok_or(AuthError::MissingClaim("oid"))?;
         if oid.is_empty() {
             return Err(AuthError::InvalidClaim("oid"));
+        }
+
+        // An ID token is not an access token: it carries a `nonce` claim
+        // (OpenID Connect Core §2), an access token for an API never does.
+        if claims.nonce.is_some() {
+            return Err(AuthError::InvalidClaim("nonce"));
         }
 
         // scp: one space-separated string of short names; roles: an array of
@@ -478,6 +486,7 @@ mod tests {
             ("invalid_claim", json!({"iss": ["x"]})),
             ("invalid_claim", json!({"idtyp": "app"})),
             ("invalid_claim", json!({"name": 1})),
+            ("invalid_claim", json!({"nonce": "n-0S6_WzA2Mj"})),
             ("wrong_audience", json!({"aud": "other"})),
             ("wrong_audience", json!({"aud": "API://APP"})),
             ("wrong_audience", json!({"aud": []})),
