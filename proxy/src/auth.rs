@@ -2,15 +2,16 @@
 //! [`Identity`], failing closed.
 //!
 //! The stages of [`Authenticator::authenticate`], cheapest first:
-//! 1. find the one bearer token ([`bearer`]);
+//! 1. find the one bearer token (`bearer.rs`);
 //! 2. serve it from the verified-token cache if it is there, unexpired, and
-//!    its key is still current ([`cache`]);
-//! 3. split it and check the JOSE header: allowed `alg`, a `kid` ([`token`]);
+//!    its key is still current (`cache.rs`);
+//! 3. split it and check the JOSE header: allowed `alg`, a `kid` (`jws.rs`);
 //! 4. find the key by `kid` in the key set from OIDC discovery, asking for one
-//!    cooldown-limited refresh when the kid is unknown ([`keys`], [`refresh`]);
+//!    cooldown-limited refresh when the kid is unknown (`keys.rs`, `refresh.rs`);
 //! 5. verify the signature — only then are the claims read;
-//! 6. check the claims the Entra way: exact `iss` for the token's `tid`, an
-//!    allowed tenant, audience, lifetime, `oid`, and some permission.
+//! 6. check the claims the Entra way: lifetime, exact `iss` for the token's
+//!    `tid`, an allowed tenant, audience, `oid`, and some permission
+//!    (`claims.rs`).
 //!
 //! Rejections before step 5 cost no cryptography and never fetch keys beyond
 //! the cooldown. Where this module's job ends: it says *who* the caller is;
@@ -18,10 +19,11 @@
 
 mod bearer;
 mod cache;
+mod claims;
 mod error;
+mod jws;
 mod keys;
 mod refresh;
-mod token;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -30,10 +32,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use jsonwebtoken::{Algorithm, AlgorithmFamily};
 
 use self::cache::TokenCache;
+use self::claims::{ClaimRules, TenantRule};
 pub use self::error::{AuthError, AuthSetupError, KeyFetchError};
 use self::keys::{KeyFetcher, KeySet, VerifyingKey, http_url};
 use self::refresh::Refresher;
-use self::token::{ClaimRules, TenantRule};
 use crate::identity::Identity;
 
 /// First retry delay while the keys have never loaded (or after a failure).
@@ -334,7 +336,7 @@ impl Authenticator {
         let token = bearer::bearer_token(headers)?;
         let Some(keys) = self.current_keys() else {
             // A malformed token is the client's fault whatever our state.
-            token::parse(token, &self.algorithms)?;
+            jws::parse(token, &self.algorithms)?;
             return Err(AuthError::KeysUnavailable);
         };
         let now = unix_now();
@@ -343,7 +345,7 @@ impl Authenticator {
             return Ok(identity);
         }
 
-        let parsed = token::parse(token, &self.algorithms)?;
+        let parsed = jws::parse(token, &self.algorithms)?;
         let key = match keys.get(&parsed.kid) {
             Some(key) => Arc::clone(key),
             None => self.key_after_refresh(&parsed.kid).await?,

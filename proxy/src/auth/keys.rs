@@ -16,7 +16,7 @@ use reqwest::Url;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::token::ParsedToken;
+use super::jws::ParsedToken;
 use super::{AuthError, AuthSetupError, KeyFetchError};
 
 /// Discovery documents and key sets are a few KiB; anything near this is
