@@ -33,3 +33,22 @@ pub(crate) fn rotate_keys(idp: &Idp, remote: Option<SocketAddr>) -> Response {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_callers_may_rotate() {
+        let dir = tempfile::tempdir().unwrap();
+        let idp = Idp::new(crate::Config::embedded_default(), dir.path(), None).unwrap();
+        let before = idp.current_kid().unwrap();
+        for remote in [Some("192.0.2.7:5000".parse().unwrap()), None] {
+            assert_eq!(rotate_keys(&idp, remote).status(), StatusCode::FORBIDDEN);
+        }
+        assert_eq!(idp.current_kid().unwrap(), before);
+        let ok = rotate_keys(&idp, Some("[::1]:5000".parse().unwrap()));
+        assert_eq!(ok.status(), StatusCode::OK);
+        assert_ne!(idp.current_kid().unwrap(), before);
+    }
+}

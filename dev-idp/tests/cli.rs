@@ -1,0 +1,122 @@
+//! The `dev-idp` binary: tokens it prints verify against a server sharing its
+//! data directory, `rotate-keys` is seen by that server, and a bad
+//! configuration is reported as `file:line:col`.
+
+mod support;
+
+use std::process::Command;
+
+use dev_idp::Config;
+use support::{CONTOSO, DAEMON_CLIENT_ID, start};
+
+fn dev_idp(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_dev-idp"))
+        .args(args)
+        .env_remove("DEV_IDP_CONFIG")
+        .env_remove("DEV_IDP_BASE_URL")
+        .env_remove("DEV_IDP_DATA_DIR")
+        .output()
+        .expect("dev-idp runs")
+}
+
+#[tokio::test]
+async fn cli_tokens_verify_against_the_servers_jwks() {
+    let s = start().await;
+    let dir = s.dir.path().to_str().unwrap().to_owned();
+    let user = dev_idp(&[
+        "--data-dir",
+        &dir,
+        "--base-url",
+        &s.base,
+        "token",
+        "--user",
+        "alice",
+    ]);
+    assert!(
+        user.status.success(),
+        "{}",
+        String::from_utf8_lossy(&user.stderr)
+    );
+    let token = String::from_utf8(user.stdout).unwrap();
+    let claims = s.verify_v2(token.trim()).await;
+    assert_eq!(claims["preferred_username"], "alice@contoso.dev");
+
+    let app = dev_idp(&[
+        "--data-dir",
+        &dir,
+        "--base-url",
+        &s.base,
+        "token",
+        "--app",
+        "daemon",
+    ]);
+    let claims = s
+        .verify_v2(String::from_utf8(app.stdout).unwrap().trim())
+        .await;
+    assert_eq!(claims["azp"], DAEMON_CLIENT_ID);
+    assert_eq!(claims["idtyp"], "app");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn cli_rotation_is_seen_by_a_running_server() {
+    let s = start().await;
+    let before = s.idp.current_kid().unwrap();
+    let out = dev_idp(&["--data-dir", s.dir.path().to_str().unwrap(), "rotate-keys"]);
+    assert!(out.status.success());
+    let printed = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert_ne!(printed, before);
+    assert_eq!(s.idp.current_kid().unwrap(), printed);
+    let kids: Vec<_> = s
+        .jwks(CONTOSO)
+        .await
+        .keys
+        .iter()
+        .filter_map(|k| k.common.key_id.clone())
+        .collect();
+    assert_eq!(kids, [printed, before]);
+    s.stop().await;
+}
+
+#[test]
+fn test_only_flags_are_listed_under_their_own_heading() {
+    let help = String::from_utf8(dev_idp(&["token", "--help"]).stdout).unwrap();
+    let heading = help.find("Test-only").expect("a test-only heading");
+    for flag in ["--expired", "--audience", "--issuer", "--not-before-in"] {
+        assert!(
+            help.find(flag).unwrap() > heading,
+            "{flag} is not under the test-only heading"
+        );
+    }
+}
+
+#[test]
+fn a_bad_config_file_is_reported_with_file_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("idp.yaml");
+    let yaml = dev_idp::config::EMBEDDED_DEFAULT.replace("tenant: fabrikam", "tenant: atlantis");
+    std::fs::write(&path, yaml).unwrap();
+    let err = Config::load(&path).unwrap_err().to_string();
+    let line = dev_idp::config::EMBEDDED_DEFAULT
+        .lines()
+        .position(|l| l.contains("tenant: fabrikam"))
+        .unwrap()
+        + 1;
+    let expected = format!(
+        "{}:{line}:13: user 'carol': unknown tenant 'atlantis'",
+        path.display()
+    );
+    assert_eq!(err, expected);
+
+    let out = dev_idp(&["--config", path.to_str().unwrap(), "check-config"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&expected));
+}
+
+#[test]
+fn a_missing_config_file_names_the_path() {
+    let err = Config::load(std::path::Path::new("/nonexistent/idp.yaml"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("/nonexistent/idp.yaml: "), "{err}");
+}
