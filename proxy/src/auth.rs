@@ -340,8 +340,10 @@ impl Authenticator {
             return Err(AuthError::KeysUnavailable);
         };
         let now = unix_now();
-        let hash = TokenCache::hash(token);
-        if let Some(identity) = self.cache.get(&hash, &keys, now) {
+        let hash = self.cache.is_enabled().then(|| TokenCache::hash(token));
+        if let Some(hash) = &hash
+            && let Some(identity) = self.cache.get(hash, &keys, now)
+        {
             return Ok(identity);
         }
 
@@ -352,7 +354,9 @@ impl Authenticator {
         };
         key.verify(&parsed)?;
         let identity = self.rules.check(parsed.payload, now)?;
-        self.cache.insert(hash, &identity, &parsed.kid, &key, now);
+        if let Some(hash) = hash {
+            self.cache.insert(hash, &identity, &parsed.kid, &key, now);
+        }
         Ok(identity)
     }
 

@@ -64,6 +64,11 @@ impl TokenCache {
         }
     }
 
+    /// Whether the cache holds anything at all (capacity above zero).
+    pub(crate) fn is_enabled(&self) -> bool {
+        !self.shards.is_empty()
+    }
+
     /// The cache key for a token.
     pub(crate) fn hash(token: &str) -> TokenHash {
         let d = digest(&SHA256, token.as_bytes());

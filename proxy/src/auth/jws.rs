@@ -33,8 +33,9 @@ pub(crate) struct ParsedToken<'a> {
 }
 
 /// The JOSE header fields we read. Everything else is ignored, in particular
-/// `jwk`, `jku`, `x5u` and `x5c`: a key carried by the token proves nothing
-/// (RFC 8725 §3.5), so keys only ever come from the configured JWKS.
+/// `jwk`, `jku`, `x5u` and `x5c`: a key carried by the token proves nothing,
+/// and following `jku`/`x5u` invites SSRF (RFC 8725 §3.10). Keys only ever
+/// come from the configured JWKS.
 #[derive(Deserialize)]
 struct RawHeader<'a> {
     #[serde(borrow, default)]
