@@ -84,6 +84,12 @@ pub struct AuthSettings {
     /// is ignored.
     pub sts_instance: String,
     /// Where the OIDC discovery document is fetched from.
+    ///
+    /// When this URL's origin differs from `instance`'s and the discovery
+    /// document's `jwks_uri` names the `instance` origin, the keys are fetched
+    /// from this URL's origin instead (path and query kept): in docker compose
+    /// tokens name `http://localhost:9400` while the gateway reaches the IdP
+    /// as `http://dev-idp:9400`.
     pub metadata_url: String,
     /// Clock skew allowed on `exp` and `nbf`.
     pub leeway: Duration,

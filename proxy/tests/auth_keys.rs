@@ -171,6 +171,40 @@ async fn a_thousand_concurrent_random_kids_cause_at_most_one_fetch() {
 }
 
 #[tokio::test]
+async fn rejected_tokens_with_known_kids_never_fetch_keys() {
+    let key = TestKey::generate("real");
+    let idp = TestIdp::start(JwksMode::Keys(vec![key.jwk()])).await;
+    let auth = Arc::new(Authenticator::new(idp.settings()).unwrap());
+    let task = auth.spawn_refresh_task();
+    wait_for_fetches(&auth, |a| a.keys_loaded()).await;
+    let before = auth.fetch_count();
+
+    let instance = idp.instance();
+    let mut expired = v2_claims(&instance, TENANT);
+    expired["exp"] = (now() - 3600).into();
+    let mut foreign = v2_claims(&instance, OTHER_TENANT);
+    foreign["roles"] = serde_json::json!(["Admin"]);
+    let forged = TestKey::generate("real").sign(&v2_claims(&instance, TENANT));
+    let tokens = [key.sign(&expired), key.sign(&foreign), forged];
+    let mut requests = tokio::task::JoinSet::new();
+    for i in 0..300 {
+        let token = tokens[i % tokens.len()].clone();
+        let auth = Arc::clone(&auth);
+        requests.spawn(async move { reason(auth.authenticate(&bearer(&token)).await) });
+    }
+    while let Some(outcome) = requests.join_next().await {
+        let outcome = outcome.unwrap();
+        assert!(
+            ["expired", "wrong_tenant", "bad_signature"].contains(&outcome),
+            "{outcome}"
+        );
+    }
+    assert_eq!(auth.fetch_count(), before);
+    assert_eq!(auth.cached_tokens(), 0, "failures are never cached");
+    task.abort();
+}
+
+#[tokio::test]
 async fn unknown_kids_never_fetch_without_the_refresh_task() {
     let key = TestKey::generate("real");
     let idp = TestIdp::start(JwksMode::Keys(vec![key.jwk()])).await;
