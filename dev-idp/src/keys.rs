@@ -191,21 +191,18 @@ impl KeyStore {
         write_atomically(&self.dir.join(STATE_FILE), &json)
     }
 
-    /// Writes the first state unless one exists; false when another won.
+    /// Writes the first state unless one exists; false when another process
+    /// won. A hard link publishes the complete file atomically and fails if
+    /// the name is taken, so a concurrent reader never sees half a file.
     fn create_state(&self, state: &KeyState) -> Result<bool, Error> {
-        use std::io::Write as _;
         let path = self.dir.join(STATE_FILE);
         let json = serde_json::to_vec_pretty(state).expect("key state serialises");
-        match fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-        {
-            Ok(mut file) => {
-                file.write_all(&json)
-                    .map_err(|source| Error::Io { path, source })?;
-                Ok(true)
-            }
+        let tmp = temporary_path(&path);
+        write_private(&tmp, &json)?;
+        let linked = fs::hard_link(&tmp, &path);
+        let _ = fs::remove_file(&tmp);
+        match linked {
+            Ok(()) => Ok(true),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
             Err(source) => Err(Error::Io { path, source }),
         }
@@ -282,19 +279,37 @@ fn parse(pkcs8: &[u8]) -> Option<SigningKey> {
 }
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    let tmp = path.with_extension(format!(
-        "tmp-{}-{}",
-        std::process::id(),
-        uuid::Uuid::new_v4().simple()
-    ));
-    fs::write(&tmp, bytes).map_err(|source| Error::Io {
-        path: tmp.clone(),
-        source,
-    })?;
+    let tmp = temporary_path(path);
+    write_private(&tmp, bytes)?;
     fs::rename(&tmp, path).map_err(|source| Error::Io {
         path: path.to_owned(),
         source,
     })
+}
+
+/// A unique sibling name, so concurrent writers never share a temporary file.
+fn temporary_path(path: &Path) -> PathBuf {
+    path.with_extension(format!(
+        "tmp-{}-{}",
+        std::process::id(),
+        uuid::Uuid::new_v4().simple()
+    ))
+}
+
+/// Writes a new file readable by its owner only (on Unix): it may hold a
+/// private key.
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    use std::io::Write as _;
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let io = |source| Error::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let mut file = options.open(path).map_err(io)?;
+    file.write_all(bytes).map_err(io)
 }
 
 /// Seconds since the Unix epoch (0 before it).
@@ -338,7 +353,7 @@ mod tests {
             [new.clone(), old.clone()]
         );
         let later = t0 + Duration::from_secs(60);
-        assert_eq!(kids(&store, later), [new.clone()]);
+        assert_eq!(kids(&store, later), std::slice::from_ref(&new));
         // The next rotation after the grace deletes the old key's file.
         store.rotate(later).unwrap();
         assert!(!store.key_path(&old).exists());
