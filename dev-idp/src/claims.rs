@@ -136,6 +136,41 @@ pub(crate) fn access_token_claims(
     c
 }
 
+/// ID-token claims (OpenID Connect Core §2, Entra's v2 ID token): for the
+/// client, not the API — `aud` is the client id, and there is no `scp`.
+pub(crate) fn id_token_claims(
+    user: &User,
+    client: &App,
+    tenant: &Tenant,
+    nonce: Option<&str>,
+    shape: &Shape,
+    base_url: &str,
+) -> Map<String, Value> {
+    let tid = &tenant.id;
+    let mut c = Map::new();
+    c.insert("aud".into(), json!(client.client_id));
+    c.insert("iss".into(), json!(format!("{base_url}/{tid}/v2.0")));
+    c.insert("iat".into(), json!(shape.iat));
+    c.insert("nbf".into(), json!(shape.nbf));
+    c.insert("exp".into(), json!(shape.exp));
+    c.insert("aio".into(), json!(random_b64(48)));
+    c.insert("name".into(), json!(user.display_name));
+    if let Some(nonce) = nonce {
+        c.insert("nonce".into(), json!(nonce));
+    }
+    c.insert("oid".into(), json!(user.object_id));
+    c.insert("preferred_username".into(), json!(user.preferred_username));
+    c.insert("rh".into(), json!(format!("0.{}.", random_b64url(60))));
+    c.insert(
+        "sub".into(),
+        json!(pairwise_sub(tid, &user.object_id, &client.client_id)),
+    );
+    c.insert("tid".into(), json!(tid));
+    c.insert("uti".into(), json!(random_b64url(16)));
+    c.insert("ver".into(), json!("2.0"));
+    c
+}
+
 /// `sub` is pairwise: the same user gets a different, stable value in each
 /// client app, so apps cannot correlate users through it (key users on
 /// `tid` + `oid` instead). 43 base64url characters, like Entra's.

@@ -7,8 +7,8 @@ use std::time::{Duration, SystemTime};
 use jsonwebtoken::{Algorithm, Header};
 use serde_json::{Value, json};
 
-use crate::claims::{Grant, Shape, access_token_claims};
-use crate::config::{App, Config, Tenant, TokenVersion};
+use crate::claims::{Grant, Shape, access_token_claims, id_token_claims};
+use crate::config::{App, Config, Tenant, TokenVersion, User};
 use crate::keys::{KeyStore, unix};
 use crate::sessions::Sessions;
 use crate::{Error, MintRequest};
@@ -153,6 +153,23 @@ impl Idp {
             header.x5t = Some(key.kid.clone());
         }
         let claims = access_token_claims(grant, shape, &self.base_url, &self.sts_base_url);
+        jsonwebtoken::encode(&header, &claims, &key.encoding).map_err(Error::Sign)
+    }
+
+    /// Signs a v2 ID token for a user signing in to a client.
+    pub(crate) fn sign_id_token(
+        &self,
+        user: &User,
+        client: &App,
+        tenant: &Tenant,
+        nonce: Option<&str>,
+    ) -> Result<String, Error> {
+        let key = self.keys.current()?;
+        let mut header = Header::new(Algorithm::RS256);
+        header.typ = Some("JWT".to_owned());
+        header.kid = Some(key.kid.clone());
+        let shape = self.shape_now(client);
+        let claims = id_token_claims(user, client, tenant, nonce, &shape, &self.base_url);
         jsonwebtoken::encode(&header, &claims, &key.encoding).map_err(Error::Sign)
     }
 

@@ -28,6 +28,10 @@ pub(crate) struct PendingCode {
     pub scopes: Vec<String>,
     /// Whether `offline_access` was granted (a refresh token is due).
     pub offline_access: bool,
+    /// Whether `openid` was asked for (an ID token is due).
+    pub openid: bool,
+    /// The authorize request's `nonce`, echoed in the ID token.
+    pub nonce: Option<String>,
     /// Expiry, seconds since the epoch.
     pub expires_at: u64,
 }
@@ -43,6 +47,8 @@ pub(crate) struct RefreshGrant {
     pub api: String,
     /// Delegated scopes (short names).
     pub scopes: Vec<String>,
+    /// Whether refreshed responses carry an ID token.
+    pub openid: bool,
 }
 
 /// The outcome of presenting a code.
@@ -141,6 +147,8 @@ mod tests {
             api: "todo-api".into(),
             scopes: vec!["access_as_user".into()],
             offline_access: false,
+            openid: false,
+            nonce: None,
             expires_at,
         }
     }

@@ -433,3 +433,41 @@ async fn a_refresh_token_is_bound_to_its_client() {
     assert_eq!(err["error"], "invalid_grant");
     s.stop().await;
 }
+
+#[tokio::test]
+async fn openid_adds_an_id_token_for_the_client_with_the_nonce() {
+    let s = start().await;
+    let (verifier, challenge) = pkce();
+    let scope = format!("openid profile {API_URI}/access_as_user");
+    let response = authorize(
+        &s,
+        &[
+            ("client_id", SPA_CLIENT_ID),
+            ("response_type", "code"),
+            ("redirect_uri", &s.redirect_uri),
+            ("scope", &scope),
+            ("nonce", "n-0S6_WzA2Mj"),
+            ("code_challenge", &challenge),
+            ("code_challenge_method", "S256"),
+            ("login_hint", "bob@contoso.dev"),
+        ],
+    )
+    .await;
+    let (_, params) = location_params(&response);
+    let code = param(&params, "code").unwrap().to_owned();
+    let (status, body) = redeem(&s, &code, &verifier, &s.redirect_uri).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(
+        body.get("refresh_token").is_none(),
+        "no offline_access, no refresh token"
+    );
+    let issuer = format!("{}/{CONTOSO}/v2.0", s.base);
+    let id = s
+        .verify(body["id_token"].as_str().unwrap(), SPA_CLIENT_ID, &issuer)
+        .await
+        .unwrap();
+    assert_eq!(id["nonce"], "n-0S6_WzA2Mj");
+    assert_eq!(id["preferred_username"], "bob@contoso.dev");
+    assert!(id.get("scp").is_none() && id.get("roles").is_none());
+    s.stop().await;
+}

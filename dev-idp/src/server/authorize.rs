@@ -164,6 +164,8 @@ fn sign_in(
         api: requested.api.name.clone(),
         scopes: requested.scopes.clone(),
         offline_access: requested.offline_access,
+        openid: requested.openid,
+        nonce: params.get("nonce").map(str::to_owned),
         expires_at: unix(SystemTime::now()) + idp.config().auth_code_lifetime.as_secs(),
     };
     let code = idp.sessions.issue_code(pending, unix(SystemTime::now()));

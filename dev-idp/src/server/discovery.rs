@@ -4,6 +4,11 @@
 //! For `common` and `organizations` the issuer is a template containing the
 //! literal text `{tenantid}`, as Entra's: a multi-tenant API substitutes the
 //! token's `tid` and compares. Keys are shared by all tenants and versions.
+//!
+//! Fields Entra publishes for endpoints dev-idp does not serve (userinfo,
+//! device code, logout, kerberos) are left out rather than pointing nowhere;
+//! `code_challenge_methods_supported` and `grant_types_supported` (RFC 8414)
+//! are added, which Entra omits, so generic OIDC clients switch PKCE on.
 
 use serde_json::{Value, json};
 use warp::http::StatusCode;

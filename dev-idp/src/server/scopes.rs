@@ -19,6 +19,8 @@ pub(crate) struct Delegated<'a> {
     pub scopes: Vec<String>,
     /// `offline_access` asked for: a refresh token is due.
     pub offline_access: bool,
+    /// `openid` asked for: an ID token is due (OpenID Connect Core §3.1.3.3).
+    pub openid: bool,
 }
 
 impl Delegated<'_> {
@@ -43,9 +45,11 @@ pub(crate) fn delegated<'a>(config: &'a Config, scope: &str) -> Result<Delegated
     let mut api: Option<&App> = None;
     let mut scopes: Vec<String> = Vec::new();
     let mut offline_access = false;
+    let mut openid = false;
     for item in scope.split_whitespace() {
         if OIDC_SCOPES.contains(&item) {
             offline_access |= item == "offline_access";
+            openid |= item == "openid";
             continue;
         }
         let (resource, app, name) = split_resource(config, item)?;
@@ -85,6 +89,7 @@ pub(crate) fn delegated<'a>(config: &'a Config, scope: &str) -> Result<Delegated
         api,
         scopes,
         offline_access,
+        openid,
     })
 }
 

@@ -219,8 +219,16 @@ fn authorization_code(
         api,
         scopes: pending.scopes,
         offline_access: pending.offline_access,
+        openid: pending.openid,
     };
-    delegated_response(idp, user, client, auth, &delegated)
+    delegated_response(
+        idp,
+        user,
+        client,
+        auth,
+        &delegated,
+        pending.nonce.as_deref(),
+    )
 }
 
 /// RFC 7636 §4.6: BASE64URL(SHA256(ASCII(code_verifier))) == code_challenge,
@@ -311,6 +319,7 @@ fn refresh_token(
         api,
         scopes: grant.scopes.clone(),
         offline_access: true,
+        openid: grant.openid,
     };
     if let Some(scope) = params.get("scope") {
         let asked = scopes::delegated(idp.config(), scope)?;
@@ -325,17 +334,18 @@ fn refresh_token(
         }
         delegated.scopes = asked.scopes;
     }
-    delegated_response(idp, user, client, auth, &delegated)
+    delegated_response(idp, user, client, auth, &delegated, None)
 }
 
 /// The token response of a delegated grant; a refresh token when
-/// `offline_access` was granted.
+/// `offline_access` was granted, an ID token when `openid` was.
 fn delegated_response(
     idp: &Idp,
     user: &User,
     client: &App,
     auth: &'static str,
     delegated: &scopes::Delegated<'_>,
+    nonce: Option<&str>,
 ) -> Result<Value, OAuthError> {
     let tenant = idp
         .config()
@@ -365,7 +375,14 @@ fn delegated_response(
             user_oid: user.object_id.clone(),
             api: delegated.api.name.clone(),
             scopes: delegated.scopes.clone(),
+            openid: delegated.openid,
         }));
+    }
+    if delegated.openid {
+        let id_token = idp
+            .sign_id_token(user, client, tenant, nonce)
+            .map_err(server_error)?;
+        body["id_token"] = json!(id_token);
     }
     tracing::info!(user = %user.name, client = %client.name, "issued a delegated token");
     Ok(body)
