@@ -32,13 +32,19 @@ pub(crate) fn token(idp: &Idp, tenant: &str, body: &[u8], authorization: Option<
         let body = std::str::from_utf8(body).map_err(|_| {
             OAuthError::new("invalid_request", 900_144, "The request body is not UTF-8.")
         })?;
-        let params = Params::parse(body).map_err(|name| {
+        let mut params = Params::parse(body).map_err(|name| {
             OAuthError::new(
                 "invalid_request",
                 900_144,
                 format!("The parameter '{name}' is repeated."),
             )
         })?;
+        // v1 clients (`/oauth2/token`) name the API with `resource`.
+        if params.get("scope").is_none()
+            && let Some(resource) = params.get("resource").map(str::to_owned)
+        {
+            params.set("scope", format!("{resource}/.default"));
+        }
         let grant_type = params
             .get("grant_type")
             .ok_or_else(|| OAuthError::missing("grant_type"))?;
