@@ -63,11 +63,12 @@ pub async fn run(
                 path: config.db.clone(),
                 source,
             })?;
-    tracing::info!(
-        address = ?listener.local_addr().ok(),
-        db = %config.db.display(),
-        "todo-backend listening"
-    );
+    match listener.local_addr() {
+        Ok(address) => {
+            tracing::info!(%address, db = %config.db.display(), "todo-backend listening")
+        }
+        Err(error) => tracing::warn!(%error, "todo-backend listening on an unknown address"),
+    }
     warp::serve(routes(store))
         .incoming(listener)
         .graceful(shutdown)
@@ -78,4 +79,14 @@ pub async fn run(
     store_thread.join().await;
     tracing::info!("todo-backend stopped");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    /// Callers spawn `run` and wrap its error in `anyhow`.
+    #[test]
+    fn the_error_can_cross_threads() {
+        fn check<T: Send + Sync + 'static>() {}
+        check::<super::Error>();
+    }
 }

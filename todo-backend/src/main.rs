@@ -1,6 +1,7 @@
 //! `todo-backend`: parse flags, start logging, bind, and [`todo_backend::run`]
 //! until SIGINT or SIGTERM.
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -28,6 +29,7 @@ async fn main() -> anyhow::Result<()> {
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
+        .with_ansi(std::io::stdout().is_terminal())
         .init();
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
