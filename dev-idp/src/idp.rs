@@ -132,6 +132,7 @@ impl Idp {
                     "x5t": k.kid,
                     "n": k.n,
                     "e": k.e,
+                    "x5c": [k.x5c],
                 });
                 if let Some(issuer) = issuer {
                     jwk["issuer"] = json!(issuer);

@@ -11,11 +11,13 @@
 //! verifies against the server's JWKS. Writes go through a temporary file and
 //! a rename, so a reader never sees half a file.
 //!
-//! **Key ids.** `kid` and `x5t` are the same value: the base64url SHA-1
-//! thumbprint of the public key's DER `SubjectPublicKeyInfo`. Entra uses the
-//! thumbprint of a self-signed certificate; we publish no certificate
-//! (`x5c`), so the public key is what we hash. Verifiers match on `kid` only.
+//! **Key ids.** As in Entra, `kid` and `x5t` are the same value: the
+//! base64url SHA-1 thumbprint of the key's self-signed certificate, which the
+//! JWKS publishes as `x5c` (see [`certificate`]). The certificate is a pure
+//! function of the key, so the kid is stable across restarts. Verifiers match
+//! on `kid`; nothing trusts the certificate.
 
+mod certificate;
 mod pem;
 
 use std::collections::HashMap;
@@ -44,6 +46,8 @@ pub struct SigningKey {
     pub n: String,
     /// Public exponent, base64url without padding (JWK `e`).
     pub e: String,
+    /// The self-signed certificate, standard base64 DER (JWK `x5c[0]`).
+    pub x5c: String,
     /// The private key for jsonwebtoken.
     pub(crate) encoding: EncodingKey,
 }
@@ -248,10 +252,9 @@ impl KeyStore {
                 message: "not a PKCS#8 PEM RSA private key".to_owned(),
             })?;
         if key.kid != kid {
-            return Err(Error::Corrupt {
-                path,
-                message: format!("holds key '{}', not '{kid}'", key.kid),
-            });
+            // Written by a dev-idp that derived kids differently; the kid is
+            // recomputed from the key, so signing and JWKS still agree.
+            tracing::debug!(file = %path.display(), kid = %key.kid, "key file named by an older kid");
         }
         let key = Arc::new(key);
         self.cache
@@ -262,18 +265,20 @@ impl KeyStore {
     }
 }
 
-/// Builds a [`SigningKey`] from PKCS#8 DER, computing its thumbprint kid.
+/// Builds a [`SigningKey`] from PKCS#8 DER, computing its certificate and
+/// thumbprint kid.
 fn parse(pkcs8: &[u8]) -> Option<SigningKey> {
     let pair = KeyPair::from_pkcs8(pkcs8).ok()?;
     let public = pair.public_key();
     let spki = public.as_der().ok()?;
-    let sha1 =
-        aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, spki.as_ref());
+    let cert = certificate::self_signed(&pair, spki.as_ref())?;
+    let sha1 = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, &cert);
     let encoding = EncodingKey::from_rsa_pem(pem::encode_private_key(pkcs8).as_bytes()).ok()?;
     Some(SigningKey {
         kid: URL_SAFE_NO_PAD.encode(sha1.as_ref()),
         n: URL_SAFE_NO_PAD.encode(public.modulus().big_endian_without_leading_zero()),
         e: URL_SAFE_NO_PAD.encode(public.exponent().big_endian_without_leading_zero()),
+        x5c: base64::engine::general_purpose::STANDARD.encode(&cert),
         encoding,
     })
 }

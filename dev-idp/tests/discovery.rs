@@ -3,6 +3,8 @@
 
 mod support;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use reqwest::StatusCode;
 use support::{CONTOSO, start};
 
@@ -118,6 +120,10 @@ async fn jwks_publishes_rsa_signing_keys_with_kid_and_x5t_on_both_paths() {
         assert_eq!(k["x5t"], kid);
         assert_eq!(k["e"], "AQAB");
         assert!(k["n"].as_str().unwrap().len() >= 342, "a 2048-bit modulus");
+        // As Entra's: x5t (and kid) is the SHA-1 thumbprint of the x5c certificate.
+        let der = STANDARD.decode(k["x5c"][0].as_str().unwrap()).unwrap();
+        let sha1 = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, &der);
+        assert_eq!(k["x5t"], URL_SAFE_NO_PAD.encode(sha1.as_ref()));
     }
     let (_, v2) = s.get_json(&format!("/{CONTOSO}/discovery/v2.0/keys")).await;
     assert_eq!(
