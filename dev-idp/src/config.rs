@@ -1,7 +1,7 @@
 //! The dev-idp configuration: tenants, app registrations and users, as in Entra.
 //!
-//! The YAML file (`dev-idp.yaml`) is read in two stages: [`raw`] is its serde
-//! shape with source locations, [`compile`] checks every rule at once and builds
+//! The YAML file (`dev-idp.yaml`) is read in two stages: `raw` is its serde
+//! shape with source locations, `compile` checks every rule at once and builds
 //! the [`Config`] below, which the rest of the crate uses and never re-checks.
 //! The shipped default is embedded so the binary runs with no file at all.
 

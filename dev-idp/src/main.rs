@@ -181,7 +181,18 @@ fn banner(idp: &Idp, local: std::net::SocketAddr) -> String {
         idp.issuer_v2(first),
         idp.sts_base_url(),
         idp.base_url(),
-    )
+    ) + &exposure_warning(local)
+}
+
+/// An extra line when the server is reachable beyond this machine.
+fn exposure_warning(local: std::net::SocketAddr) -> String {
+    if local.ip().is_loopback() {
+        String::new()
+    } else {
+        format!(
+            "\nWARNING: listening on {local}, beyond loopback: anyone on the network can mint tokens"
+        )
+    }
 }
 
 /// Completes on Ctrl-C or, on Unix, SIGTERM (what `docker stop` sends).
