@@ -12,6 +12,7 @@ use dev_idp::{Idp, MintRequest};
 use e2e_tests::{Options, System};
 use serde_json::{Value, json};
 use warp::Filter;
+use warp::http::{HeaderMap, Method};
 
 /// What the echo upstream saw of one request.
 #[derive(Debug, Clone)]
@@ -42,9 +43,7 @@ async fn echo_upstream() -> (String, Log) {
         .and(warp::path::full())
         .and(warp::header::headers_cloned())
         .map(
-            move |method: warp::http::Method,
-                  path: warp::path::FullPath,
-                  headers: warp::http::HeaderMap| {
+            move |method: Method, path: warp::path::FullPath, headers: HeaderMap| {
                 let seen = Seen {
                     method: method.to_string(),
                     path: path.as_str().to_string(),
