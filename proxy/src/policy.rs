@@ -4,8 +4,10 @@
 //! serde types of `file.rs` (the file format and nothing else), then
 //! `compile.rs` validates every value — reporting all problems at once, each
 //! as `file:line:col: message` — and builds a [`Policy`]: all routes' globs
-//! in `GlobSet`s (`matcher.rs`), each route's methods as a bitset. Deciding a
-//! request is then a `GlobSet` lookup, never a scan of the routes.
+//! in one index (`matcher.rs`: a hash map for literal paths, `GlobSet`s in a
+//! trie of literal segments for the rest), each route's methods as a bitset.
+//! Deciding a request touches only the globs that could match, never a scan
+//! of the routes.
 //!
 //! This module does no IO apart from [`Policy::load`] reading the file, keeps
 //! no global state, and never sees a raw request path: callers match the
@@ -54,8 +56,8 @@ pub use route::{Access, Denial, Route};
 pub struct Policy {
     /// In file order.
     routes: Vec<Route>,
-    /// Every glob of every route, in file order, so matches are visited in
-    /// file order.
+    /// Every glob of every route, indexed in file order, so matches come
+    /// back in file order.
     matcher: Matcher,
     /// Glob index → index into `routes`.
     glob_routes: Vec<usize>,
@@ -104,25 +106,19 @@ impl Policy {
             _ => normalized_path,
         };
         let mut allowed = MethodSet::EMPTY;
-        let mut found = None;
         let mut previous = None;
-        self.matcher.find(key, |glob| {
+        for glob in self.matcher.matches(key) {
             let index = self.glob_routes[glob];
             // A route with several matching globs is looked at once.
             if previous == Some(index) {
-                return false;
+                continue;
             }
             previous = Some(index);
             let route = &self.routes[index];
             if route.methods.contains(method) {
-                found = Some(route);
-                return true;
+                return RouteMatch::Found(route);
             }
             allowed = allowed.union(route.methods);
-            false
-        });
-        if let Some(route) = found {
-            return RouteMatch::Found(route);
         }
         if allowed.is_empty() {
             RouteMatch::NotFound

@@ -243,13 +243,20 @@ fn a_route_with_several_matching_globs_is_counted_once() {
 
 #[test]
 fn ten_thousand_routes_compile_and_decide() {
+    // Even routes: a literal and a deep glob each, all in different places.
+    // Odd routes: 5,000 globs under the same literal segment, more than one
+    // `GlobSet` can hold.
     let mut yaml = String::from("version: 1\nroutes:\n");
     for i in 0..10_000 {
+        let v = i % 7;
+        let paths = if i % 2 == 0 {
+            format!("/api/v{v}/r{i}, /api/v{v}/r{i}/*/items/**")
+        } else {
+            format!("'/shared/*/r{i}', '/shared/{{a,b}}/r{i}/*'")
+        };
         let _ = writeln!(
             yaml,
-            "  - {{name: r{i}, paths: [/api/v{}/r{i}, /api/v{}/r{i}/*/items/**], methods: [GET, POST], scopes: [s{i}]}}",
-            i % 7,
-            i % 7
+            "  - {{name: r{i}, paths: [{paths}], methods: [GET, POST], scopes: [s{i}]}}"
         );
     }
     yaml.push_str("  - {name: fallback, path: /**, methods: [GET], allow: anonymous}\n");
@@ -258,11 +265,17 @@ fn ten_thousand_routes_compile_and_decide() {
         Err(errors) => panic!("{errors}"),
     };
     assert_eq!(p.routes().len(), 10_001);
-    check(&p, "GET /api/v3/r9999", "route r9999");
+    check(&p, "GET /api/v2/r9998", "route r9998");
+    check(&p, "GET /api/v6/r9998", "route fallback");
     check(&p, "POST /api/v0/r0/1/items/2/3", "route r0");
     check(&p, "PUT /api/v0/r0", "405 GET, POST");
     check(&p, "GET /api/v1/r0", "route fallback");
     check(&p, "POST /api/v1/r0", "405 GET");
+    check(&p, "GET /shared/x/r1", "route r1");
+    check(&p, "GET /shared/x/r9999", "route r9999");
+    check(&p, "POST /shared/b/r5001/7", "route r5001");
+    check(&p, "POST /shared/c/r5001/7", "405 GET");
+    check(&p, "GET /shared/x/r2", "route fallback");
     assert_eq!(p.routes()[9999].line, 10_002);
 }
 
