@@ -137,6 +137,10 @@ fn with(
 
 /// The last resort of a path: 405 with `Allow` when no route of `path` has
 /// the request's method. When one has, that route's own rejection stands.
+///
+/// `Allow` lists every method of the path (RFC 9110 §15.5.6), formatted as
+/// Starlette formats it; Starlette itself listed only the methods of the
+/// first route declared for the path (`GET` for `/todoitems`).
 fn wrong_method(
     path: &'static str,
 ) -> impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection> + Clone {

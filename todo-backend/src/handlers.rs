@@ -22,7 +22,7 @@ use crate::store::{Item, Store};
     get,
     path = "/health",
     tag = "health",
-    responses((status = 200, description = "The service is up", body = String, example = json!("OK")))
+    responses((status = 200, description = "The service is up", body = String, content_type = "application/json", example = json!("OK")))
 )]
 pub async fn health() -> Result<Response, warp::Rejection> {
     Ok(warp::reply::json(&"OK").into_response())

@@ -90,3 +90,10 @@ async fn get_openapi_json_serves_the_generated_document() {
     assert_eq!(response.header("content-type"), Some("application/json"));
     assert_eq!(response.json(), document());
 }
+
+#[test]
+fn health_is_documented_as_the_json_string_it_returns() {
+    let document = document();
+    let ok = &document["paths"]["/health"]["get"]["responses"]["200"]["content"];
+    assert_eq!(ok["application/json"]["example"], "OK", "{ok}");
+}
