@@ -24,6 +24,11 @@ pub enum GatewayError {
     /// The request target is not an origin-form path (e.g. `*`).
     #[error("invalid request target")]
     BadTarget,
+    /// A request hyper parsed but a proxy must not pass on: no or several
+    /// `Host` headers (RFC 9112 §3.2), transfer codings other than one
+    /// `chunked` (§6.1). The connection is closed after the answer.
+    #[error("malformed request: {0}")]
+    MalformedRequest(&'static str),
     /// `Upgrade: h2c` asks to switch protocols behind the gateway's back.
     #[error("protocol upgrade is not supported")]
     UpgradeRefused,
@@ -56,6 +61,7 @@ impl GatewayError {
         match self {
             GatewayError::BadPath(_) => "bad_path",
             GatewayError::BadTarget => "bad_target",
+            GatewayError::MalformedRequest(_) => "malformed_request",
             GatewayError::UpgradeRefused => "upgrade_refused",
             GatewayError::NoRoute => "no_route",
             GatewayError::MethodNotAllowed { .. } => "method_not_allowed",
@@ -69,9 +75,10 @@ impl GatewayError {
 
     pub fn status(&self) -> StatusCode {
         match self {
-            GatewayError::BadPath(_) | GatewayError::BadTarget | GatewayError::UpgradeRefused => {
-                StatusCode::BAD_REQUEST
-            }
+            GatewayError::BadPath(_)
+            | GatewayError::BadTarget
+            | GatewayError::MalformedRequest(_)
+            | GatewayError::UpgradeRefused => StatusCode::BAD_REQUEST,
             GatewayError::NoRoute => StatusCode::NOT_FOUND,
             GatewayError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             GatewayError::Auth(e) => e.status(),
@@ -94,6 +101,11 @@ impl GatewayError {
         let mut response = json_response(status, &serde_json::json!({ "detail": detail }));
         let headers = response.headers_mut();
         match &self {
+            // Whatever follows on this connection cannot be trusted to be framed
+            // the way the gateway read it.
+            GatewayError::MalformedRequest(_) => {
+                headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
             GatewayError::MethodNotAllowed { allow } => {
                 if let Ok(v) = HeaderValue::from_str(allow) {
                     headers.insert(header::ALLOW, v);

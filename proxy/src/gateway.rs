@@ -24,6 +24,7 @@ use hyper_util::rt::TokioExecutor;
 use crate::auth::Authenticator;
 use crate::body::{self, ProxyBody};
 use crate::config::{Limits, Upstream};
+use crate::docs::{Docs, DocsRequest};
 use crate::error::GatewayError;
 use crate::headers::{self, StripRules};
 use crate::path;
@@ -53,6 +54,8 @@ pub struct Gateway {
     upstream: Upstream,
     limits: Limits,
     tls: bool,
+    /// Swagger UI and the secured `/openapi.json`, answered after authorize.
+    docs: Option<Docs>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -95,7 +98,14 @@ impl Gateway {
             upstream,
             limits,
             tls,
+            docs: None,
         }
+    }
+
+    /// Serves the API docs (`docs.rs`) instead of forwarding their paths.
+    pub fn with_docs(mut self, docs: Option<Docs>) -> Self {
+        self.docs = docs;
+        self
     }
 
     /// The policy requests start with from now on.
@@ -172,6 +182,9 @@ impl Gateway {
         if upgrade_to_h2c(&req) {
             return Err(GatewayError::UpgradeRefused);
         }
+        if let Some(problem) = ambiguous_host_or_framing(&req) {
+            return Err(GatewayError::MalformedRequest(problem));
+        }
         // Stage 1: normalise the path. What is matched is what is forwarded.
         let Some(path_and_query) = req.uri().path_and_query() else {
             return Err(GatewayError::BadTarget);
@@ -207,6 +220,20 @@ impl Gateway {
                 Some(identity)
             }
         };
+
+        // Docs paths are answered here once the policy has let them through.
+        if let Some(docs) = &self.docs {
+            match docs.classify(req.method(), &path) {
+                Some(DocsRequest::Static) => return Ok(docs.static_response(&path, policy)),
+                Some(DocsRequest::OpenApi) => {
+                    let timeout = self.limits.upstream_timeout;
+                    return docs
+                        .openapi_response(&self.client, &self.upstream, timeout, policy)
+                        .await;
+                }
+                None => {}
+            }
+        }
 
         // A declared length over the limit is refused before anything is sent.
         if let Some(length) = content_length(&req)
@@ -294,6 +321,31 @@ fn upgrade_to_h2c<B>(req: &Request<B>) -> bool {
             .map(|s| s.to_ascii_lowercase().contains("h2c"))
             .unwrap_or(true)
     })
+}
+
+/// What hyper accepts but a proxy should not pass on, because a server in
+/// front or behind could read it differently: an HTTP/1.1 request without
+/// exactly one `Host` (RFC 9112 §3.2 requires a 400), and transfer codings
+/// other than a single `chunked` (`chunked, chunked`, `gzip, chunked`: §6.1
+/// lets a server refuse them, and the gateway would forward the coded bytes
+/// as if they were plain).
+fn ambiguous_host_or_framing<B>(req: &Request<B>) -> Option<&'static str> {
+    if req.version() == http::Version::HTTP_11
+        && req.headers().get_all(header::HOST).iter().count() != 1
+    {
+        return Some("an HTTP/1.1 request needs exactly one Host header");
+    }
+    let mut codings = req
+        .headers()
+        .get_all(header::TRANSFER_ENCODING)
+        .iter()
+        .flat_map(|v| v.to_str().unwrap_or("?").split(','))
+        .map(str::trim);
+    match (codings.next(), codings.next()) {
+        (None, _) => None,
+        (Some(one), None) if one.eq_ignore_ascii_case("chunked") => None,
+        _ => Some("only a single chunked transfer coding is supported"),
+    }
 }
 
 fn content_length<B>(req: &Request<B>) -> Option<u64> {

@@ -15,6 +15,9 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+pub mod recorder;
+pub mod wire;
+
 /// The default dev-idp configuration's tenant (see `dev-idp/dev-idp.yaml`).
 pub const TENANT: &str = "aaaaaaaa-0000-4000-8000-000000000001";
 /// A second tenant of the default configuration, for cross-tenant cases.
