@@ -46,7 +46,7 @@ async fn collect<B: Buf>(
     let mut body = std::pin::pin!(body);
     let mut collected = BytesMut::new();
     while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|e| ApiError::BodyRead(e.to_string()))?;
+        let chunk = chunk.map_err(ApiError::BodyRead)?;
         if collected.len() + chunk.remaining() > MAX_BODY_BYTES {
             return Err(ApiError::PayloadTooLarge);
         }

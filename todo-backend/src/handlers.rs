@@ -145,7 +145,8 @@ pub async fn delete_item(
     store: Store,
 ) -> Result<Response, warp::Rejection> {
     let item = accessible_item(&raw_id, &identity, &store).await?;
-    // Deleting by tenant and id: an item deleted concurrently is still a 204.
+    // Ids are never reused, so this id still names the item just checked;
+    // if a concurrent request deleted it meanwhile, the answer is still 204.
     store
         .delete(&identity.tenant_id, item.id)
         .await

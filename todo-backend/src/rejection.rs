@@ -36,8 +36,8 @@ pub enum ApiError {
     #[error("request body too large")]
     PayloadTooLarge,
     /// The body could not be read (the client went away mid-body, say).
-    #[error("reading the request body failed: {0}")]
-    BodyRead(String),
+    #[error("reading the request body failed")]
+    BodyRead(#[source] warp::Error),
     /// The path exists, the method does not; `allow` lists those that do.
     #[error("method not allowed")]
     MethodNotAllowed { allow: String },
