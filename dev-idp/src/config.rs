@@ -9,6 +9,8 @@ mod compile;
 mod duration;
 mod error;
 mod raw;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
