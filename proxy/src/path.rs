@@ -13,7 +13,8 @@
 //!   RFC 3986 §2.3) are decoded, so `%2e%2e` is `..` and `%74odo` is `todo`;
 //!   every other escape is kept, with uppercase hex (§6.2.2.1);
 //! - bytes that may not appear raw in a path (controls, space, `"<>\^`{|}`,
-//!   non-ASCII) are percent-encoded, so the output is always ASCII;
+//!   non-ASCII) are percent-encoded, so the output is always ASCII; escapes
+//!   must decode to valid UTF-8 (no overlong `%C0%AE` for `.`);
 //! - empty segments are merged (`//a` is `/a`), dot-segments resolved
 //!   (§5.2.4), and `..` above the root is an error, not clamped;
 //! - a trailing slash is kept: `/a/` and `/a` are different resources.
@@ -46,6 +47,10 @@ pub enum PathError {
     /// would not have seen.
     #[error("path parameter on an empty or dot-segment")]
     DotSegmentParameter,
+    /// Escapes that decode to invalid UTF-8, such as the overlong `%C0%AE`
+    /// that lenient decoders (IIS of old) read as `.`.
+    #[error("percent-escapes in path are not valid UTF-8")]
+    InvalidUtf8,
     /// `..` that would climb above `/`.
     #[error("path climbs above the root")]
     AboveRoot,
@@ -60,6 +65,12 @@ pub fn normalize(raw_path: &str) -> Result<String, PathError> {
         return Err(PathError::NotAbsolute);
     }
     let decoded = canonical_escapes(bytes)?;
+    if decoded.contains('%') {
+        let raw: Vec<u8> = percent_encoding::percent_decode_str(&decoded).collect();
+        if std::str::from_utf8(&raw).is_err() {
+            return Err(PathError::InvalidUtf8);
+        }
+    }
     resolve_segments(&decoded)
 }
 
@@ -284,6 +295,11 @@ mod tests {
         check("/a\\b", Err(PathError::Backslash));
         check("/health\\..\\todoitems", Err(PathError::Backslash));
         check("/a%00", Err(PathError::Nul));
+        check("/%c0%ae%c0%ae/todoitems", Err(PathError::InvalidUtf8));
+        check("/a%C0%AF", Err(PathError::InvalidUtf8));
+        check("/%e0%80%ae", Err(PathError::InvalidUtf8));
+        check("/caf%e9", Err(PathError::InvalidUtf8));
+        check("/caf%C3", Err(PathError::InvalidUtf8));
         check("/a\0b", Err(PathError::Nul));
     }
 

@@ -104,6 +104,12 @@ fn check_escapes(written: &str) -> Result<(), String> {
         }
         i += c_len(written, i);
     }
+    let decoded: Vec<u8> = percent_encoding::percent_decode_str(written).collect();
+    if std::str::from_utf8(&decoded).is_err() {
+        return Err(format!(
+            "path `{written}` can never match: its escapes are not valid UTF-8"
+        ));
+    }
     Ok(())
 }
 

@@ -226,6 +226,7 @@ fn globs_must_be_in_normalised_form() {
               - /health/..;/todoitems
               - /%zz
               - /todoitems/
+              - /caf%E9
               - /ok/*/**/{a,b}/[0-9]?
               - /
             methods: [GET]
@@ -242,6 +243,7 @@ fn globs_must_be_in_normalised_form() {
         policy.yaml:13:9: path `/health/..;/todoitems` can never match: requests with `;` on an empty or dot-segment are refused
         policy.yaml:14:9: invalid percent-escape `%zz` in path `/%zz`
         policy.yaml:15:9: path `/todoitems/` ends with `/`; trailing slashes are ignored when matching, write `/todoitems`
+        policy.yaml:16:9: path `/caf%E9` can never match: its escapes are not valid UTF-8
         ",
     );
 }
