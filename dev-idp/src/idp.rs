@@ -89,8 +89,12 @@ impl Idp {
         let now = unix(SystemTime::now());
         let lifetime = req.lifetime.unwrap_or(self.config.token_lifetime).as_secs();
         let (iat, nbf, exp) = if req.expired {
-            let exp = now - EXPIRED_AGO.as_secs();
-            (exp - lifetime, exp - lifetime, exp)
+            let exp = now.saturating_sub(EXPIRED_AGO.as_secs());
+            (
+                exp.saturating_sub(lifetime),
+                exp.saturating_sub(lifetime),
+                exp,
+            )
         } else {
             let nbf = now + req.not_before_in.map_or(0, |d| d.as_secs());
             (now, nbf, nbf + lifetime)
