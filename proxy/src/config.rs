@@ -12,6 +12,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::auth::{AllowedTenants, AuthSettings, TenantMode};
+use crate::docs::DocsSettings;
 use crate::policy::Policy;
 use crate::tls;
 
@@ -122,6 +123,15 @@ pub struct Flags {
     /// Seconds to wait for the upstream's response headers before answering 504.
     #[arg(long, env = "UPSTREAM_TIMEOUT_SECONDS", default_value_t = 30)]
     pub upstream_timeout_seconds: u64,
+    /// Serve Swagger UI at /docs and a policy-aware /openapi.json, signing in
+    /// as this single-page app (client id GUID; authorization code with PKCE,
+    /// redirect URI `<gateway origin>/oauth2-redirect`). Unset: /docs and
+    /// /openapi.json are forwarded to the backend like any route.
+    #[arg(long, env = "SWAGGER_UI_CLIENT_ID", help_heading = "API documentation")]
+    pub swagger_ui_client_id: Option<String>,
+    /// Do not serve the docs even if --swagger-ui-client-id is set.
+    #[arg(long, env = "DISABLE_DOCS", help_heading = "API documentation")]
+    pub no_docs: bool,
 }
 
 /// Limits on what a client may send, all explicit (see README "Limits").
@@ -155,6 +165,8 @@ pub struct Config {
     pub auth: AuthSettings,
     pub tls: Option<Arc<rustls::ServerConfig>>,
     pub limits: Limits,
+    /// Swagger UI at `/docs` and a secured `/openapi.json`, when enabled.
+    pub docs: Option<DocsSettings>,
 }
 
 impl std::fmt::Debug for Config {
@@ -166,6 +178,7 @@ impl std::fmt::Debug for Config {
             .field("policy_path", &self.policy_path)
             .field("tls", &self.tls.is_some())
             .field("limits", &self.limits)
+            .field("docs", &self.docs)
             .finish_non_exhaustive()
     }
 }
@@ -231,6 +244,8 @@ impl Flags {
             )),
             _ => None,
         };
+
+        let docs = self.docs_settings(instance.as_deref(), &audiences, &mut errors);
 
         let tls = match (&self.tls_cert, &self.tls_key) {
             (None, None) => None,
@@ -299,6 +314,7 @@ impl Flags {
                     token_cache_size: self.token_cache_size,
                 },
                 tls,
+                docs,
                 limits: Limits {
                     header_read_timeout: Duration::from_secs(
                         self.header_read_timeout_seconds.max(1),
@@ -315,6 +331,38 @@ impl Flags {
             }),
             _ => Err(ConfigErrors(errors)),
         }
+    }
+
+    /// Swagger UI's settings: the SPA client, and the tenant's authorize and
+    /// token endpoints on `--instance` (the URL browsers use, which differs
+    /// from `--metadata-url` inside docker compose).
+    fn docs_settings(
+        &self,
+        instance: Option<&str>,
+        audiences: &[String],
+        errors: &mut Vec<String>,
+    ) -> Option<DocsSettings> {
+        if self.no_docs {
+            return None;
+        }
+        let spa = match self.swagger_ui_client_id.as_deref().map(str::trim) {
+            None | Some("") => return None,
+            Some(id) if !is_guid(id) => {
+                errors.push(format!(
+                    "--swagger-ui-client-id must be the Swagger UI app's client id (a GUID), got {id:?}"
+                ));
+                return None;
+            }
+            Some(id) => id.to_string(),
+        };
+        let tenant = self.tenant.as_deref().map(str::trim)?.to_ascii_lowercase();
+        let (instance, api) = (instance?, audiences.first()?);
+        Some(DocsSettings {
+            spa_client_id: spa,
+            api_client_id: api.clone(),
+            authorize_url: format!("{instance}/{tenant}/oauth2/v2.0/authorize"),
+            token_url: format!("{instance}/{tenant}/oauth2/v2.0/token"),
+        })
     }
 
     fn tenant_mode(&self, errors: &mut Vec<String>) -> Option<TenantMode> {

@@ -7,6 +7,7 @@
 pub mod auth;
 pub mod body;
 pub mod config;
+pub mod docs;
 pub mod error;
 pub mod gateway;
 pub mod headers;

@@ -22,6 +22,7 @@ use tokio::sync::{Semaphore, watch};
 use crate::auth::Authenticator;
 use crate::body::ProxyBody;
 use crate::config::{Config, Limits};
+use crate::docs::Docs;
 use crate::error::json_response;
 use crate::gateway::Gateway;
 
@@ -60,7 +61,8 @@ pub fn prepare(config: Config) -> Result<Prepared, ServeError> {
         config.upstream.clone(),
         config.limits.clone(),
         config.tls.is_some(),
-    ));
+    )
+    .with_docs(config.docs.map(Docs::new)));
     Ok(Prepared {
         gateway,
         tls: config.tls,

@@ -7,7 +7,7 @@
 //! `data/`, so items and signing keys survive a restart.
 
 use dev_idp::MintRequest;
-use e2e_tests::{Options, System};
+use e2e_tests::{Options, SWAGGER_CLIENT_ID, System};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -19,6 +19,8 @@ async fn main() -> anyhow::Result<()> {
         admin_listen: "127.0.0.1:9000".parse()?,
         db: Some("data/todo.db".into()),
         idp_data: Some("data/dev-idp".into()),
+        // Swagger UI at /docs, signing in as the dev IdP's SPA registration.
+        gateway_args: vec!["--swagger-ui-client-id".into(), SWAGGER_CLIENT_ID.into()],
         ..Options::default()
     };
     let system = System::start_with(options).await?;
@@ -26,7 +28,7 @@ async fn main() -> anyhow::Result<()> {
     let bob = system.token(MintRequest::user("bob"));
     println!(
         "\nauthz-demo is running (Ctrl-C to stop):\n\
-         \x20 gateway      http://localhost:8000   (Swagger UI: /docs once served by the gateway)\n\
+         \x20 gateway      http://localhost:8000   (Swagger UI: http://localhost:8000/docs, Authorize, pick a user)\n\
          \x20 dev IdP      http://localhost:9400   (a development stand-in for Entra ID: never trust it in production)\n\
          \x20 backend      http://127.0.0.1:8081   (behind the gateway; call it through port 8000)\n\
          \x20 admin        http://127.0.0.1:9000/ready\n\n\

@@ -1,0 +1,386 @@
+//! API documentation served by the gateway itself: Swagger UI at `/docs`,
+//! its OAuth2 redirect page at `/oauth2-redirect`, and `/openapi.json` — the
+//! backend's live document with the security the gateway enforces added
+//! (`docs/openapi.rs`).
+//!
+//! Enabled by `--swagger-ui-client-id`. The gateway answers these paths only
+//! after the policy has matched, authenticated and authorized the request,
+//! so `policy.yaml` still decides who may read the docs. Swagger UI's files
+//! are vendored (`proxy/assets/swagger-ui/`, from the npm package
+//! `swagger-ui-dist`) and embedded: no CDN is ever contacted. Sign-in is the
+//! authorization-code flow with PKCE as a single-page app, as Entra ID
+//! requires for browser clients.
+//!
+//! Where its job ends: this module serves fixed bytes and rewrites one JSON
+//! document; it never forwards a client's request.
+
+mod openapi;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+
+use crate::body::{self, BoxError, ProxyBody};
+use crate::config::Upstream;
+use crate::error::{GatewayError, json_response};
+use crate::policy::Policy;
+
+pub use openapi::{policy_scopes, qualified_scope, requirements, secure_document};
+
+/// The paths the gateway answers itself when docs are enabled.
+pub const DOCS_PATH: &str = "/docs";
+pub const REDIRECT_PATH: &str = "/oauth2-redirect";
+pub const OPENAPI_PATH: &str = "/openapi.json";
+
+/// The backend's document is small; anything larger is refused.
+const MAX_DOCUMENT_BYTES: usize = 8 * 1024 * 1024;
+
+const BUNDLE_JS: &[u8] = include_bytes!("../assets/swagger-ui/swagger-ui-bundle.js");
+const CSS: &[u8] = include_bytes!("../assets/swagger-ui/swagger-ui.css");
+const REDIRECT_JS: &[u8] = include_bytes!("../assets/swagger-ui/oauth2-redirect.js");
+const FAVICON: &[u8] = include_bytes!("../assets/swagger-ui/favicon-32x32.png");
+const LICENSE: &[u8] = include_bytes!("../assets/swagger-ui/LICENSE");
+
+/// What the docs need to know of the deployment, checked by `config.rs`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DocsSettings {
+    /// The single-page app Swagger UI signs in as (`SWAGGER_UI_CLIENT_ID`).
+    pub spa_client_id: String,
+    /// The API app: scopes are requested as `api://<id>/<scope>`.
+    pub api_client_id: String,
+    /// `{instance}/{tenant}/oauth2/v2.0/authorize`, on the browser's URL of the IdP.
+    pub authorize_url: String,
+    /// `{instance}/{tenant}/oauth2/v2.0/token`.
+    pub token_url: String,
+}
+
+/// A request the docs answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DocsRequest {
+    /// Fixed bytes: a page, Swagger UI's files, or a 404 under `/docs/`.
+    Static,
+    /// `/openapi.json`: needs the backend's document.
+    OpenApi,
+}
+
+/// Swagger UI and its pages, rendered once at start-up.
+#[derive(Debug)]
+pub struct Docs {
+    settings: DocsSettings,
+    index: Bytes,
+    redirect: Bytes,
+    csp: HeaderValue,
+}
+
+impl Docs {
+    pub fn new(settings: DocsSettings) -> Docs {
+        let index = Bytes::from_static(
+            b"<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+              <title>API docs - Swagger UI</title>\
+              <link rel=\"stylesheet\" href=\"/docs/swagger-ui.css\">\
+              <link rel=\"icon\" type=\"image/png\" href=\"/docs/favicon-32x32.png\"></head>\n\
+              <body><div id=\"swagger-ui\"></div>\n\
+              <script src=\"/docs/swagger-ui-bundle.js\"></script>\n\
+              <script src=\"/docs/swagger-initializer.js\"></script>\n</body></html>\n",
+        );
+        let redirect = Bytes::from_static(
+            b"<!doctype html>\n<html lang=\"en-US\"><head><meta charset=\"utf-8\">\
+              <title>Swagger UI: OAuth2 Redirect</title></head>\n\
+              <body><script src=\"/docs/oauth2-redirect.js\"></script></body></html>\n",
+        );
+        // The browser fetches the token from the IdP (CORS), nothing else.
+        let csp = HeaderValue::from_str(&format!(
+            "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+             img-src 'self' data:; connect-src 'self' {idp}; frame-ancestors 'none'; \
+             base-uri 'none'; object-src 'none'",
+            idp = origin_of(&settings.token_url),
+        ))
+        .unwrap_or_else(|_| HeaderValue::from_static("default-src 'self'"));
+        Docs {
+            settings,
+            index,
+            redirect,
+            csp,
+        }
+    }
+
+    /// Swagger UI's start-up script: PKCE with the SPA client, the policy's
+    /// scopes pre-selected, the redirect page on this gateway's origin.
+    fn initializer_for(&self, policy: &Policy) -> Bytes {
+        let scopes: Vec<String> = policy_scopes(policy)
+            .iter()
+            .map(|s| qualified_scope(&self.settings, s))
+            .collect();
+        let oauth = serde_json::json!({
+            "clientId": self.settings.spa_client_id,
+            "usePkceWithAuthorizationCodeGrant": true,
+            "scopes": scopes.join(" "),
+        });
+        Bytes::from(format!(
+            "// Generated by authz-proxy (docs.rs).\n\
+             window.ui = SwaggerUIBundle({{\n\
+             \x20 url: {url},\n\
+             \x20 dom_id: \"#swagger-ui\",\n\
+             \x20 deepLinking: true,\n\
+             \x20 presets: [SwaggerUIBundle.presets.apis],\n\
+             \x20 layout: \"BaseLayout\",\n\
+             \x20 oauth2RedirectUrl: window.location.origin + {redirect},\n\
+             \x20 showMutatedRequest: true,\n\
+             }});\n\
+             window.ui.initOAuth({oauth});\n",
+            url = serde_json::Value::from(OPENAPI_PATH),
+            redirect = serde_json::Value::from(REDIRECT_PATH),
+        ))
+    }
+
+    pub fn settings(&self) -> &DocsSettings {
+        &self.settings
+    }
+
+    /// Whether the gateway answers this request itself (GET or HEAD of the
+    /// docs paths); `None`: forward as usual.
+    pub fn classify(&self, method: &Method, path: &str) -> Option<DocsRequest> {
+        if method != Method::GET && method != Method::HEAD {
+            return None;
+        }
+        if path == OPENAPI_PATH {
+            return Some(DocsRequest::OpenApi);
+        }
+        let under_docs = path == DOCS_PATH
+            || path
+                .strip_prefix(DOCS_PATH)
+                .is_some_and(|rest| rest.starts_with('/'));
+        (under_docs || path == REDIRECT_PATH).then_some(DocsRequest::Static)
+    }
+
+    /// The page or file at `path` (already classified as [`DocsRequest::Static`]).
+    pub fn static_response(&self, path: &str, policy: &Policy) -> Response<ProxyBody> {
+        let (content_type, bytes, page) = match path {
+            "/docs" | "/docs/" | "/docs/index.html" => {
+                ("text/html; charset=utf-8", self.index.clone(), true)
+            }
+            REDIRECT_PATH => ("text/html; charset=utf-8", self.redirect.clone(), true),
+            "/docs/swagger-initializer.js" => (
+                "text/javascript; charset=utf-8",
+                self.initializer_for(policy),
+                false,
+            ),
+            "/docs/swagger-ui-bundle.js" => (
+                "text/javascript; charset=utf-8",
+                Bytes::from_static(BUNDLE_JS),
+                false,
+            ),
+            "/docs/oauth2-redirect.js" => (
+                "text/javascript; charset=utf-8",
+                Bytes::from_static(REDIRECT_JS),
+                false,
+            ),
+            "/docs/swagger-ui.css" => ("text/css; charset=utf-8", Bytes::from_static(CSS), false),
+            "/docs/favicon-32x32.png" => ("image/png", Bytes::from_static(FAVICON), false),
+            "/docs/LICENSE" => (
+                "text/plain; charset=utf-8",
+                Bytes::from_static(LICENSE),
+                false,
+            ),
+            _ => return GatewayError::NoRoute.into_response(),
+        };
+        let mut response = bytes_response(StatusCode::OK, content_type, bytes);
+        let headers = response.headers_mut();
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        if page {
+            headers.insert(header::CONTENT_SECURITY_POLICY, self.csp.clone());
+            // The redirect page's URL carries the authorization code.
+            headers.insert(
+                header::REFERRER_POLICY,
+                HeaderValue::from_static("no-referrer"),
+            );
+        }
+        response
+    }
+
+    /// `/openapi.json`: the backend's live document, secured (see `docs/openapi.rs`).
+    pub async fn openapi_response(
+        &self,
+        client: &Client<HttpConnector, ProxyBody>,
+        upstream: &Upstream,
+        timeout: Duration,
+        policy: &Policy,
+    ) -> Result<Response<ProxyBody>, GatewayError> {
+        let document = fetch_document(client, upstream, timeout).await?;
+        let secured = secure_document(document, policy, &self.settings);
+        let mut response = json_response(StatusCode::OK, &secured);
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        response.headers_mut().insert(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        );
+        Ok(response)
+    }
+}
+
+/// Why the backend's document could not be used (reported as 502).
+#[derive(Debug, thiserror::Error)]
+enum DocumentError {
+    #[error("the backend answered {0} for /openapi.json")]
+    Status(StatusCode),
+    #[error("reading the backend's /openapi.json: {0}")]
+    Body(#[source] BoxError),
+    #[error("the backend's /openapi.json is not JSON: {0}")]
+    Json(#[source] serde_json::Error),
+}
+
+/// GET `/openapi.json` from the backend through the gateway's pooled client.
+async fn fetch_document(
+    client: &Client<HttpConnector, ProxyBody>,
+    upstream: &Upstream,
+    timeout: Duration,
+) -> Result<serde_json::Value, GatewayError> {
+    let uri = http::Uri::builder()
+        .scheme(upstream.scheme.clone())
+        .authority(upstream.authority.clone())
+        .path_and_query(OPENAPI_PATH)
+        .build()
+        .map_err(|_| GatewayError::BadTarget)?;
+    let mut request = Request::new(body::empty());
+    *request.uri_mut() = uri;
+    if let Ok(host) = HeaderValue::from_str(upstream.authority.as_str()) {
+        request.headers_mut().insert(header::HOST, host);
+    }
+    request
+        .headers_mut()
+        .insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+    let fetch = async {
+        let response = client
+            .request(request)
+            .await
+            .map_err(|e| GatewayError::UpstreamUnavailable(Box::new(e)))?;
+        if response.status() != StatusCode::OK {
+            return Err(unavailable(DocumentError::Status(response.status())));
+        }
+        Limited::new(response.into_body(), MAX_DOCUMENT_BYTES)
+            .collect()
+            .await
+            .map_err(|e| unavailable(DocumentError::Body(e)))
+    };
+    let bytes = match tokio::time::timeout(timeout, fetch).await {
+        Err(_elapsed) => return Err(GatewayError::UpstreamTimeout),
+        Ok(result) => result?.to_bytes(),
+    };
+    serde_json::from_slice(&bytes).map_err(|e| unavailable(DocumentError::Json(e)))
+}
+
+fn unavailable(error: DocumentError) -> GatewayError {
+    GatewayError::UpstreamUnavailable(Box::new(error))
+}
+
+fn bytes_response(
+    status: StatusCode,
+    content_type: &'static str,
+    bytes: Bytes,
+) -> Response<ProxyBody> {
+    let mut response = Response::new(Full::new(bytes).map_err(|never| match never {}).boxed());
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    response
+}
+
+/// `scheme://host[:port]` of a URL, for the CSP's `connect-src`.
+fn origin_of(url: &str) -> &str {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    match url[after_scheme..].find('/') {
+        Some(i) => &url[..after_scheme + i],
+        None => url,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn docs() -> Docs {
+        Docs::new(DocsSettings {
+            spa_client_id: "c0ffee00-0000-4000-8000-0000000000b2".into(),
+            api_client_id: "c0ffee00-0000-4000-8000-0000000000a1".into(),
+            authorize_url: "http://localhost:9400/t/oauth2/v2.0/authorize".into(),
+            token_url: "http://localhost:9400/t/oauth2/v2.0/token".into(),
+        })
+    }
+
+    #[test]
+    fn docs_paths_are_answered_locally_for_get_and_head_only() {
+        let docs = docs();
+        let check = |method: Method, path: &str, expected: Option<DocsRequest>| {
+            assert_eq!(docs.classify(&method, path), expected, "{method} {path}");
+        };
+        check(Method::GET, "/docs", Some(DocsRequest::Static));
+        check(Method::GET, "/docs/", Some(DocsRequest::Static));
+        check(
+            Method::HEAD,
+            "/docs/swagger-ui.css",
+            Some(DocsRequest::Static),
+        );
+        check(Method::GET, "/oauth2-redirect", Some(DocsRequest::Static));
+        check(Method::GET, "/openapi.json", Some(DocsRequest::OpenApi));
+        check(Method::GET, "/docsx", None);
+        check(Method::POST, "/docs", None);
+        check(Method::GET, "/todoitems", None);
+    }
+
+    #[test]
+    fn csp_allows_the_token_endpoint_origin_and_no_other_script_source() {
+        let docs = docs();
+        let csp = docs.csp.to_str().unwrap_or_default();
+        assert!(
+            csp.contains("connect-src 'self' http://localhost:9400;"),
+            "{csp}"
+        );
+        assert!(csp.contains("script-src 'self';"), "{csp}");
+    }
+
+    #[test]
+    fn initializer_uses_pkce_with_the_spa_client_and_the_policy_scopes() {
+        let policy = Policy::parse(
+            "version: 1\nroutes:\n  - {name: a, path: /a, methods: [GET], scopes: [access_as_user]}\n",
+            "p.yaml",
+        )
+        .expect("policy");
+        let js = String::from_utf8(docs().initializer_for(&policy).to_vec()).expect("utf-8");
+        assert!(
+            js.contains("\"clientId\":\"c0ffee00-0000-4000-8000-0000000000b2\""),
+            "{js}"
+        );
+        assert!(
+            js.contains("\"usePkceWithAuthorizationCodeGrant\":true"),
+            "{js}"
+        );
+        assert!(
+            js.contains("\"scopes\":\"api://c0ffee00-0000-4000-8000-0000000000a1/access_as_user\""),
+            "{js}"
+        );
+        assert!(
+            js.contains("window.location.origin + \"/oauth2-redirect\""),
+            "{js}"
+        );
+    }
+
+    #[test]
+    fn origin_is_scheme_host_and_port() {
+        assert_eq!(
+            origin_of("https://login.microsoftonline.com/t/oauth2/v2.0/token"),
+            "https://login.microsoftonline.com"
+        );
+        assert_eq!(origin_of("http://localhost:9400"), "http://localhost:9400");
+    }
+}
