@@ -1,0 +1,442 @@
+//! Property tests (proptest) of the pure parts the gateway's safety rests on:
+//!
+//! - random policies × random requests decide exactly like a reference
+//!   evaluator written here from the documented rules (`policy.yaml`'s
+//!   comments), so the compiled `GlobSet` matcher, the first-match order,
+//!   405 vs 404 and the role/scope rules cannot drift from what is documented;
+//! - random client header sets (any case, `_` `.` `-` variants, duplicates,
+//!   named in `Connection`) never get a client value into an identity header
+//!   through `strip_request` + `set_identity`;
+//! - identity values round-trip through their header encoding;
+//! - path normalisation is canonical and idempotent, and the route decided
+//!   for a path is the route decided for its normal form.
+//!
+//! Case counts are moderate so the suite stays fast in CI; the fuzz targets
+//! in `fuzz/` run the same bodies for longer.
+
+use authz_proxy::headers::{StripRules, set_identity, strip_request};
+use authz_proxy::identity::{Identity, PrincipalKind};
+use authz_proxy::path::normalize;
+use authz_proxy::policy::{Access, Denial, IdentityHeaders, Policy, RouteMatch};
+use http::{HeaderMap, HeaderName, HeaderValue, Method};
+use percent_encoding::percent_decode_str;
+use proptest::prelude::*;
+
+// ---------------------------------------------------------------- policies
+
+const METHODS: [&str; 5] = ["GET", "POST", "DELETE", "PUT", "PATCH"];
+const ROLES: [&str; 3] = ["Admin", "User", "admin"];
+const SCOPES: [&str; 3] = ["read", "write", "Read"];
+const SEGMENTS: [&str; 4] = ["a", "b", "c", "x"];
+
+#[derive(Debug, Clone)]
+struct RouteSpec {
+    globs: Vec<Vec<&'static str>>,
+    methods: Vec<&'static str>,
+    anonymous: bool,
+    roles: Vec<&'static str>,
+    scopes: Vec<&'static str>,
+}
+
+fn subset<T: Clone + std::fmt::Debug>(items: &'static [T]) -> impl Strategy<Value = Vec<T>> {
+    proptest::sample::subsequence(items, 0..=items.len())
+}
+
+fn glob() -> impl Strategy<Value = Vec<&'static str>> {
+    prop::collection::vec(
+        prop_oneof![
+            4 => proptest::sample::select(&SEGMENTS[..3]),
+            2 => Just("*"),
+            1 => Just("**"),
+        ],
+        1..=3,
+    )
+}
+
+fn route() -> impl Strategy<Value = RouteSpec> {
+    (
+        prop::collection::vec(glob(), 1..=2),
+        proptest::sample::subsequence(&METHODS[..], 1..=3),
+        any::<bool>(),
+        subset(&ROLES),
+        subset(&SCOPES),
+    )
+        .prop_map(|(globs, methods, anonymous, roles, scopes)| RouteSpec {
+            globs,
+            methods,
+            anonymous,
+            roles: if anonymous { vec![] } else { roles },
+            scopes: if anonymous { vec![] } else { scopes },
+        })
+}
+
+fn policy_yaml(routes: &[RouteSpec]) -> String {
+    let mut text = String::from("version: 1\nroutes:\n");
+    for (i, r) in routes.iter().enumerate() {
+        let paths: Vec<String> = r
+            .globs
+            .iter()
+            .map(|g| format!("/{}", g.join("/")))
+            .collect();
+        text.push_str(&format!(
+            "  - name: r{i}\n    paths: [{}]\n    methods: [{}]\n",
+            paths.join(", "),
+            r.methods.join(", ")
+        ));
+        if r.anonymous {
+            text.push_str("    allow: anonymous\n");
+        }
+        if !r.roles.is_empty() {
+            text.push_str(&format!("    roles: [{}]\n", r.roles.join(", ")));
+        }
+        if !r.scopes.is_empty() {
+            text.push_str(&format!("    scopes: [{}]\n", r.scopes.join(", ")));
+        }
+    }
+    text
+}
+
+/// The documented glob rules on whole segments: `*` is exactly one
+/// (non-empty) segment; `**` is any number of segments, but at the end of
+/// a glob at least one (`/a/**` is what is under `/a`, not `/a` itself) —
+/// except that a catch-all (`/**`, `/**/**`) also matches the root `/`.
+fn glob_matches(glob: &[&str], path: &[&str]) -> bool {
+    if path.is_empty() && glob.iter().all(|g| *g == "**") {
+        return true;
+    }
+    segments_match(glob, path)
+}
+
+fn segments_match(glob: &[&str], path: &[&str]) -> bool {
+    match glob.split_first() {
+        None => path.is_empty(),
+        Some((&"**", rest)) => {
+            let min = usize::from(rest.is_empty());
+            (min..=path.len()).any(|skip| segments_match(rest, &path[skip..]))
+        }
+        Some((&g, rest)) => match path.split_first() {
+            Some((&p, path_rest)) => (g == "*" || g == p) && segments_match(rest, path_rest),
+            None => false,
+        },
+    }
+}
+
+/// What the reference evaluator says: `allow rN`, `anonymous rN`,
+/// `403 missing_scope`, `403 missing_role`, `405 <Allow>`, `404`.
+fn reference(routes: &[RouteSpec], method: &str, segments: &[&str], who: &Identity) -> String {
+    let mut allowed: Vec<&str> = Vec::new();
+    for (i, r) in routes.iter().enumerate() {
+        if !r.globs.iter().any(|g| glob_matches(g, segments)) {
+            continue;
+        }
+        if !r.methods.contains(&method) {
+            allowed.extend(&r.methods);
+            continue;
+        }
+        if r.anonymous {
+            return format!("anonymous r{i}");
+        }
+        let has_scope = who.kind == PrincipalKind::User
+            && who.scopes.iter().any(|s| r.scopes.contains(&s.as_str()));
+        if !r.scopes.is_empty() && !has_scope {
+            return "403 missing_scope".into();
+        }
+        if !r.roles.is_empty() && !who.roles.iter().any(|h| r.roles.contains(&h.as_str())) {
+            return "403 missing_role".into();
+        }
+        return format!("allow r{i}");
+    }
+    if allowed.is_empty() {
+        return "404".into();
+    }
+    // `Allow` lists methods in a fixed order, each once.
+    let order = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+    let listed: Vec<&str> = order.into_iter().filter(|m| allowed.contains(m)).collect();
+    format!("405 {}", listed.join(", "))
+}
+
+fn actual(policy: &Policy, method: &str, path: &str, who: &Identity) -> String {
+    let method = Method::from_bytes(method.as_bytes()).unwrap();
+    match policy.route_for(&method, path) {
+        RouteMatch::NotFound => "404".into(),
+        RouteMatch::MethodNotAllowed { allow } => format!("405 {allow}"),
+        RouteMatch::Found(route) if route.access == Access::Anonymous => {
+            format!("anonymous {}", route.name)
+        }
+        RouteMatch::Found(route) => match route.authorize(who) {
+            Ok(()) => format!("allow {}", route.name),
+            Err(Denial::MissingScope { .. }) => "403 missing_scope".into(),
+            Err(Denial::MissingRole { .. }) => "403 missing_role".into(),
+        },
+    }
+}
+
+fn identity() -> impl Strategy<Value = Identity> {
+    (any::<bool>(), subset(&ROLES), subset(&SCOPES)).prop_map(|(app, roles, scopes)| Identity {
+        object_id: "oid".into(),
+        tenant_id: "tid".into(),
+        kind: if app {
+            PrincipalKind::App
+        } else {
+            PrincipalKind::User
+        },
+        roles: roles.iter().map(|r| (*r).to_owned()).collect(),
+        // Only user tokens carry scopes, as claims.rs guarantees.
+        scopes: if app {
+            vec![]
+        } else {
+            scopes.iter().map(|s| (*s).to_owned()).collect()
+        },
+        name: None,
+        email: None,
+        app_id: None,
+        expires_at: 0,
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(192))]
+
+    #[test]
+    fn random_policies_decide_like_the_reference_evaluator(
+        routes in prop::collection::vec(route(), 1..=6),
+        requests in prop::collection::vec(
+            (
+                proptest::sample::select(&METHODS[..]),
+                prop::collection::vec(proptest::sample::select(&SEGMENTS[..]), 0..=4),
+                any::<bool>(),
+                identity(),
+            ),
+            1..=16,
+        ),
+    ) {
+        let text = policy_yaml(&routes);
+        let policy = Policy::parse(&text, "random.yaml")
+            .unwrap_or_else(|e| panic!("{e}\n{text}"));
+        for (method, segments, trailing_slash, who) in &requests {
+            let mut path = format!("/{}", segments.join("/"));
+            if *trailing_slash && !segments.is_empty() {
+                path.push('/');
+            }
+            prop_assert_eq!(
+                actual(&policy, method, &path, who),
+                reference(&routes, method, segments, who),
+                "{} {}\n{}", method, path, text
+            );
+        }
+    }
+}
+
+// ------------------------------------------------------------ header sets
+
+/// The default identity header names and a custom set, as a policy names them.
+fn identity_header_sets() -> Vec<IdentityHeaders> {
+    let custom = Policy::parse(
+        "version: 1\nidentity_headers:\n  user_id: Remote-User\n  roles: X-Auth.Roles\n  \
+         type: Principal_Kind\nroutes:\n  - name: a\n    path: /a\n    methods: [GET]\n",
+        "custom.yaml",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    vec![
+        IdentityHeaders::default(),
+        custom.identity_headers().clone(),
+    ]
+}
+
+fn fold(name: &str) -> String {
+    name.chars()
+        .filter(|c| !matches!(c, '-' | '_' | '.'))
+        .map(|c| c.to_ascii_lowercase())
+        .collect()
+}
+
+/// A spelling of `name` a backend could fold into it: each letter in either
+/// case, each separator `-`, `_`, `.` or nothing, and extra separators.
+fn look_alike(name: &'static str) -> impl Strategy<Value = String> {
+    let n = name.len();
+    (
+        prop::collection::vec(any::<bool>(), n),
+        prop::collection::vec(0..5u8, n + 1),
+    )
+        .prop_map(move |(upper, seps)| {
+            let sep = |k: u8| match k {
+                0 => "-",
+                1 => "_",
+                2 => ".",
+                _ => "",
+            };
+            let mut out = String::new();
+            for (i, c) in name.chars().enumerate() {
+                if matches!(c, '-' | '_' | '.') {
+                    out.push_str(sep(seps[i]));
+                } else {
+                    if i > 0 && seps[i] == 4 {
+                        out.push('_');
+                    }
+                    out.push(if upper[i] { c.to_ascii_uppercase() } else { c });
+                }
+            }
+            out
+        })
+}
+
+const TARGETS: [&str; 10] = [
+    "x-user-id",
+    "x-user-tenant",
+    "x-user-roles",
+    "x-user-scopes",
+    "x-user-name",
+    "x-user-email",
+    "x-user-type",
+    "remote-user",
+    "x-auth.roles",
+    "principal_kind",
+];
+
+fn client_header() -> impl Strategy<Value = (String, String)> {
+    let name = prop_oneof![
+        6 => proptest::sample::select(&TARGETS[..]).prop_flat_map(look_alike),
+        1 => "[a-zA-Z][a-zA-Z0-9_.-]{0,12}",
+    ];
+    (name, "[ -~]{0,8}").prop_map(|(n, v)| (n, format!("forged{v}")))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn no_client_identity_header_survives_strip_then_set(
+        headers in prop::collection::vec(client_header(), 0..24),
+        connection in prop::collection::vec(proptest::sample::select(&TARGETS[..]).prop_flat_map(look_alike), 0..4),
+        who in identity(),
+        protected in any::<bool>(),
+        set in 0..2usize,
+    ) {
+        let names = &identity_header_sets()[set];
+        let identity_folded: Vec<String> = names.all().iter().map(|n| fold(n.as_str())).collect();
+        let mut map = HeaderMap::new();
+        for (name, value) in &headers {
+            let (Ok(name), Ok(value)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) else {
+                continue;
+            };
+            map.append(name, value);
+        }
+        if !connection.is_empty() {
+            map.append(http::header::CONNECTION, HeaderValue::from_str(&connection.join(", ")).unwrap());
+        }
+        strip_request(&mut map, &StripRules::new(names), false);
+        if protected {
+            set_identity(&mut map, names, &who);
+        }
+        for (name, value) in &map {
+            let folded = fold(name.as_str());
+            if identity_folded.contains(&folded) {
+                prop_assert!(protected, "{} reached an anonymous route", name);
+                prop_assert!(
+                    names.all().contains(&name),
+                    "look-alike {} survived", name
+                );
+                prop_assert!(!value.as_bytes().starts_with(b"forged"), "{}: {:?}", name, value);
+                prop_assert_eq!(map.get_all(name).iter().count(), 1, "{} twice", name);
+            }
+        }
+        if protected {
+            prop_assert_eq!(map.get(&names.user_id).unwrap(), "oid");
+            prop_assert_eq!(map.get(&names.kind).unwrap(), who.kind.as_str());
+        }
+    }
+
+    #[test]
+    fn identity_values_round_trip_through_their_header_encoding(
+        name in "\\PC{0,24}",
+        email in "[a-z0-9._%+\u{e9}\u{4e2d}@ ,\"-]{0,24}",
+        roles in prop::collection::vec("[ -~\u{e9}]{1,10}", 0..4),
+        scopes in prop::collection::vec("[!-~\u{e9}]{1,10}", 0..4),
+        object_id in "[ -~\u{e9}\t]{1,40}",
+    ) {
+        let who = Identity {
+            object_id: object_id.clone(),
+            tenant_id: "tid".into(),
+            kind: PrincipalKind::User,
+            roles: roles.clone(),
+            scopes: scopes.clone(),
+            name: Some(name.clone()),
+            email: Some(email.clone()),
+            app_id: None,
+            expires_at: 0,
+        };
+        let names = IdentityHeaders::default();
+        let mut map = HeaderMap::new();
+        set_identity(&mut map, &names, &who);
+        let decode = |v: &HeaderValue| -> String {
+            let text = v.to_str().expect("visible ASCII");
+            percent_decode_str(text).decode_utf8().expect("UTF-8").into_owned()
+        };
+        let list = |v: &HeaderValue, sep: char| -> Vec<String> {
+            let text = v.to_str().expect("visible ASCII");
+            if text.is_empty() {
+                return vec![];
+            }
+            text.split(sep)
+                .map(|item| percent_decode_str(item).decode_utf8().expect("UTF-8").into_owned())
+                .collect()
+        };
+        prop_assert_eq!(decode(&map[&names.name]), name);
+        prop_assert_eq!(decode(&map[&names.email]), email);
+        prop_assert_eq!(decode(&map[&names.user_id]), object_id);
+        prop_assert_eq!(list(&map[&names.roles], ','), roles);
+        prop_assert_eq!(list(&map[&names.scopes], ' '), scopes);
+    }
+}
+
+// ------------------------------------------------------------------- paths
+
+/// Pieces that exercise every rule of `path.rs`.
+fn raw_path() -> impl Strategy<Value = String> {
+    let piece = prop_oneof![
+        Just("/".to_owned()),
+        Just(".".to_owned()),
+        Just("..".to_owned()),
+        Just("%2e".to_owned()),
+        Just("%2E".to_owned()),
+        Just(";".to_owned()),
+        Just("%3b".to_owned()),
+        Just("%".to_owned()),
+        "%[0-9a-fA-F]{2}",
+        "[a-c]{1,3}",
+        "\\PC",
+        any::<char>().prop_map(String::from),
+    ];
+    prop::collection::vec(piece, 0..12).prop_map(|pieces| format!("/{}", pieces.concat()))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn path_normalisation_is_canonical_and_idempotent(raw in raw_path()) {
+        if let Ok(once) = normalize(&raw) {
+            let twice = normalize(&once);
+            prop_assert_eq!(twice.as_ref(), Ok(&once), "input {:?}", raw);
+            prop_assert!(once.starts_with('/') && once.is_ascii());
+            prop_assert!(!once.contains("//"), "{:?} -> {:?}", raw, once);
+            for segment in once.split('/') {
+                prop_assert!(segment != "." && segment != "..", "{:?} -> {:?}", raw, once);
+            }
+        }
+    }
+
+    #[test]
+    fn a_path_and_its_normal_form_are_decided_by_the_same_route(raw in raw_path()) {
+        let policy = Policy::load(std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../policy.yaml")))
+            .unwrap_or_else(|e| panic!("{e}"));
+        if let Ok(once) = normalize(&raw) {
+            for method in [Method::GET, Method::DELETE] {
+                prop_assert_eq!(
+                    policy.route_for(&method, &once),
+                    policy.route_for(&method, &normalize(&once).unwrap())
+                );
+            }
+        }
+    }
+}
