@@ -126,7 +126,7 @@ fn an_empty_file_reports_everything_missing() {
 }
 
 #[test]
-fn route_shape_errors() {
+fn routes_need_a_name_a_path_or_paths_and_methods() {
     check(
         "
         version: 1
@@ -183,7 +183,7 @@ fn duplicate_route_names_point_at_the_second() {
 }
 
 #[test]
-fn bad_globs() {
+fn bad_globs_are_errors() {
     check(
         "
         version: 1
