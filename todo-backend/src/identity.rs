@@ -46,14 +46,15 @@ pub struct Identity {
 impl Identity {
     /// Reads the identity headers. Both the user id and the tenant are
     /// required (the sample required only a user): without a tenant an item
-    /// could not be kept apart from other tenants' items.
+    /// could not be kept apart from other tenants' items. A header that
+    /// appears more than once counts as absent (fail closed).
     pub fn from_headers(headers: &HeaderMap) -> Result<Identity, ApiError> {
+        // A header that appears twice means something between the client and
+        // us appended instead of replacing: trust neither value.
         let text = |name: &str| {
-            headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::trim)
-                .filter(|v| !v.is_empty())
+            let mut values = headers.get_all(name).iter();
+            let value = values.next().filter(|_| values.next().is_none())?;
+            value.to_str().ok().map(str::trim).filter(|v| !v.is_empty())
         };
         let (Some(user_id), Some(tenant_id)) = (text(headers::USER_ID), text(headers::USER_TENANT))
         else {
@@ -140,6 +141,21 @@ mod tests {
             check(&[("X-User-Id", "u"), ("X-User-Tenant", "t")]),
             Some(who("u", "t", &[]))
         );
+    }
+
+    #[test]
+    fn a_repeated_identity_header_is_trusted_in_neither_copy() {
+        let (id, tenant) = (("X-User-Id", "u"), ("X-User-Tenant", "t"));
+        assert_eq!(check(&[id, ("X-User-Id", "v"), tenant]), None);
+        assert_eq!(check(&[id, tenant, ("X-User-Tenant", "t2")]), None);
+        let roles = check(&[
+            id,
+            tenant,
+            ("X-User-Roles", "Admin"),
+            ("X-User-Roles", "User"),
+        ])
+        .unwrap();
+        assert!(!roles.is_admin(), "two role headers grant no role");
     }
 
     #[test]
