@@ -17,7 +17,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{Notify, Semaphore, watch};
 
 use crate::auth::Authenticator;
 use crate::body::ProxyBody;
@@ -55,14 +55,16 @@ pub fn prepare(config: Config) -> Result<Prepared, ServeError> {
     let authenticator = Arc::new(
         Authenticator::new(config.auth.clone()).map_err(|e| ServeError::Auth(e.to_string()))?,
     );
-    let gateway = Arc::new(Gateway::new(
-        config.policy,
-        authenticator,
-        config.upstream.clone(),
-        config.limits.clone(),
-        config.tls.is_some(),
-    )
-    .with_docs(config.docs.map(Docs::new)));
+    let gateway = Arc::new(
+        Gateway::new(
+            config.policy,
+            authenticator,
+            config.upstream.clone(),
+            config.limits.clone(),
+            config.tls.is_some(),
+        )
+        .with_docs(config.docs.map(Docs::new)),
+    );
     Ok(Prepared {
         gateway,
         tls: config.tls,
@@ -158,17 +160,28 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let gateway = gateway.clone();
-        let service = service_fn(move |req: Request<Incoming>| {
-            let gateway = gateway.clone();
-            async move { Ok::<_, Infallible>(gateway.handle(req, remote).await) }
+        // Signalled by every request: a connection that sends none within
+        // the header read timeout is closed (see `first_request_within`).
+        let requested = Arc::new(Notify::new());
+        let service = service_fn({
+            let requested = requested.clone();
+            move |req: Request<Incoming>| {
+                requested.notify_one();
+                let gateway = gateway.clone();
+                async move { Ok::<_, Infallible>(gateway.handle(req, remote).await) }
+            }
         });
+        let first_request_timeout = limits.header_read_timeout;
         let builder = builder.clone();
         let watcher = graceful.watcher();
         match &acceptor {
             None => {
                 tokio::spawn(async move {
                     let conn = builder.serve_connection(TokioIo::new(stream), service);
-                    if let Err(e) = watcher.watch(conn.into_owned()).await {
+                    let conn = watcher.watch(conn.into_owned());
+                    if let Err(e) =
+                        first_request_within(first_request_timeout, &requested, conn).await
+                    {
                         tracing::debug!(%remote, error = %e, "connection ended with an error");
                     }
                     drop(permit);
@@ -192,7 +205,10 @@ pub async fn serve(
                         Err(_) => return,
                     };
                     let conn = builder.serve_connection(TokioIo::new(stream), service);
-                    if let Err(e) = watcher.watch(conn.into_owned()).await {
+                    let conn = watcher.watch(conn.into_owned());
+                    if let Err(e) =
+                        first_request_within(first_request_timeout, &requested, conn).await
+                    {
                         tracing::debug!(%remote, error = %e, "connection ended with an error");
                     }
                     drop(permit);
@@ -208,6 +224,30 @@ pub async fn serve(
         tracing::warn!("connections still open after the drain timeout; closing them");
     }
     Ok(())
+}
+
+/// Serves `conn`, but drops it if no request arrives within `limit`.
+///
+/// hyper's `header_read_timeout` only starts once `auto` has chosen HTTP/1
+/// from the first bytes: a client that connects and sends nothing, or stops
+/// inside the HTTP/2 preface, would otherwise hold a connection slot for
+/// ever (a slowloris needing no bytes at all).
+async fn first_request_within<E>(
+    limit: Duration,
+    requested: &Notify,
+    conn: impl Future<Output = Result<(), E>>,
+) -> Result<(), E> {
+    tokio::pin!(conn);
+    tokio::select! {
+        result = &mut conn => return result,
+        first = tokio::time::timeout(limit, requested.notified()) => {
+            if first.is_err() {
+                tracing::debug!("no request within the header read timeout; closing");
+                return Ok(());
+            }
+        }
+    }
+    conn.await
 }
 
 /// HTTP/1.1 and HTTP/2 with the configured limits.
