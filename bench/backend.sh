@@ -47,7 +47,7 @@ RUST_LOG=${RUST_LOG:-info} ./target/release/todo-backend \
 backend_pid=$!
 address=""
 for _ in $(seq 100); do
-    address=$(grep -o 'address=127\.0\.0\.1:[0-9]*' "$work/backend.log" | head -n1 | cut -d= -f2 || true)
+    address=$(grep -so 'address=127\.0\.0\.1:[0-9]*' "$work/backend.log" | head -n1 | cut -d= -f2 || true)
     [ -n "$address" ] && break
     kill -0 "$backend_pid" 2>/dev/null || { cat "$work/backend.log" >&2; exit 1; }
     sleep 0.1
