@@ -151,6 +151,41 @@ pub struct Authenticator {
     fetches: AtomicU64,
     /// One fetch at a time, so a slow old answer cannot overwrite a newer one.
     fetch_lock: tokio::sync::Mutex<()>,
+    /// Counters and times for metrics and the status page ([`AuthStats`]).
+    stats: StatsCounters,
+}
+
+/// What operators watch of authentication: key fetches, the key set, the
+/// token cache. A snapshot, read by `/metrics` and the status page.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AuthStats {
+    /// Key fetches that loaded a key set.
+    pub fetches_succeeded: u64,
+    /// Key fetches that failed (the last good keys stayed in use).
+    pub fetches_failed: u64,
+    /// Keys in the current set; 0 until the first load.
+    pub keys: usize,
+    /// When a fetch last succeeded.
+    pub last_refresh: Option<SystemTime>,
+    /// When the refresh task plans its next scheduled fetch.
+    pub next_refresh: Option<SystemTime>,
+    /// Token-cache lookups that found a valid entry.
+    pub cache_hits: u64,
+    /// Token-cache lookups that did not (the token was then verified).
+    pub cache_misses: u64,
+    /// Verified tokens the cache holds.
+    pub cached_tokens: usize,
+}
+
+/// The atomics behind [`AuthStats`]; times are milliseconds since the epoch, 0 = never.
+#[derive(Debug, Default)]
+struct StatsCounters {
+    fetches_succeeded: AtomicU64,
+    fetches_failed: AtomicU64,
+    last_refresh_ms: AtomicU64,
+    next_refresh_ms: AtomicU64,
+    cache_hits: AtomicU64,
+    cache_misses: AtomicU64,
 }
 
 impl Authenticator {
@@ -223,6 +258,7 @@ impl Authenticator {
             unknown_kid_wait: (settings.http_timeout * 2).min(MAX_UNKNOWN_KID_WAIT),
             fetches: AtomicU64::new(0),
             fetch_lock: tokio::sync::Mutex::new(()),
+            stats: StatsCounters::default(),
         })
     }
 
@@ -236,12 +272,23 @@ impl Authenticator {
         let _fetch = self.refresher.begin_fetch();
         self.fetches.fetch_add(1, Ordering::Relaxed);
         let previous = self.current_keys();
-        let set = self
+        let set = match self
             .fetcher
             .fetch(&self.algorithms, previous.as_deref())
-            .await?;
+            .await
+        {
+            Ok(set) => set,
+            Err(error) => {
+                self.stats.fetches_failed.fetch_add(1, Ordering::Relaxed);
+                return Err(error);
+            }
+        };
         let count = set.len();
         *self.keys.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(set));
+        self.stats.fetches_succeeded.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .last_refresh_ms
+            .store(unix_now_ms(), Ordering::Relaxed);
         Ok(count)
     }
 
@@ -284,6 +331,10 @@ impl Authenticator {
                         delay
                     }
                 };
+                auth.stats.next_refresh_ms.store(
+                    unix_now_ms().saturating_add(delay.as_millis() as u64),
+                    Ordering::Relaxed,
+                );
                 drop(auth);
                 let deadline = tokio::time::Instant::now() + delay;
                 loop {
@@ -333,6 +384,25 @@ impl Authenticator {
         self.cache.len()
     }
 
+    /// Key fetches, the key set and the token cache, for metrics and the
+    /// status page.
+    pub fn stats(&self) -> AuthStats {
+        let time = |ms: &AtomicU64| match ms.load(Ordering::Relaxed) {
+            0 => None,
+            ms => Some(UNIX_EPOCH + Duration::from_millis(ms)),
+        };
+        AuthStats {
+            fetches_succeeded: self.stats.fetches_succeeded.load(Ordering::Relaxed),
+            fetches_failed: self.stats.fetches_failed.load(Ordering::Relaxed),
+            keys: self.current_keys().map_or(0, |keys| keys.len()),
+            last_refresh: time(&self.stats.last_refresh_ms),
+            next_refresh: time(&self.stats.next_refresh_ms),
+            cache_hits: self.stats.cache_hits.load(Ordering::Relaxed),
+            cache_misses: self.stats.cache_misses.load(Ordering::Relaxed),
+            cached_tokens: self.cache.len(),
+        }
+    }
+
     fn current_keys(&self) -> Option<Arc<KeySet>> {
         self.keys.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
@@ -347,10 +417,12 @@ impl Authenticator {
         };
         let now = unix_now();
         let hash = self.cache.is_enabled().then(|| TokenCache::hash(token));
-        if let Some(hash) = &hash
-            && let Some(identity) = self.cache.get(hash, &keys, now)
-        {
-            return Ok(identity);
+        if let Some(hash) = &hash {
+            if let Some(identity) = self.cache.get(hash, &keys, now) {
+                self.stats.cache_hits.fetch_add(1, Ordering::Relaxed);
+                return Ok(identity);
+            }
+            self.stats.cache_misses.fetch_add(1, Ordering::Relaxed);
         }
 
         let parsed = jws::parse(token, &self.algorithms)?;
@@ -404,6 +476,13 @@ fn unix_now() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(u64::MAX)
+}
+
+/// Milliseconds since the epoch, for the stats (0 would read as "never").
+fn unix_now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(1, |d| (d.as_millis() as u64).max(1))
 }
 
 /// Displays an error with its sources, `a: b: c`, for one log line.

@@ -123,6 +123,10 @@ pub struct Flags {
     /// Seconds to wait for the upstream's response headers before answering 504.
     #[arg(long, env = "UPSTREAM_TIMEOUT_SECONDS", default_value_t = 30)]
     pub upstream_timeout_seconds: u64,
+    /// Log format: `json` (one object per line) or `text`. Default: text
+    /// when stdout is a terminal, JSON otherwise (containers, systemd).
+    #[arg(long, env = "LOG_FORMAT", value_enum)]
+    pub log_format: Option<crate::logging::LogFormat>,
     /// Serve Swagger UI at /docs and a policy-aware /openapi.json, signing in
     /// as this single-page app (client id GUID; authorization code with PKCE,
     /// redirect URI `<gateway origin>/oauth2-redirect`). Unset: /docs and

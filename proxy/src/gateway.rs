@@ -21,14 +21,19 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
+use tracing::Instrument as _;
+
+use crate::access::{self, RequestContext};
 use crate::auth::Authenticator;
 use crate::body::{self, ProxyBody};
 use crate::config::{Limits, Upstream};
 use crate::docs::{Docs, DocsRequest};
 use crate::error::GatewayError;
 use crate::headers::{self, StripRules};
+use crate::metrics::{Metrics, ReloadOutcome};
 use crate::path;
 use crate::policy::{Access, Policy, RouteMatch};
+use crate::request_id::X_REQUEST_ID;
 
 /// A compiled policy with what the header stage derives from it.
 #[derive(Debug)]
@@ -54,6 +59,8 @@ pub struct Gateway {
     upstream: Upstream,
     limits: Limits,
     tls: bool,
+    /// Counters for `/metrics` and the status page.
+    metrics: Arc<Metrics>,
     /// Swagger UI and the secured `/openapi.json`, answered after authorize.
     docs: Option<Docs>,
 }
@@ -64,15 +71,6 @@ impl std::fmt::Debug for Gateway {
             .field("upstream", &self.upstream)
             .finish_non_exhaustive()
     }
-}
-
-/// What the access log line says about a request.
-#[derive(Debug, Default)]
-struct Outcome {
-    route: Option<String>,
-    user: Option<String>,
-    tenant: Option<String>,
-    reason: &'static str,
 }
 
 impl Gateway {
@@ -93,6 +91,7 @@ impl Gateway {
             .build(connector);
         Gateway {
             policy: RwLock::new(Arc::new(ActivePolicy::new(policy))),
+            metrics: Arc::new(Metrics::new(Arc::clone(&auth))),
             auth,
             client,
             upstream,
@@ -134,46 +133,48 @@ impl Gateway {
         &self.upstream
     }
 
+    /// The metrics behind `/metrics` and the status page.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// For policy reload: counts the attempt and, when applied, makes `hash`
+    /// ([`crate::metrics::policy_hash`] of the file) the current policy's.
+    pub fn record_reload(&self, outcome: ReloadOutcome, hash: &str) {
+        self.metrics.record_reload(outcome, hash);
+    }
+
     /// Handles one request; never fails, every error becomes a response.
+    /// Its [`RequestContext`] is counted when the response headers are ready
+    /// and logged when the body has been sent.
     pub async fn handle(&self, req: Request<Incoming>, client: SocketAddr) -> Response<ProxyBody> {
-        let started = Instant::now();
-        let method = req.method().clone();
-        let raw_path = req.uri().path().to_owned();
-        let mut outcome = Outcome::default();
-        let response = match self.process(req, client, &mut outcome).await {
+        let mut ctx = RequestContext::new(&req, client);
+        let span = tracing::info_span!("request", request_id = ctx.id.as_str());
+        let result = self
+            .process(req, client, &mut ctx)
+            .instrument(span.clone())
+            .await;
+        let response = match result {
             Ok(response) => {
-                outcome.reason = "allowed";
+                ctx.allowed();
                 response
             }
             Err(error) => {
-                outcome.reason = error.reason();
+                ctx.failed(&error);
                 if let GatewayError::UpstreamUnavailable(source) = &error {
-                    tracing::warn!(error = %source, "upstream request failed");
+                    span.in_scope(|| tracing::warn!(error = %source, "upstream request failed"));
                 }
                 error.into_response()
             }
         };
-        tracing::info!(
-            target: "access",
-            client = %client.ip(),
-            method = %method,
-            path = %raw_path,
-            route = outcome.route.as_deref().unwrap_or("-"),
-            decision = if outcome.reason == "allowed" { "allow" } else { "deny" },
-            reason = outcome.reason,
-            user = outcome.user.as_deref().unwrap_or("-"),
-            tenant = outcome.tenant.as_deref().unwrap_or("-"),
-            status = response.status().as_u16(),
-            latency_us = started.elapsed().as_micros() as u64,
-        );
-        response
+        access::finish(ctx, response, &self.metrics)
     }
 
     async fn process(
         &self,
         req: Request<Incoming>,
         client: SocketAddr,
-        outcome: &mut Outcome,
+        ctx: &mut RequestContext,
     ) -> Result<Response<ProxyBody>, GatewayError> {
         let active = self.policy();
         let policy = &active.policy;
@@ -193,6 +194,7 @@ impl Gateway {
             return Err(GatewayError::BadTarget);
         }
         let path = path::normalize(path_and_query.path()).map_err(GatewayError::BadPath)?;
+        ctx.set_path(&path);
         let query = path_and_query.query().map(str::to_owned);
 
         // Stage 2: match the route.
@@ -203,7 +205,7 @@ impl Gateway {
             }
             RouteMatch::NotFound => return Err(GatewayError::NoRoute),
         };
-        outcome.route = Some(route.name.clone());
+        ctx.route = Some(Arc::from(route.name.as_str()));
 
         // Stages 3 and 4: authenticate and authorize.
         let identity = match &route.access {
@@ -214,8 +216,9 @@ impl Gateway {
                     .authenticate(req.headers())
                     .await
                     .map_err(GatewayError::Auth)?;
-                outcome.user = Some(identity.object_id.clone());
-                outcome.tenant = Some(identity.tenant_id.clone());
+                ctx.user_id = Some(identity.object_id.clone());
+                ctx.tenant_id = Some(identity.tenant_id.clone());
+                ctx.app_id.clone_from(&identity.app_id);
                 route.authorize(&identity).map_err(GatewayError::Denied)?;
                 Some(identity)
             }
@@ -264,6 +267,7 @@ impl Gateway {
         if let Ok(host) = HeaderValue::from_str(self.upstream.authority.as_str()) {
             parts.headers.insert(header::HOST, host);
         }
+        parts.headers.insert(X_REQUEST_ID, ctx.id.header_value());
         let target = match query {
             Some(q) => format!("{path}?{q}"),
             None => path,
@@ -282,23 +286,30 @@ impl Gateway {
         );
 
         // Stage 6: forward.
-        self.forward(upstream_req).await
+        self.forward(upstream_req, ctx).await
     }
 
-    async fn forward(&self, req: Request<ProxyBody>) -> Result<Response<ProxyBody>, GatewayError> {
-        let response = match tokio::time::timeout(
-            self.limits.upstream_timeout,
-            self.client.request(req),
-        )
-        .await
-        {
-            Err(_elapsed) => return Err(GatewayError::UpstreamTimeout),
+    async fn forward(
+        &self,
+        req: Request<ProxyBody>,
+        ctx: &mut RequestContext,
+    ) -> Result<Response<ProxyBody>, GatewayError> {
+        let sent = Instant::now();
+        let result =
+            tokio::time::timeout(self.limits.upstream_timeout, self.client.request(req)).await;
+        ctx.upstream = Some(sent.elapsed());
+        let response = match result {
+            Err(_elapsed) => {
+                ctx.upstream_error = Some("timeout");
+                return Err(GatewayError::UpstreamTimeout);
+            }
             Ok(Err(e)) => {
                 if is_body_limit(&e) {
                     return Err(GatewayError::BodyTooLarge {
                         limit: self.limits.max_body_bytes,
                     });
                 }
+                ctx.upstream_error = Some(if e.is_connect() { "connect" } else { "request" });
                 return Err(GatewayError::UpstreamUnavailable(Box::new(e)));
             }
             Ok(Ok(response)) => response,

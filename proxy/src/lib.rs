@@ -4,6 +4,7 @@
 //! path → match route → authenticate (skipped for anonymous routes) →
 //! authorize → rewrite headers → forward. `ARCHITECTURE.md` has the picture.
 
+pub mod access;
 pub mod auth;
 pub mod body;
 pub mod config;
@@ -12,7 +13,11 @@ pub mod error;
 pub mod gateway;
 pub mod headers;
 pub mod identity;
+pub mod logging;
+pub mod metrics;
 pub mod path;
 pub mod policy;
+pub mod request_id;
 pub mod server;
+pub mod status_page;
 pub mod tls;

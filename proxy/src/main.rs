@@ -30,12 +30,7 @@ fn check(path: &std::path::Path) -> ExitCode {
 }
 
 fn serve(flags: Flags) -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    authz_proxy::logging::init(flags.log_format);
     // Every configuration error at once, before any port is bound.
     let config = match flags.into_config() {
         Ok(config) => config,

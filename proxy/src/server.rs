@@ -65,6 +65,11 @@ pub fn prepare(config: Config) -> Result<Prepared, ServeError> {
         )
         .with_docs(config.docs.map(Docs::new)),
     );
+    // Named as `sha256sum policy.yaml` names it, for /metrics and the status page.
+    if let Ok(text) = std::fs::read(&config.policy_path) {
+        let hash = crate::metrics::policy_hash(&text);
+        gateway.metrics().set_policy_hash(&hash);
+    }
     Ok(Prepared {
         gateway,
         tls: config.tls,
@@ -160,6 +165,8 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let gateway = gateway.clone();
+        // Released with the connection slot: counted open while it lives.
+        let permit = (permit, gateway.metrics().open_connection());
         // Signalled by every request: a connection that sends none within
         // the header read timeout is closed (see `first_request_within`).
         let requested = Arc::new(Notify::new());
@@ -268,8 +275,9 @@ fn http_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
     builder
 }
 
-/// The admin listener: `/health` (the process is alive) and `/ready`
-/// (keys loaded and the upstream accepting connections).
+/// The admin listener: `/health` (the process is alive), `/ready` (keys
+/// loaded and the upstream accepting connections), `/metrics` (Prometheus)
+/// and `/` (the status page).
 pub async fn serve_admin(
     listener: TcpListener,
     gateway: Arc<Gateway>,
@@ -312,6 +320,8 @@ async fn admin(req: Request<Incoming>, gateway: &Gateway) -> Response<ProxyBody>
     match req.uri().path() {
         "/health" => json_response(StatusCode::OK, &serde_json::json!("OK")),
         "/ready" => ready(gateway).await,
+        "/metrics" => crate::metrics::response(gateway.metrics()),
+        "/" => crate::status_page::response(gateway),
         _ => json_response(
             StatusCode::NOT_FOUND,
             &serde_json::json!({"detail": "Not Found"}),
