@@ -49,10 +49,58 @@ async fn acknowledged_items_survive_a_restart_on_the_same_database_file() {
     api.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn two_hundred_concurrent_posts_from_twenty_users_get_distinct_ids_each_listed_once() {
+#[tokio::test]
+async fn acknowledged_items_survive_reopening_the_store_through_warp_test() {
     let dir = tempfile::tempdir().unwrap();
-    let api = std::sync::Arc::new(Api::socket_on(&dir.path().join("todo.db")).await);
+    let db = dir.path().join("todo.db");
+    let open = || async { Api::Filter(todo_backend::Store::open(&db).await.unwrap()) };
+
+    let api = open().await;
+    api.check(
+        create("kept").by(ALICE),
+        201,
+        json!({"item": item(1, "alice", "kept")}),
+    )
+    .await;
+    drop(api);
+
+    let api = open().await;
+    api.check(
+        get("/todoitems").by(ALICE),
+        200,
+        json!({"items": [item(1, "alice", "kept")]}),
+    )
+    .await;
+    api.check(
+        create("next").by(ALICE),
+        201,
+        json!({"item": item(2, "alice", "next")}),
+    )
+    .await;
+}
+
+mod two_hundred_concurrent_posts_from_twenty_users_get_distinct_ids_each_listed_once {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn over_a_socket() {
+        let dir = tempfile::tempdir().unwrap();
+        let api = Api::socket_on(&dir.path().join("todo.db")).await;
+        post_concurrently(api).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn through_warp_test() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = todo_backend::Store::open(&dir.path().join("todo.db"))
+            .await
+            .unwrap();
+        post_concurrently(Api::Filter(store)).await;
+    }
+}
+
+async fn post_concurrently(api: Api) {
+    let api = std::sync::Arc::new(api);
     let users: Vec<String> = (0..20).map(|n| format!("user-{n}")).collect();
     let by = |req: Req, user: &str| {
         req.header("X-User-Id", user)
