@@ -59,6 +59,10 @@ pub struct Flags {
     /// The policy file (routes × methods → anonymous, token, roles, scopes).
     #[arg(long, env = "POLICY_FILE", default_value = "policy.yaml")]
     pub policy: PathBuf,
+    /// Seconds between checks of the policy file for changes (hot reload;
+    /// SIGHUP reloads at once). 0 turns the polling off.
+    #[arg(long, env = "POLICY_POLL_SECONDS", default_value_t = 2.0)]
+    pub policy_poll_seconds: f64,
     /// Tenant GUID, or `organizations` / `common` for a multi-tenant API.
     #[arg(long, env = "AAD_TENANT_ID")]
     pub tenant: Option<String>,
@@ -166,6 +170,8 @@ pub struct Config {
     pub upstream: Upstream,
     pub policy_path: PathBuf,
     pub policy: Policy,
+    /// How often the policy file is checked for changes; `None`: only on SIGHUP.
+    pub policy_poll: Option<Duration>,
     pub auth: AuthSettings,
     pub tls: Option<Arc<rustls::ServerConfig>>,
     pub limits: Limits,
@@ -272,6 +278,12 @@ impl Flags {
                 self.max_header_bytes
             ));
         }
+        if !(0.0..=86_400.0).contains(&self.policy_poll_seconds) {
+            errors.push(format!(
+                "--policy-poll-seconds must be between 0 and 86400, got {}",
+                self.policy_poll_seconds
+            ));
+        }
         if self.max_connections == 0 {
             errors.push("--max-connections must be at least 1".into());
         }
@@ -304,6 +316,8 @@ impl Flags {
                 upstream,
                 policy_path: self.policy.clone(),
                 policy,
+                policy_poll: (self.policy_poll_seconds > 0.0)
+                    .then(|| Duration::from_secs_f64(self.policy_poll_seconds)),
                 auth: AuthSettings {
                     tenant,
                     audiences,

@@ -17,6 +17,7 @@ pub mod logging;
 pub mod metrics;
 pub mod path;
 pub mod policy;
+pub mod reload;
 pub mod request_id;
 pub mod server;
 pub mod status_page;

@@ -25,6 +25,7 @@ use crate::config::{Config, Limits};
 use crate::docs::Docs;
 use crate::error::json_response;
 use crate::gateway::Gateway;
+use crate::reload::Reloader;
 
 /// How long in-flight requests get to finish after shutdown begins.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -46,6 +47,9 @@ pub enum ServeError {
 #[derive(Debug)]
 pub struct Prepared {
     pub gateway: Arc<Gateway>,
+    /// Hot reload of the policy file (SIGHUP, changes on disk).
+    pub reloader: Arc<Reloader>,
+    policy_poll: Option<Duration>,
     tls: Option<Arc<rustls::ServerConfig>>,
     limits: Limits,
 }
@@ -70,8 +74,11 @@ pub fn prepare(config: Config) -> Result<Prepared, ServeError> {
         let hash = crate::metrics::policy_hash(&text);
         gateway.metrics().set_policy_hash(&hash);
     }
+    let reloader = Arc::new(Reloader::new(gateway.clone(), &config.policy_path));
     Ok(Prepared {
         gateway,
+        reloader,
+        policy_poll: config.policy_poll,
         tls: config.tls,
         limits: config.limits,
     })
@@ -97,9 +104,12 @@ pub async fn run_prepared(
 ) -> Result<(), ServeError> {
     let Prepared {
         gateway,
+        reloader,
+        policy_poll,
         tls,
         limits,
     } = prepared;
+    let reload = reloader.spawn(policy_poll);
     // Wait for the first key fetch (bounded) before accepting: clients queue
     // on the bound listener instead of meeting a 503 in the first instant.
     // If the IdP is down, serving starts anyway: anonymous routes work and
@@ -119,6 +129,7 @@ pub async fn run_prepared(
     });
     let result = serve(listener, gateway, tls, limits, stopped(stop_rx)).await;
     refresh.abort();
+    reload.abort();
     if let Some(task) = admin_task {
         let _ = task.await;
     }

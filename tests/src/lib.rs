@@ -85,6 +85,8 @@ pub struct System {
     pub admin_url: String,
     /// The gateway itself, to look inside (key fetches, token cache).
     pub gateway: Arc<authz_proxy::gateway::Gateway>,
+    /// The gateway's policy hot reload: tests wait on its status channel.
+    pub reloader: Arc<authz_proxy::reload::Reloader>,
     /// Between the gateway and the IdP, when [`Options::idp_relay`].
     pub relay: Option<Relay>,
     /// A client with redirects off, as a test wants to see them.
@@ -211,6 +213,7 @@ impl System {
         args.extend(options.gateway_args.iter().cloned());
         let prepared = authz_proxy::server::prepare(gateway_config(&args)?)?;
         let gateway = prepared.gateway.clone();
+        let reloader = prepared.reloader.clone();
         let (stop, stopped) = oneshot::channel::<()>();
         stops.push(stop);
         tasks.push(tokio::spawn(async move {
@@ -236,6 +239,7 @@ impl System {
             gateway_url: format!("http://{gateway_addr}"),
             admin_url: format!("http://{admin_addr}"),
             gateway,
+            reloader,
             relay,
             http,
             stops,

@@ -39,7 +39,8 @@ pub struct PolicyErrors {
 }
 
 impl PolicyErrors {
-    pub(super) fn single(file: &str, line: usize, column: usize, message: String) -> Self {
+    /// A list of one error.
+    pub fn single(file: &str, line: usize, column: usize, message: String) -> Self {
         PolicyErrors {
             errors: vec![PolicyError {
                 file: file.to_owned(),
