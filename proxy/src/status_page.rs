@@ -78,7 +78,7 @@ pub fn render(gateway: &Gateway, now: SystemTime) -> String {
         escape(gateway.upstream().authority.as_str()),
         escape(&hash),
         escape(hash.get(..12).unwrap_or(&hash)),
-        loaded_at.map_or_else(|| "—".to_owned(), |t| utc(t)),
+        loaded_at.map_or_else(|| "—".to_owned(), utc),
         applied,
         rejected,
         metrics.open_connections(),
@@ -128,7 +128,7 @@ pub fn render(gateway: &Gateway, now: SystemTime) -> String {
         .into_iter()
         .filter(|&(_, n)| n > 0)
         .collect();
-    denials.sort_by(|a, b| b.1.cmp(&a.1));
+    denials.sort_by_key(|&(_, n)| std::cmp::Reverse(n));
     if denials.is_empty() {
         html.push_str("<tr><td class=\"muted\" colspan=\"2\">none yet</td></tr>");
     }
