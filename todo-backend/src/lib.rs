@@ -9,6 +9,18 @@
 //! The request path: [`filters`] (path → method → identity → body) →
 //! [`handlers`] → [`store`]; every failure leaves through
 //! [`rejection::recover`].
+//!
+//! Where this differs from the sample, on purpose:
+//! - items belong to (tenant, owner); `X-User-Tenant` is required like
+//!   `X-User-Id` (401 without), and another tenant's item is a 404;
+//! - ids are never reused, not even after "delete all";
+//! - 204s have no body (the sample sent `null`);
+//! - a name must be a string of 1 to 1,000 characters (pydantic v1 accepted
+//!   `""` and turned numbers into strings); bodies over 64 KiB get 413;
+//! - `Allow` on a 405 lists every method of the path; a JSON decode error
+//!   has serde_json's wording and no `ctx.doc` echo of the body;
+//! - `/todoitems/` (trailing slash) is a 404, where Starlette redirected;
+//! - an identity header sent twice counts as absent.
 
 pub mod body;
 pub mod filters;
