@@ -473,6 +473,7 @@ async fn request_ids_are_kept_or_generated_passed_upstream_and_returned() {
         .get(format!("{}/health", sys.gateway_url))
         .header("x-request-id", "client-id-42")
         .header("traceparent", traceparent)
+        .header("tracestate", "congo=t61rcWkgMzE")
         .send()
         .await
         .unwrap();
@@ -480,6 +481,7 @@ async fn request_ids_are_kept_or_generated_passed_upstream_and_returned() {
     let seen: HashMap<String, String> = response.json().await.unwrap();
     assert_eq!(seen["x-request-id"], "client-id-42");
     assert_eq!(seen["traceparent"], traceparent);
+    assert_eq!(seen["tracestate"], "congo=t61rcWkgMzE");
     assert_eq!(access_line("client-id-42").await["status"], 200);
 
     // A malformed id is replaced by a generated one, the same everywhere.
@@ -673,7 +675,7 @@ async fn screenshot(admin_url: &str) {
             "--disable-gpu",
             "--hide-scrollbars",
             "--no-first-run",
-            "--window-size=1280,860",
+            "--window-size=1280,900",
         ])
         .arg(format!("--user-data-dir={}", profile.path().display()))
         .arg(format!("--screenshot={}", png.display()))
