@@ -33,6 +33,7 @@ mod error;
 mod file;
 mod glob;
 mod headers;
+mod lint;
 mod matcher;
 mod method;
 mod route;
@@ -95,6 +96,22 @@ impl Policy {
         let parsed = serde_saphyr::from_str::<file::PolicyFile>(text)
             .map_err(|e| syntax_error(&e, file_name))?;
         compile::compile(parsed, file_name)
+    }
+
+    /// Like [`Policy::parse`], and also the warnings of `authz-proxy check`
+    /// (see `lint.rs`), sorted by place. `operation_paths` are the paths of
+    /// the backend's OpenAPI document, if there is one, in policy glob form.
+    pub fn parse_with_warnings(
+        text: &str,
+        file_name: &str,
+        operation_paths: &[String],
+    ) -> Result<(Policy, Vec<PolicyError>), PolicyErrors> {
+        let parsed = serde_saphyr::from_str::<file::PolicyFile>(text)
+            .map_err(|e| syntax_error(&e, file_name))?;
+        let places = lint::places(&parsed);
+        let policy = compile::compile(parsed, file_name)?;
+        let warnings = lint::lint(&policy, &places, file_name, operation_paths);
+        Ok((policy, warnings))
     }
 
     /// The route that decides a request. `normalized_path` must come from
