@@ -1,0 +1,333 @@
+//! `docker-compose.yml` + `docker-compose.override.yml` agree with the
+//! binaries they run: every variable a service sets is one its binary reads
+//! (from the binary's own `--help`), the ports and addresses line up, only
+//! the gateway and the dev IdP are published, and every health check calls
+//! an endpoint that answers 200 — checked against the real servers.
+//!
+//! There is no Docker engine here; CI also runs `docker-compose config` on
+//! the same files (see `.ci/run`). The binaries are the ones cargo built next
+//! to this test (`cargo nextest run --workspace` builds them).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use e2e_tests::{API_CLIENT_ID, SWAGGER_CLIENT_ID, System, TENANT};
+use serde_json::Value;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn yaml(name: &str) -> Value {
+    let text = std::fs::read_to_string(repo().join(name)).expect(name);
+    serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+/// The two files merged as compose merges them (override wins per key;
+/// lists such as `ports` add up).
+#[derive(Debug, Default)]
+struct Service {
+    command: Vec<String>,
+    environment: BTreeMap<String, String>,
+    ports: Vec<String>,
+    expose: Vec<String>,
+    volumes: Vec<String>,
+    depends_on: BTreeMap<String, String>,
+    healthcheck: Vec<String>,
+}
+
+fn strings(value: &Value) -> Vec<String> {
+    value
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|v| match v {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn services() -> BTreeMap<String, Service> {
+    let mut merged: BTreeMap<String, Service> = BTreeMap::new();
+    for file in ["docker-compose.yml", "docker-compose.override.yml"] {
+        let doc = yaml(file);
+        for (name, def) in doc["services"].as_object().expect("services") {
+            let service = merged.entry(name.clone()).or_default();
+            if def.get("command").is_some() {
+                service.command = strings(&def["command"]);
+            }
+            if let Some(env) = def["environment"].as_object() {
+                for (k, v) in env {
+                    let v = v.as_str().map_or_else(|| v.to_string(), str::to_string);
+                    service.environment.insert(k.clone(), v);
+                }
+            }
+            service.ports.extend(strings(&def["ports"]));
+            service.expose.extend(strings(&def["expose"]));
+            service.volumes.extend(strings(&def["volumes"]));
+            if let Some(deps) = def["depends_on"].as_object() {
+                for (k, v) in deps {
+                    let condition = v["condition"].as_str().unwrap_or("").to_string();
+                    service.depends_on.insert(k.clone(), condition);
+                }
+            }
+            if def.get("healthcheck").is_some() {
+                service.healthcheck = strings(&def["healthcheck"]["test"]);
+            }
+        }
+    }
+    merged
+}
+
+/// `${VAR:-default}` as compose resolves it without a `.env`.
+fn resolve(value: &str) -> String {
+    let mut out = String::new();
+    let mut rest = value;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let end = rest[start..].find('}').expect("closing brace") + start;
+        let inner = &rest[start + 2..end];
+        out.push_str(inner.split_once(":-").map_or("", |(_, default)| default));
+        rest = &rest[end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The `[env: NAME=]` variables a binary's `--help` lists.
+fn env_vars_in_help(binary: &str, args: &[&str]) -> BTreeSet<String> {
+    let dir = std::env::current_exe()
+        .expect("test path")
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/debug")
+        .to_path_buf();
+    let path = dir.join(binary);
+    assert!(
+        path.exists(),
+        "{} is missing: build the binaries first (`cargo build --bins`, or run the \
+         whole workspace's tests)",
+        path.display()
+    );
+    let output = Command::new(&path)
+        .args(args)
+        .arg("--help")
+        .output()
+        .expect("run --help");
+    assert!(output.status.success(), "{binary} --help failed");
+    let help = String::from_utf8_lossy(&output.stdout).into_owned();
+    help.split("[env: ")
+        .skip(1)
+        .filter_map(|s| s.split_once('=').map(|(name, _)| name.to_string()))
+        .collect()
+}
+
+fn port_of(addr: &str) -> u16 {
+    addr.rsplit(':')
+        .next()
+        .and_then(|p| p.trim_matches('/').parse().ok())
+        .unwrap_or_else(|| panic!("no port in {addr:?}"))
+}
+
+#[test]
+fn three_services_and_only_the_gateway_and_the_dev_idp_are_published() {
+    let services = services();
+    assert_eq!(
+        services.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["dev-idp", "proxy", "todo-backend"]
+    );
+    assert_eq!(services["proxy"].ports, ["8000:8000"]);
+    // Anyone who reaches the dev IdP can sign in as anyone: host loopback only.
+    assert_eq!(services["dev-idp"].ports, ["127.0.0.1:9400:9400"]);
+    assert!(services["todo-backend"].ports.is_empty());
+    assert_eq!(services["todo-backend"].expose, ["8081"]);
+
+    // The base file alone (a real tenant) has no dev IdP at all.
+    let base = yaml("docker-compose.yml");
+    let names: Vec<&String> = base["services"].as_object().unwrap().keys().collect();
+    assert_eq!(names, ["proxy", "todo-backend"]);
+    assert!(
+        base["services"]["proxy"]["depends_on"]
+            .get("dev-idp")
+            .is_none()
+    );
+}
+
+#[test]
+fn every_variable_is_one_the_binary_reads() {
+    let services = services();
+    let mut dockerfile_env = BTreeSet::new();
+    for (name, service) in &services {
+        let (binary, args): (&str, &[&str]) = match service.command[0].as_str() {
+            "dev-idp" => ("dev-idp", &["serve"]),
+            other => (other, &[]),
+        };
+        let known = env_vars_in_help(binary, args);
+        for var in service.environment.keys() {
+            assert!(
+                known.contains(var),
+                "{name}: {binary} has no flag for {var} (it reads {known:?})"
+            );
+        }
+        dockerfile_env.extend(known);
+    }
+    // The image's own defaults are variables of the binaries too.
+    let dockerfile = std::fs::read_to_string(repo().join("Dockerfile")).unwrap();
+    let env_block = dockerfile.split("\nENV POLICY_FILE").nth(1).expect("ENV");
+    let env_block = format!("POLICY_FILE{}", env_block.split("\nUSER").next().unwrap());
+    for assignment in env_block.split_whitespace().filter(|w| w.contains('=')) {
+        let var = assignment.split('=').next().unwrap();
+        assert!(
+            dockerfile_env.contains(var),
+            "Dockerfile sets unknown {var}"
+        );
+    }
+    // .env.sample's variables are the ones the compose files use.
+    let sample = std::fs::read_to_string(repo().join(".env.sample")).unwrap();
+    let compose = std::fs::read_to_string(repo().join("docker-compose.yml")).unwrap()
+        + &std::fs::read_to_string(repo().join("docker-compose.override.yml")).unwrap();
+    for line in sample
+        .lines()
+        .filter(|l| !l.starts_with('#') && l.contains('='))
+    {
+        let var = line.split('=').next().unwrap();
+        assert!(compose.contains(&format!("${{{var}:-")), "{var} is unused");
+    }
+}
+
+#[test]
+fn addresses_ids_and_urls_line_up() {
+    let services = services();
+    let env = |service: &str, var: &str| -> String {
+        resolve(
+            services[service]
+                .environment
+                .get(var)
+                .unwrap_or_else(|| panic!("{service}: {var} unset")),
+        )
+    };
+    // Gateway → backend on the compose network, by service name.
+    assert_eq!(env("proxy", "UPSTREAM_URL"), "http://todo-backend:8081");
+    assert_eq!(env("todo-backend", "TODO_LISTEN"), "0.0.0.0:8081");
+    assert_eq!(env("proxy", "PROXY_LISTEN"), "0.0.0.0:8000");
+    assert_eq!(env("dev-idp", "DEV_IDP_LISTEN"), "0.0.0.0:9400");
+    // The SQLite file is on a named volume.
+    let db = env("todo-backend", "TODO_DB");
+    let mount = services["todo-backend"].volumes[0].clone();
+    let (volume, target) = mount.split_once(':').unwrap();
+    assert!(
+        !volume.starts_with('.') && !volume.starts_with('/'),
+        "{mount}"
+    );
+    assert!(db.starts_with(&format!("{target}/")), "{db} not on {mount}");
+    let declared = yaml("docker-compose.yml")["volumes"].clone();
+    assert!(
+        declared.get(volume).is_some(),
+        "volume {volume} not declared"
+    );
+
+    // Browsers sign in at localhost:9400 (the issuer); the gateway fetches
+    // discovery from the dev-idp service instead.
+    let instance = env("proxy", "AAD_INSTANCE");
+    assert_eq!(instance, "http://localhost:9400");
+    assert_eq!(env("dev-idp", "DEV_IDP_BASE_URL"), instance);
+    assert_eq!(env("proxy", "AAD_STS_INSTANCE"), instance);
+    assert_eq!(
+        env("proxy", "OIDC_METADATA_URL"),
+        format!("http://dev-idp:9400/{TENANT}/v2.0/.well-known/openid-configuration")
+    );
+    assert_eq!(env("proxy", "ALLOW_INSECURE_IDP"), "true");
+
+    // The ids are the dev IdP's registrations, and Swagger UI's redirect is registered.
+    assert_eq!(env("proxy", "AAD_TENANT_ID"), TENANT);
+    assert_eq!(env("proxy", "API_CLIENT_ID"), API_CLIENT_ID);
+    assert_eq!(env("proxy", "SWAGGER_UI_CLIENT_ID"), SWAGGER_CLIENT_ID);
+    let idp = dev_idp::Config::load(&repo().join("dev-idp/dev-idp.yaml")).unwrap();
+    assert!(idp.tenant(TENANT).is_some());
+    assert!(idp.app(API_CLIENT_ID).is_some_and(|a| a.api.is_some()));
+    let spa = idp.app(SWAGGER_CLIENT_ID).unwrap();
+    assert!(spa.public_client);
+    assert!(
+        spa.redirect_uris
+            .contains(&"http://localhost:8000/oauth2-redirect".to_string())
+    );
+    // .env.sample's defaults are the same.
+    let sample = std::fs::read_to_string(repo().join(".env.sample")).unwrap();
+    for (var, value) in [
+        ("AAD_TENANT_ID", TENANT),
+        ("API_CLIENT_ID", API_CLIENT_ID),
+        ("SWAGGER_UI_CLIENT_ID", SWAGGER_CLIENT_ID),
+        ("AAD_INSTANCE", "http://localhost:9400"),
+    ] {
+        assert!(
+            sample.lines().any(|l| l == format!("{var}={value}")),
+            "{var}"
+        );
+    }
+
+    // The gateway starts after both others are healthy.
+    for dependency in ["todo-backend", "dev-idp"] {
+        assert_eq!(
+            services["proxy"]
+                .depends_on
+                .get(dependency)
+                .map(String::as_str),
+            Some("service_healthy"),
+            "{dependency}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn health_checks_call_endpoints_that_answer_200() {
+    let services = services();
+    let dockerfile = std::fs::read_to_string(repo().join("Dockerfile")).unwrap();
+    let runtime = dockerfile
+        .split(" AS runtime")
+        .nth(1)
+        .expect("runtime stage");
+    assert!(runtime.contains("install -y --no-install-recommends ca-certificates curl"));
+
+    let sys = System::start().await.unwrap();
+    sys.first_key_fetch().await;
+    for (name, service) in &services {
+        let test = &service.healthcheck;
+        assert_eq!(&test[..2], ["CMD", "curl"], "{name}: {test:?}");
+        assert!(test.contains(&"-f".to_string()) || test.iter().any(|a| a.starts_with("-f")));
+        let url = resolve(test.last().unwrap());
+        let rest = url.strip_prefix("http://127.0.0.1:").expect("loopback URL");
+        let (port, path) = rest.split_at(rest.find('/').unwrap());
+        let port: u16 = port.parse().unwrap();
+        // The port the service listens on inside its container, and the same
+        // endpoint on the real server.
+        let (listen, base) = match name.as_str() {
+            "todo-backend" => (
+                resolve(&service.environment["TODO_LISTEN"]),
+                &sys.backend_url,
+            ),
+            "proxy" => (
+                resolve(&service.environment["PROXY_ADMIN_LISTEN"]),
+                &sys.admin_url,
+            ),
+            "dev-idp" => (
+                resolve(&service.environment["DEV_IDP_LISTEN"]),
+                &sys.idp_url,
+            ),
+            other => panic!("unexpected service {other}"),
+        };
+        assert_eq!(port, port_of(&listen), "{name}: health check port");
+        let status = sys
+            .http
+            .get(format!("{base}{path}"))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, 200, "{name}: {path}");
+    }
+    sys.stop().await.unwrap();
+}
