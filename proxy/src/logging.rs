@@ -85,3 +85,25 @@ where
 {
     subscriber(format, filter, writer, ansi).try_init()
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+    use crate::config::Cli;
+
+    #[test]
+    fn log_format_flag_takes_json_or_text_only() {
+        let parse = |v: &str| Cli::try_parse_from(["authz-proxy", "--log-format", v]);
+        assert_eq!(
+            parse("json").unwrap().serve.log_format,
+            Some(LogFormat::Json)
+        );
+        assert_eq!(
+            parse("text").unwrap().serve.log_format,
+            Some(LogFormat::Text)
+        );
+        assert!(parse("xml").is_err());
+    }
+}

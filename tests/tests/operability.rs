@@ -272,8 +272,6 @@ async fn metrics_move_exactly_as_a_scripted_mix_of_requests_says() {
             r#"authz_proxy_policy_reloads_total{outcome="applied"}"#.into(),
             0.0,
         ),
-        ("authz_proxy_connections_total".into(), 1.0),
-        ("authz_proxy_open_connections".into(), 1.0),
     ];
     for (series, value) in &expect {
         assert_eq!(m.get(series), Some(value), "{series}");
@@ -284,6 +282,11 @@ async fn metrics_move_exactly_as_a_scripted_mix_of_requests_says() {
         .map(|(_, v)| v)
         .sum();
     assert_eq!(requests_total, 8.0, "one count per request");
+    // Whether the client reused one connection is its business; the gateway
+    // counts each it accepted, and none of them has closed.
+    let accepted = m["authz_proxy_connections_total"];
+    assert!(accepted >= 1.0);
+    assert_eq!(m["authz_proxy_open_connections"], accepted);
     assert!(m["authz_proxy_jwks_keys"] >= 1.0);
     assert!(m["authz_proxy_jwks_seconds_since_last_refresh"] >= 0.0);
     let policy = std::fs::read(e2e_tests::repo_policy()).unwrap();
@@ -682,10 +685,23 @@ async fn screenshot(admin_url: &str) {
         .arg(format!("{admin_url}/"))
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
-    let status = tokio::task::spawn_blocking(move || command.status())
-        .await
-        .unwrap()
-        .expect("chromium runs");
+    let mut child = command.spawn().expect("chromium starts");
+    let pid = child.id();
+    let waited = tokio::time::timeout(
+        Duration::from_secs(120),
+        tokio::task::spawn_blocking(move || child.wait()),
+    )
+    .await;
+    let status = match waited {
+        Ok(joined) => joined.unwrap().expect("chromium exits"),
+        Err(_) => {
+            // Ours to end: the one process this test started.
+            let _ = std::process::Command::new("kill")
+                .args(["-9", &pid.to_string()])
+                .status();
+            panic!("chromium took more than 120 s");
+        }
+    };
     drop(profile);
     assert!(status.success(), "chromium failed: {status}");
     let bytes = std::fs::read(&png).expect("screenshot written");
