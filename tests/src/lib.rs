@@ -115,7 +115,26 @@ impl System {
         let mut stops = Vec::new();
         let mut tasks = Vec::new();
 
-        // The IdP first: the gateway's configuration names its URLs.
+        // The gateway's address first: Swagger UI's redirect URI on it must be
+        // registered with the IdP (exact match, as Entra does), so a browser
+        // can sign in through any system, port 0 included.
+        let gateway_listener = TcpListener::bind(options.gateway_listen)
+            .await
+            .context("bind authz-proxy")?;
+        let gateway_addr = gateway_listener.local_addr()?;
+        let admin_listener = TcpListener::bind(options.admin_listen)
+            .await
+            .context("bind admin")?;
+        let admin_addr = admin_listener.local_addr()?;
+        let mut idp_config = options.idp_config.clone();
+        let redirect = format!("http://{gateway_addr}/oauth2-redirect");
+        if let Some(spa) = idp_config.app_mut(SWAGGER_CLIENT_ID)
+            && !spa.redirect_uris.contains(&redirect)
+        {
+            spa.add_redirect_uri(redirect);
+        }
+
+        // Then the IdP: the gateway's configuration names its URLs.
         let idp_listener = TcpListener::bind(options.idp_listen)
             .await
             .context("bind dev-idp")?;
@@ -130,7 +149,7 @@ impl System {
             .unwrap_or_else(|| scratch.path().join("dev-idp"));
         let idp = Arc::new(
             Idp::new(
-                options.idp_config.clone(),
+                idp_config,
                 &idp_data,
                 Some(idp_public.clone()),
             )
@@ -167,14 +186,6 @@ impl System {
             .map_err(anyhow::Error::from)
         }));
 
-        let gateway_listener = TcpListener::bind(options.gateway_listen)
-            .await
-            .context("bind authz-proxy")?;
-        let gateway_addr = gateway_listener.local_addr()?;
-        let admin_listener = TcpListener::bind(options.admin_listen)
-            .await
-            .context("bind admin")?;
-        let admin_addr = admin_listener.local_addr()?;
         let mut args: Vec<String> = vec![
             "authz-proxy".into(),
             "--listen".into(),
