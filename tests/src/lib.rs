@@ -148,12 +148,7 @@ impl System {
             .clone()
             .unwrap_or_else(|| scratch.path().join("dev-idp"));
         let idp = Arc::new(
-            Idp::new(
-                idp_config,
-                &idp_data,
-                Some(idp_public.clone()),
-            )
-            .context("start dev-idp")?,
+            Idp::new(idp_config, &idp_data, Some(idp_public.clone())).context("start dev-idp")?,
         );
         let (stop, stopped) = oneshot::channel::<()>();
         stops.push(stop);
