@@ -440,3 +440,48 @@ proptest! {
         }
     }
 }
+
+// ---------------------------------------------------------- policy parsing
+
+/// Lines of policy-like YAML, shuffled and broken: keys, lists, anchors,
+/// odd indentation, bad values.
+fn policy_text() -> impl Strategy<Value = String> {
+    let line = prop_oneof![
+        Just("version: 1".to_owned()),
+        Just("version: x".to_owned()),
+        Just("routes:".to_owned()),
+        Just("  - name: a".to_owned()),
+        Just("  - name: a\n    path: /a\n    methods: [GET]".to_owned()),
+        Just("    path: /a/**b".to_owned()),
+        Just("    paths: [/a, /a//b, /%2e]".to_owned()),
+        Just("    methods: [get, GET, BREW]".to_owned()),
+        Just("    allow: anonymous".to_owned()),
+        Just("    roles: [Admin]".to_owned()),
+        Just("    role: [Admin]".to_owned()),
+        Just("    forward_authorization: maybe".to_owned()),
+        Just("identity_headers:\n  user_id: Host".to_owned()),
+        Just("routes: &r [*r]".to_owned()),
+        Just("- - -".to_owned()),
+        Just("{".to_owned()),
+        Just("\t".to_owned()),
+        "[ -~]{0,20}",
+        "\\PC{0,10}",
+    ];
+    prop::collection::vec(line, 0..10).prop_map(|lines| lines.join("\n"))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// The `policy_parse` fuzz target's body: no panic, and every error
+    /// points at a line of the file.
+    #[test]
+    fn policy_errors_never_panic_and_always_carry_a_line(text in policy_text()) {
+        if let Err(errors) = Policy::parse(&text, "random.yaml") {
+            prop_assert!(!errors.errors.is_empty());
+            for error in &errors.errors {
+                prop_assert!(error.line >= 1, "no line for {} in {:?}", error, text);
+            }
+        }
+    }
+}
