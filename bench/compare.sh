@@ -1,0 +1,293 @@
+#!/usr/bin/env bash
+# Issue 7 in one run: the gateway against nginx (pass-through, no auth) and
+# Apache + mod_auth_openidc (OAuth 2.0 resource server validating the same
+# RS256 tokens against the same JWKS), same static backend, same load.
+#
+#   bench/compare.sh            # 8 s per measurement, 3 rounds (~8 minutes)
+#   bench/compare.sh --quick    # 2 s per measurement, 2 rounds (~1 minute)
+#
+# Environment: CONNS (default 32), SKIP_BUILD=1 (use target/release as is),
+# GW_ARGS_EXTRA (more gateway flags, e.g. "--worker-threads 1"), KEEP=1
+# (leave the work directory for a look at the logs).
+#
+# Peers, each its own process(es), so CPU per request is the proxy's alone:
+#   static       nginx, one worker, answers {"items":[]} (the backend for all)
+#   nginx        nginx, one worker, pass-through proxy (keepalive upstream)
+#   apache       Apache 2.4 event MPM: /pass (plain ProxyPass) and /todoitems
+#                (AuthType oauth20 + Require claim aud:… + Require claim iss:…)
+#   gw           authz-proxy, default settings (token cache on), policy.yaml
+#   gw-nocache   authz-proxy --token-cache-size 0: every request verifies RSA
+#   gw-10k       authz-proxy with 10,000 routes (policy.yaml + 9,996 more)
+# Load: wrk -t1 -c$CONNS on loopback; load generator, proxies, backend and
+# IdP share the machine's cores. Rounds interleave the targets so drift in
+# machine load hits all of them alike. A benchmark, not a test: it asserts
+# nothing about timings and exits 0 whether targets are met or not.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=8s
+ROUNDS=3
+TOKENS=3000
+if [ "${1:-}" = "--quick" ]; then DURATION=2s; ROUNDS=2; TOKENS=1500; fi
+CONNS=${CONNS:-32}
+BIG_CONNS=1000
+
+need() { command -v "$1" >/dev/null 2>&1; }
+if ! need wrk || ! need nginx || ! need apache2 || [ ! -e /usr/lib/apache2/modules/mod_auth_openidc.so ]; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx-light apache2 libapache2-mod-auth-openidc >/dev/null
+fi
+APACHE_VERSION=$(apache2 -v | sed -n 's/^Server version: //p')
+OIDC_VERSION=$(dpkg-query -W -f '${Version}' libapache2-mod-auth-openidc 2>/dev/null || echo '?')
+
+if [ "${SKIP_BUILD:-}" != 1 ]; then
+  cargo build --release -q -p authz-proxy -p dev-idp
+  cargo build --release -q -p dev-idp --example bench_tokens
+fi
+BIN=target/release
+
+WORK=$(mktemp -d)
+chmod 755 "$WORK" # Apache's children run as www-data
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for f in "$WORK"/static.pid "$WORK"/nginx.pid "$WORK"/apache.pid; do
+    [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null || true
+  done
+  wait 2>/dev/null || true
+  if [ "${KEEP:-}" = 1 ]; then echo "work directory kept: $WORK" >&2; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+wait_port() { for _ in $(seq 1 200); do (echo >/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
+wait_pidfile() { for _ in $(seq 1 200); do [ -s "$1" ] && return 0; sleep 0.05; done; echo "$1 never appeared" >&2; exit 1; }
+
+IDP=$(free_port); IDP_TLS=$(free_port); STATIC=$(free_port); NGINX=$(free_port); APACHE=$(free_port)
+GW=$(free_port); GW_NOCACHE=$(free_port); GW_10K=$(free_port)
+ADMIN=$(free_port); ADMIN_NOCACHE=$(free_port); ADMIN_10K=$(free_port)
+TENANT=aaaaaaaa-0000-4000-8000-000000000001
+CLIENT_ID=c0ffee00-0000-4000-8000-0000000000a1
+ISSUER=http://127.0.0.1:$IDP/$TENANT/v2.0
+# mod_auth_openidc fetches keys over https only: the static nginx also fronts
+# dev-idp with TLS (a throwaway self-signed certificate, not verified).
+JWKS=https://127.0.0.1:$IDP_TLS/$TENANT/discovery/v2.0/keys
+
+# nginx: the static backend and, separately, the pass-through proxy.
+nginx_conf() { # NAME SERVER-BLOCK
+  mkdir -p "$WORK/$1"
+  cat > "$WORK/$1.conf" <<EOF
+worker_processes 1;
+pid $WORK/$1.pid;
+error_log $WORK/$1/error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $WORK/$1; proxy_temp_path $WORK/$1;
+  fastcgi_temp_path $WORK/$1; uwsgi_temp_path $WORK/$1; scgi_temp_path $WORK/$1;
+  $2
+}
+EOF
+  nginx -c "$WORK/$1.conf"
+  wait_pidfile "$WORK/$1.pid"
+}
+openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 \
+  -keyout "$WORK/tls.key" -out "$WORK/tls.crt" 2>/dev/null
+nginx_conf static "server { listen 127.0.0.1:$STATIC; location / { default_type application/json; return 200 '{\"items\":[]}'; } }
+  server { listen 127.0.0.1:$IDP_TLS ssl; ssl_certificate $WORK/tls.crt; ssl_certificate_key $WORK/tls.key;
+    location / { proxy_pass http://127.0.0.1:$IDP; } }"
+nginx_conf nginx "upstream backend { server 127.0.0.1:$STATIC; keepalive 64; }
+  server { listen 127.0.0.1:$NGINX; location / { proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }"
+NGINX_PID=$(pgrep -P "$(cat "$WORK/nginx.pid")" | head -1)
+
+# dev-idp and the tokens.
+export RUST_LOG=warn
+"$BIN/dev-idp" serve --listen 127.0.0.1:$IDP --base-url http://127.0.0.1:$IDP --data-dir "$WORK/idp" >"$WORK/idp.log" 2>&1 &
+PIDS+=($!)
+wait_port $IDP
+TOKEN=$("$BIN/examples/bench_tokens" "$WORK/idp" http://127.0.0.1:$IDP valid 1)
+"$BIN/examples/bench_tokens" "$WORK/idp" http://127.0.0.1:$IDP valid "$TOKENS" > "$WORK/valid.txt"
+"$BIN/examples/bench_tokens" "$WORK/idp" http://127.0.0.1:$IDP invalid 999 > "$WORK/invalid.txt"
+
+# Apache + mod_auth_openidc.
+mkdir -p "$WORK/apache"
+cat > "$WORK/apache.conf" <<EOF
+ServerRoot /etc/apache2
+ServerName 127.0.0.1
+Listen 127.0.0.1:$APACHE
+PidFile $WORK/apache.pid
+ErrorLog $WORK/apache/error.log
+LogLevel warn
+User www-data
+Group www-data
+Mutex file:$WORK/apache
+LoadModule mpm_event_module /usr/lib/apache2/modules/mod_mpm_event.so
+LoadModule authz_core_module /usr/lib/apache2/modules/mod_authz_core.so
+LoadModule authn_core_module /usr/lib/apache2/modules/mod_authn_core.so
+LoadModule auth_openidc_module /usr/lib/apache2/modules/mod_auth_openidc.so
+LoadModule proxy_module /usr/lib/apache2/modules/mod_proxy.so
+LoadModule proxy_http_module /usr/lib/apache2/modules/mod_proxy_http.so
+StartServers 2
+ServerLimit 40
+ThreadsPerChild 32
+MaxRequestWorkers 1280
+KeepAlive On
+MaxKeepAliveRequests 0
+OIDCCacheType shm
+OIDCSSLValidateServer Off
+OIDCOAuthSSLValidateServer Off
+OIDCOAuthVerifyJwksUri $JWKS
+OIDCOAuthRemoteUserClaim oid
+<Location /pass/>
+  ProxyPass http://127.0.0.1:$STATIC/
+</Location>
+<Location /todoitems>
+  AuthType oauth20
+  Require claim aud:$CLIENT_ID
+  Require claim iss:$ISSUER
+  ProxyPass http://127.0.0.1:$STATIC/todoitems
+</Location>
+EOF
+apache2 -f "$WORK/apache.conf" -k start
+wait_pidfile "$WORK/apache.pid"
+APACHE_PID=$(cat "$WORK/apache.pid")
+
+# Three gateways: default, no token cache, 10,000 routes.
+cp policy.yaml "$WORK/policy-10k.yaml"
+BASE_ROUTES=$("$BIN/authz-proxy" check --policy policy.yaml | awk '{print $2}')
+awk -v n=$((10000 - BASE_ROUTES)) 'BEGIN { for (i = 0; i < n; i++) {
+    if (i % 2) printf "  - name: r%d\n    path: /api/v%d/svc%d/items/*\n    methods: [GET, DELETE]\n    scopes: [access_as_user]\n", i, i % 7, i
+    else printf "  - name: r%d\n    path: /api/v%d/svc%d/orders\n    methods: [GET, POST]\n    roles: [Admin]\n", i, i % 7, i } }' >> "$WORK/policy-10k.yaml"
+BIG_ROUTES=$("$BIN/authz-proxy" check --policy "$WORK/policy-10k.yaml" | awk '{print $2}')
+GW_ARGS=(--tenant $TENANT --client-id $CLIENT_ID --instance http://127.0.0.1:$IDP --sts-instance http://127.0.0.1:$IDP
+         --upstream http://127.0.0.1:$STATIC --log-format text ${GW_ARGS_EXTRA:-})
+start_gw() { # PORT ADMIN LOG ARGS...
+  local port=$1 admin=$2 log=$3; shift 3
+  "$BIN/authz-proxy" --listen 127.0.0.1:"$port" --admin-listen 127.0.0.1:"$admin" "${GW_ARGS[@]}" "$@" >"$WORK/$log" 2>&1 &
+  PIDS+=($!)
+}
+start_gw $GW $ADMIN gw.log --policy policy.yaml; GW_PID=$!
+start_gw $GW_NOCACHE $ADMIN_NOCACHE gw-nocache.log --policy policy.yaml --token-cache-size 0; GW_NOCACHE_PID=$!
+start_gw $GW_10K $ADMIN_10K gw-10k.log --policy "$WORK/policy-10k.yaml"; GW_10K_PID=$!
+wait_port $GW; wait_port $GW_NOCACHE; wait_port $GW_10K
+
+expect() { # CODE URL [TOKEN]
+  local code
+  code=$(curl -s -o /dev/null -w '%{http_code}' ${3:+-H "Authorization: Bearer $3"} "$2")
+  [ "$code" = "$1" ] || { echo "$2 answered $code, expected $1" >&2; tail -n 5 "$WORK"/*.log "$WORK"/apache/error.log >&2; exit 1; }
+}
+for url in http://127.0.0.1:$GW http://127.0.0.1:$GW_NOCACHE http://127.0.0.1:$GW_10K http://127.0.0.1:$APACHE; do
+  expect 200 "$url/todoitems" "$TOKEN"
+  expect 401 "$url/todoitems"
+  while read -r bad; do expect 401 "$url/todoitems" "$bad"; done < <(head -3 "$WORK/invalid.txt")
+done
+expect 200 http://127.0.0.1:$NGINX/todoitems
+expect 200 http://127.0.0.1:$APACHE/pass/todoitems
+
+# wrk scripts: a fixed token, cycling through a token file, and the report.
+cat > "$WORK/report.lua" <<'EOF'
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("RESULT %.0f %.0f %.0f %d %d\n", summary.requests / (summary.duration / 1e6),
+    latency:percentile(50), latency:percentile(99), summary.requests,
+    e.connect + e.read + e.write + e.status + e.timeout))
+end
+EOF
+{ echo "wrk.headers[\"Authorization\"] = \"Bearer $TOKEN\""; cat "$WORK/report.lua"; } > "$WORK/same.lua"
+cycle() { # FILE
+  cat <<EOF
+local tokens = {}
+for line in io.lines("$1") do tokens[#tokens + 1] = "Bearer " .. line end
+local i = 0
+request = function()
+  i = i % #tokens + 1
+  wrk.headers["Authorization"] = tokens[i]
+  return wrk.format()
+end
+EOF
+  cat "$WORK/report.lua"
+}
+cycle "$WORK/valid.txt" > "$WORK/valid.lua"
+cycle "$WORK/invalid.txt" > "$WORK/invalid.lua"
+
+# CPU ticks of a process and of all its descendants, living or reaped.
+cpu_ticks() {
+  local total=0 p
+  for p in "$@"; do
+    total=$((total + $(awk '{print $14 + $15 + $16 + $17}' /proc/"$p"/stat)))
+    for c in $(pgrep -P "$p" || true); do total=$((total + $(awk '{print $14 + $15}' /proc/"$c"/stat 2>/dev/null || echo 0))); done
+  done
+  echo $total
+}
+CLK=$(getconf CLK_TCK)
+hwm_kib() { # PID: VmHWM of it and its children, summed (Apache's children share pages: an upper bound)
+  local total=0 p
+  for p in "$1" $(pgrep -P "$1" || true); do total=$((total + $(awk '/^VmHWM/ {print $2}' /proc/"$p"/status 2>/dev/null || echo 0))); done
+  echo $total
+}
+fetches() { curl -s "http://127.0.0.1:$1/metrics" | awk '/^authz_proxy_jwks_fetches_total/ {s += $2} END {print s + 0}'; }
+
+# measure NAME URL SCRIPT PID [CONNS] → "NAME rps p50 p99 cpu_us errors" in results
+measure() {
+  local name=$1 url=$2 script=$3 pid=$4 conns=${5:-$CONNS} before after out
+  before=$(cpu_ticks "$pid")
+  out=$(wrk -t1 -c"$conns" -d"$DURATION" --timeout 5s -s "$script" "$url" | grep '^RESULT')
+  after=$(cpu_ticks "$pid")
+  read -r _ rps p50 p99 reqs errors <<<"$out"
+  local cpu
+  cpu=$(awk -v t=$((after - before)) -v c="$CLK" -v n="$reqs" 'BEGIN{printf "%.1f", n ? t / c * 1e6 / n : 0}')
+  echo "$name $rps $p50 $p99 $cpu $errors" >> "$WORK/results"
+  printf '  %-22s %8s req/s  p99 %6s µs  %5s µs CPU/req  %s non-2xx/errors\n' "$name" "$rps" "$p99" "$cpu" "$errors" >&2
+}
+
+FETCHES_BEFORE=$(fetches $ADMIN)
+for round in $(seq 1 "$ROUNDS"); do
+  echo "round $round/$ROUNDS (load: $(cut -d' ' -f1-3 /proc/loadavg))" >&2
+  measure nginx-pass         http://127.0.0.1:$NGINX/todoitems       "$WORK/report.lua"  "$NGINX_PID"
+  measure gw-same            http://127.0.0.1:$GW/todoitems          "$WORK/same.lua"    "$GW_PID"
+  measure apache-pass        http://127.0.0.1:$APACHE/pass/todoitems "$WORK/report.lua"  "$APACHE_PID"
+  measure apache-oidc-same   http://127.0.0.1:$APACHE/todoitems      "$WORK/same.lua"    "$APACHE_PID"
+  measure gw-nocache-distinct http://127.0.0.1:$GW_NOCACHE/todoitems "$WORK/valid.lua"   "$GW_NOCACHE_PID"
+  measure apache-oidc-distinct http://127.0.0.1:$APACHE/todoitems    "$WORK/valid.lua"   "$APACHE_PID"
+  measure gw-invalid         http://127.0.0.1:$GW/todoitems          "$WORK/invalid.lua" "$GW_PID"
+  measure gw-10k-same        http://127.0.0.1:$GW_10K/todoitems      "$WORK/same.lua"    "$GW_10K_PID"
+  measure gw-10-same         http://127.0.0.1:$GW/todoitems          "$WORK/same.lua"    "$GW_PID"
+done
+FETCHES_AFTER=$(fetches $ADMIN)
+echo "1,000 connections" >&2
+measure nginx-pass-c1000       http://127.0.0.1:$NGINX/todoitems  "$WORK/report.lua" "$NGINX_PID"  $BIG_CONNS
+measure apache-oidc-same-c1000 http://127.0.0.1:$APACHE/todoitems "$WORK/same.lua"   "$APACHE_PID" $BIG_CONNS
+measure gw-same-c1000          http://127.0.0.1:$GW/todoitems     "$WORK/same.lua"   "$GW_PID"     $BIG_CONNS
+HWM_NGINX=$(hwm_kib "$NGINX_PID"); HWM_APACHE=$(hwm_kib "$APACHE_PID"); HWM_GW=$(hwm_kib "$GW_PID")
+UNKNOWN_KID_401=$(curl -s "http://127.0.0.1:$ADMIN/metrics" | awk '/^authz_proxy_denials_total\{reason="unknown_key"\}/ {s += $2} END {print s + 0}')
+
+echo
+echo "bench/compare.sh${1:+ $1}: wrk -t1 -c$CONNS -d$DURATION, $ROUNDS interleaved rounds, $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg) at the end"
+echo "peers: $(nginx -v 2>&1 | sed 's/.*: //'), $APACHE_VERSION + mod_auth_openidc $OIDC_VERSION, authz-proxy $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- proxy || echo +dirty)"
+echo "routes: gw $BASE_ROUTES, gw-10k $BIG_ROUTES; distinct tokens cycled: $TOKENS valid, 999 invalid (bad signature / expired / unknown kid)"
+echo "req/s: mean (min-max over rounds); latency µs, mean of rounds; CPU = µs of proxy CPU (user+sys, all its processes) per request"
+awk -v hwm_nginx="$HWM_NGINX" -v hwm_apache="$HWM_APACHE" -v hwm_gw="$HWM_GW" \
+    -v fetches=$((FETCHES_AFTER - FETCHES_BEFORE)) -v unknown="$UNKNOWN_KID_401" '
+  { k = $1; if (!(k in n)) order[++count] = k
+    n[k]++; rps[k] += $2; p50[k] += $3; p99[k] += $4; cpu[k] += $5; err[k] += $6
+    if (!(k in lo) || $2 < lo[k]) lo[k] = $2; if ($2 > hi[k]) hi[k] = $2 }
+  function R(k) { return rps[k] / n[k] } function P(k) { return p99[k] / n[k] } function C(k) { return cpu[k] / n[k] }
+  function row(name, goal, value, ok) { printf "%-58s %-10s %8s  %s\n", name, goal, value, ok ? "met" : "NOT met" }
+  END {
+    printf "\n%-22s %18s %8s %8s %8s %7s\n", "target", "req/s", "p50", "p99", "CPU/req", "non-2xx"
+    for (i = 1; i <= count; i++) { k = order[i]
+      printf "%-22s %7.0f (%.0f-%.0f) %8.0f %8.0f %8.1f %7d\n", k, R(k), lo[k], hi[k], p50[k]/n[k], P(k), C(k), err[k] }
+    printf "\npeak RSS (VmHWM, after the -c1000 runs): nginx pass-through %.1f MiB, Apache (all processes, summed) %.1f MiB, gateway %.1f MiB\n", hwm_nginx/1024, hwm_apache/1024, hwm_gw/1024
+    printf "key fetches during the invalid-token floods: %d (unknown-kid rejections counted: %d)\n\n", fetches, unknown
+    printf "%-58s %-10s %8s  %s\n", "issue 7 target", "goal", "measured", ""
+    same = "gw-same"
+    row("1  req/s, same token: gateway / nginx pass-through", ">= 0.9", sprintf("%.2f", R(same)/R("nginx-pass")), R(same)/R("nginx-pass") >= 0.9)
+    row("1  req/s, same token: gateway / Apache mod_auth_openidc", ">= 8", sprintf("%.1f", R(same)/R("apache-oidc-same")), R(same)/R("apache-oidc-same") >= 8)
+    row("1  p99, same token: gateway / nginx pass-through", "<= 1.2", sprintf("%.2f", P(same)/P("nginx-pass")), P(same)/P("nginx-pass") <= 1.2)
+    row("2  req/s, distinct tokens: gateway (no cache) / Apache", ">= 3", sprintf("%.1f", R("gw-nocache-distinct")/R("apache-oidc-distinct")), R("gw-nocache-distinct")/R("apache-oidc-distinct") >= 3)
+    row("3  CPU/req, invalid flood / valid distinct tokens", "<= 1", sprintf("%.2f", C("gw-invalid")/C("gw-nocache-distinct")), C("gw-invalid") <= C("gw-nocache-distinct"))
+    row("3  extra key fetches during the invalid floods", "0", fetches, fetches == 0)
+    row("4  CPU/req, same token: gateway / nginx pass-through", "<= 1", sprintf("%.2f", C(same)/C("nginx-pass")), C(same) <= C("nginx-pass"))
+    row("4  gateway peak RSS with 1,000 connections, MiB", "<= 50", sprintf("%.1f", hwm_gw/1024), hwm_gw/1024 <= 50)
+    row("5  req/s, 10,000 routes / 10 routes (same token)", "0.9-1.1", sprintf("%.2f", R("gw-10k-same")/R("gw-10-same")), R("gw-10k-same")/R("gw-10-same") >= 0.9 && R("gw-10k-same")/R("gw-10-same") <= 1.1)
+  }' "$WORK/results"
