@@ -6,11 +6,28 @@
 //! 127.0.0.1:8000 with its admin listener on 127.0.0.1:9000. Data lives under
 //! `data/`, so items and signing keys survive a restart.
 
+use std::io::IsTerminal as _;
+
+use authz_proxy::logging::LogFormat;
 use dev_idp::MintRequest;
 use e2e_tests::{Options, SWAGGER_CLIENT_ID, System};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // The gateway's access log (one line per request, with the reason for
+    // each denial) and warnings; RUST_LOG and LOG_FORMAT override.
+    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "warn,access=info".into());
+    let format = match std::env::var("LOG_FORMAT").as_deref() {
+        Ok("json") => LogFormat::Json,
+        Ok("text") => LogFormat::Text,
+        _ => LogFormat::detect(),
+    };
+    let _ = authz_proxy::logging::init_with(
+        format,
+        &filter,
+        std::io::stdout,
+        std::io::stdout().is_terminal(),
+    );
     let options = Options {
         idp_listen: "127.0.0.1:9400".parse()?,
         idp_public_url: Some("http://localhost:9400".into()),
@@ -31,7 +48,7 @@ async fn main() -> anyhow::Result<()> {
          \x20 gateway      http://localhost:8000   (Swagger UI: http://localhost:8000/docs, Authorize, pick a user)\n\
          \x20 dev IdP      http://localhost:9400   (a development stand-in for Entra ID: never trust it in production)\n\
          \x20 backend      http://127.0.0.1:8081   (behind the gateway; call it through port 8000)\n\
-         \x20 admin        http://127.0.0.1:9000/ready\n\n\
+         \x20 admin        http://127.0.0.1:9000/      (status page; also /metrics, /ready)\n\n\
          Tokens valid for an hour (mint more with `cargo run -p dev-idp -- token --user alice`):\n\n\
          ALICE={alice}\n\nBOB={bob}\n\n\
          Try:\n\
