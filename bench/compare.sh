@@ -9,6 +9,12 @@
 # Environment: CONNS (default 32), SKIP_BUILD=1 (use target/release as is),
 # GW_ARGS_EXTRA (more gateway flags, e.g. "--worker-threads 1"), KEEP=1
 # (leave the work directory for a look at the logs).
+# A/B of an optimisation: VARIANT=1 adds a second pair of gateways (cache on,
+# cache off) run from VARIANT_BIN (default: the same binary) with
+# VARIANT_ENV (e.g. "TOKIO_WORKER_THREADS=1") and VARIANT_ARGS; measured
+# right after the main ones in every round (targets var-same,
+# var-nocache-distinct) and compared in a last line. AB_ONLY=1 with VARIANT=1
+# measures only those four targets (more rounds in the same time: ROUNDS=n).
 #
 # Peers, each its own process(es), so CPU per request is the proxy's alone:
 #   static       nginx, one worker, answers {"items":[]} (the backend for all)
@@ -29,6 +35,8 @@ DURATION=8s
 ROUNDS=3
 TOKENS=3000
 if [ "${1:-}" = "--quick" ]; then DURATION=2s; ROUNDS=2; TOKENS=1500; fi
+ROUNDS=${ROUNDS_OVERRIDE:-$ROUNDS}
+full() { [ "${AB_ONLY:-}" != 1 ]; }
 CONNS=${CONNS:-32}
 BIG_CONNS=1000
 
@@ -170,13 +178,27 @@ start_gw $GW $ADMIN gw.log --policy policy.yaml; GW_PID=$!
 start_gw $GW_NOCACHE $ADMIN_NOCACHE gw-nocache.log --policy policy.yaml --token-cache-size 0; GW_NOCACHE_PID=$!
 start_gw $GW_10K $ADMIN_10K gw-10k.log --policy "$WORK/policy-10k.yaml"; GW_10K_PID=$!
 wait_port $GW; wait_port $GW_NOCACHE; wait_port $GW_10K
+GATEWAYS="http://127.0.0.1:$GW http://127.0.0.1:$GW_NOCACHE http://127.0.0.1:$GW_10K"
+if [ "${VARIANT:-}" = 1 ]; then
+  VAR=$(free_port); VAR_NOCACHE=$(free_port); VAR_ADMIN=$(free_port); VAR_ADMIN_NOCACHE=$(free_port)
+  start_var() { # PORT ADMIN LOG ARGS...
+    local port=$1 admin=$2 log=$3; shift 3
+    env ${VARIANT_ENV:-} "${VARIANT_BIN:-$BIN/authz-proxy}" --listen 127.0.0.1:"$port" --admin-listen 127.0.0.1:"$admin" \
+      "${GW_ARGS[@]}" ${VARIANT_ARGS:-} "$@" >"$WORK/$log" 2>&1 &
+    PIDS+=($!)
+  }
+  start_var $VAR $VAR_ADMIN var.log --policy policy.yaml; VAR_PID=$!
+  start_var $VAR_NOCACHE $VAR_ADMIN_NOCACHE var-nocache.log --policy policy.yaml --token-cache-size 0; VAR_NOCACHE_PID=$!
+  wait_port $VAR; wait_port $VAR_NOCACHE
+  GATEWAYS="$GATEWAYS http://127.0.0.1:$VAR http://127.0.0.1:$VAR_NOCACHE"
+fi
 
 expect() { # CODE URL [TOKEN]
   local code
   code=$(curl -s -o /dev/null -w '%{http_code}' ${3:+-H "Authorization: Bearer $3"} "$2")
   [ "$code" = "$1" ] || { echo "$2 answered $code, expected $1" >&2; tail -n 5 "$WORK"/*.log "$WORK"/apache/error.log >&2; exit 1; }
 }
-for url in http://127.0.0.1:$GW http://127.0.0.1:$GW_NOCACHE http://127.0.0.1:$GW_10K http://127.0.0.1:$APACHE; do
+for url in $GATEWAYS http://127.0.0.1:$APACHE; do
   expect 200 "$url/todoitems" "$TOKEN"
   expect 401 "$url/todoitems"
   while read -r bad; do expect 401 "$url/todoitems" "$bad"; done < <(head -3 "$WORK/invalid.txt")
@@ -243,17 +265,20 @@ measure() {
 FETCHES_BEFORE=$(fetches $ADMIN)
 for round in $(seq 1 "$ROUNDS"); do
   echo "round $round/$ROUNDS (load: $(cut -d' ' -f1-3 /proc/loadavg))" >&2
-  measure nginx-pass         http://127.0.0.1:$NGINX/todoitems       "$WORK/report.lua"  "$NGINX_PID"
+  full && measure nginx-pass         http://127.0.0.1:$NGINX/todoitems       "$WORK/report.lua"  "$NGINX_PID"
   measure gw-same            http://127.0.0.1:$GW/todoitems          "$WORK/same.lua"    "$GW_PID"
-  measure apache-pass        http://127.0.0.1:$APACHE/pass/todoitems "$WORK/report.lua"  "$APACHE_PID"
-  measure apache-oidc-same   http://127.0.0.1:$APACHE/todoitems      "$WORK/same.lua"    "$APACHE_PID"
+  [ "${VARIANT:-}" = 1 ] && measure var-same http://127.0.0.1:$VAR/todoitems "$WORK/same.lua" "$VAR_PID"
+  full && measure apache-pass        http://127.0.0.1:$APACHE/pass/todoitems "$WORK/report.lua"  "$APACHE_PID"
+  full && measure apache-oidc-same   http://127.0.0.1:$APACHE/todoitems      "$WORK/same.lua"    "$APACHE_PID"
   measure gw-nocache-distinct http://127.0.0.1:$GW_NOCACHE/todoitems "$WORK/valid.lua"   "$GW_NOCACHE_PID"
-  measure apache-oidc-distinct http://127.0.0.1:$APACHE/todoitems    "$WORK/valid.lua"   "$APACHE_PID"
-  measure gw-invalid         http://127.0.0.1:$GW/todoitems          "$WORK/invalid.lua" "$GW_PID"
-  measure gw-10k-same        http://127.0.0.1:$GW_10K/todoitems      "$WORK/same.lua"    "$GW_10K_PID"
-  measure gw-10-same         http://127.0.0.1:$GW/todoitems          "$WORK/same.lua"    "$GW_PID"
+  [ "${VARIANT:-}" = 1 ] && measure var-nocache-distinct http://127.0.0.1:$VAR_NOCACHE/todoitems "$WORK/valid.lua" "$VAR_NOCACHE_PID"
+  full && measure apache-oidc-distinct http://127.0.0.1:$APACHE/todoitems    "$WORK/valid.lua"   "$APACHE_PID"
+  full && measure gw-invalid         http://127.0.0.1:$GW/todoitems          "$WORK/invalid.lua" "$GW_PID"
+  full && measure gw-10k-same        http://127.0.0.1:$GW_10K/todoitems      "$WORK/same.lua"    "$GW_10K_PID"
+  full && measure gw-10-same         http://127.0.0.1:$GW/todoitems          "$WORK/same.lua"    "$GW_PID"
 done
 FETCHES_AFTER=$(fetches $ADMIN)
+if ! full; then awk '{ n[$1]++; r[$1] += $2; c[$1] += $5; p[$1] += $4 } END { for (k in n) printf "%-22s %8.0f req/s %8.0f p99 %6.1f CPU/req\n", k, r[k]/n[k], p[k]/n[k], c[k]/n[k] }' "$WORK/results" | sort; exit 0; fi
 echo "1,000 connections" >&2
 measure nginx-pass-c1000       http://127.0.0.1:$NGINX/todoitems  "$WORK/report.lua" "$NGINX_PID"  $BIG_CONNS
 measure apache-oidc-same-c1000 http://127.0.0.1:$APACHE/todoitems "$WORK/same.lua"   "$APACHE_PID" $BIG_CONNS
@@ -290,4 +315,7 @@ awk -v hwm_nginx="$HWM_NGINX" -v hwm_apache="$HWM_APACHE" -v hwm_gw="$HWM_GW" \
     row("4  CPU/req, same token: gateway / nginx pass-through", "<= 1", sprintf("%.2f", C(same)/C("nginx-pass")), C(same) <= C("nginx-pass"))
     row("4  gateway peak RSS with 1,000 connections, MiB", "<= 50", sprintf("%.1f", hwm_gw/1024), hwm_gw/1024 <= 50)
     row("5  req/s, 10,000 routes / 10 routes (same token)", "0.9-1.1", sprintf("%.2f", R("gw-10k-same")/R("gw-10-same")), R("gw-10k-same")/R("gw-10-same") >= 0.9 && R("gw-10k-same")/R("gw-10-same") <= 1.1)
+    if ("var-same" in n)
+      printf "\nvariant / main: same token %.2f× req/s, %.2f× CPU/req, %.2f× p99; distinct tokens (no cache) %.2f× req/s, %.2f× CPU/req\n",
+        R("var-same")/R(same), C("var-same")/C(same), P("var-same")/P(same), R("var-nocache-distinct")/R("gw-nocache-distinct"), C("var-nocache-distinct")/C("gw-nocache-distinct")
   }' "$WORK/results"

@@ -9,9 +9,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use aws_lc_rs::rsa::{PublicKeyComponents, RsaParameters};
+use aws_lc_rs::signature::{self, ParsedPublicKey};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::{Algorithm, DecodingKey};
+use jsonwebtoken::Algorithm;
 use reqwest::Url;
 use serde::Deserialize;
 use serde_json::Value;
@@ -26,6 +28,10 @@ pub(crate) const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
 /// RSA keys shorter than this are skipped (RFC 7518 §3.3 requires 2048 bits).
 const MIN_RSA_BITS: usize = 2048;
 
+/// RSA signatures this gateway verifies are at most 8192 bits (the upper end
+/// of aws-lc's `*_2048_8192_*` parameters).
+const MAX_SIGNATURE_BYTES: usize = 8192 / 8;
+
 /// One usable RSA signing key from the JWKS.
 pub(crate) struct VerifyingKey {
     /// The `alg` the JWK is restricted to, if it says (RFC 7517 §4.4).
@@ -34,7 +40,10 @@ pub(crate) struct VerifyingKey {
     /// recognise the same key across refreshes.
     n: Vec<u8>,
     e: Vec<u8>,
-    key: DecodingKey,
+    /// The key parsed once, at load, for each algorithm it may verify: an
+    /// RSA verification then costs the modular exponentiation alone, not
+    /// rebuilding the key from `n` and `e` every time.
+    parsed: Vec<(Algorithm, ParsedPublicKey)>,
 }
 
 impl std::fmt::Debug for VerifyingKey {
@@ -52,18 +61,35 @@ impl VerifyingKey {
         if self.alg.is_some_and(|a| a != token.alg) {
             return Err(AuthError::DisallowedAlgorithm);
         }
-        match jsonwebtoken::crypto::verify(
-            token.signature,
-            token.signing_input.as_bytes(),
-            &self.key,
-            token.alg,
-        ) {
-            Ok(true) => Ok(()),
-            // A wrong signature, a signature that is not base64url, a key the
-            // algorithm cannot use: all the same to the client.
-            Ok(false) | Err(_) => Err(AuthError::BadSignature),
+        // A wrong signature, a signature that is not base64url or too long,
+        // a key the algorithm cannot use: all the same to the client.
+        let Some((_, key)) = self.parsed.iter().find(|(alg, _)| *alg == token.alg) else {
+            return Err(AuthError::BadSignature);
+        };
+        let mut signature = [0u8; MAX_SIGNATURE_BYTES];
+        if token.signature.len() > MAX_SIGNATURE_BYTES.div_ceil(3) * 4 {
+            return Err(AuthError::BadSignature);
         }
+        let len = URL_SAFE_NO_PAD
+            .decode_slice(token.signature, &mut signature)
+            .map_err(|_| AuthError::BadSignature)?;
+        key.verify_sig(token.signing_input.as_bytes(), &signature[..len])
+            .map_err(|_| AuthError::BadSignature)
     }
+}
+
+/// The aws-lc verification parameters of an RSA JWS algorithm (RFC 7518
+/// §3.3, §3.5); `None` for anything else.
+fn rsa_parameters(alg: Algorithm) -> Option<&'static RsaParameters> {
+    Some(match alg {
+        Algorithm::RS256 => &signature::RSA_PKCS1_2048_8192_SHA256,
+        Algorithm::RS384 => &signature::RSA_PKCS1_2048_8192_SHA384,
+        Algorithm::RS512 => &signature::RSA_PKCS1_2048_8192_SHA512,
+        Algorithm::PS256 => &signature::RSA_PSS_2048_8192_SHA256,
+        Algorithm::PS384 => &signature::RSA_PSS_2048_8192_SHA384,
+        Algorithm::PS512 => &signature::RSA_PSS_2048_8192_SHA512,
+        _ => return None,
+    })
 }
 
 /// The current keys by `kid`. Immutable: a refresh builds a new set and swaps
@@ -159,8 +185,22 @@ fn parse_jwk(entry: Value, allowed: &[Algorithm]) -> Option<(String, VerifyingKe
     if n.len() * 8 < MIN_RSA_BITS || e.is_empty() {
         return None;
     }
-    let key = DecodingKey::from_rsa_raw_components(&n, &e);
-    Some((kid, VerifyingKey { alg, n, e, key }))
+    // Parsed for each algorithm it may be used with; a key aws-lc refuses
+    // could verify nothing and is skipped like any other unusable entry.
+    let components = PublicKeyComponents {
+        n: n.as_slice(),
+        e: e.as_slice(),
+    };
+    let parsed = allowed
+        .iter()
+        .filter(|&&a| alg.is_none_or(|only| only == a))
+        .filter_map(|&a| Some((a, rsa_parameters(a)?)))
+        .map(|(a, params)| Some((a, components.to_parsed_public_key(params).ok()?)))
+        .collect::<Option<Vec<_>>>()?;
+    if parsed.is_empty() {
+        return None;
+    }
+    Some((kid, VerifyingKey { alg, n, e, parsed }))
 }
 
 fn strip_leading_zeros(mut bytes: Vec<u8>) -> Vec<u8> {
