@@ -166,6 +166,12 @@ fn every_variable_is_one_the_binary_reads() {
             "dev-idp" => ("dev-idp", &["serve"]),
             other => (other, &[]),
         };
+        let dockerfile = std::fs::read_to_string(repo().join("Dockerfile")).unwrap();
+        assert!(
+            dockerfile.contains(&format!("-p {binary}"))
+                && dockerfile.contains(&format!("target/release/{binary}")),
+            "{name}: the image does not build and copy {binary}"
+        );
         let known = env_vars_in_help(binary, args);
         for var in service.environment.keys() {
             assert!(
