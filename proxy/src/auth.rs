@@ -23,6 +23,7 @@ mod claims;
 mod error;
 mod jws;
 mod keys;
+pub mod offline;
 mod refresh;
 
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -36,12 +36,14 @@ pub struct Cli {
 pub enum Command {
     /// Run the gateway (the default when no subcommand is given).
     Serve(Box<Flags>),
-    /// Parse and compile a policy file offline; print `ok: N routes` or every error.
-    Check {
-        /// The policy file to check.
-        #[arg(long, env = "POLICY_FILE", default_value = "policy.yaml")]
-        policy: PathBuf,
-    },
+    /// Parse and compile a policy file offline; print `ok: N routes` or every
+    /// error, and warnings (shadowed routes, `*` for `**`, anonymous overlaps,
+    /// misspelt roles and scopes), each as `file:line:col`.
+    Check(crate::cli::check::CheckArgs),
+    /// Show how the policy decides one request, and what the client would get.
+    Explain(Box<crate::cli::explain::ExplainArgs>),
+    /// Run a file of cases (request, caller, expected outcome) against the policy.
+    Test(crate::cli::cases::TestArgs),
 }
 
 /// Flags of the gateway itself.

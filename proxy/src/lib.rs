@@ -6,6 +6,7 @@
 
 pub mod access;
 pub mod auth;
+pub mod cli;
 pub mod body;
 pub mod config;
 pub mod docs;

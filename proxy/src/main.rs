@@ -4,28 +4,16 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use authz_proxy::config::{Cli, Command, Flags};
-use authz_proxy::policy::Policy;
 use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Some(Command::Check { policy }) => check(&policy),
+        Some(Command::Check(args)) => authz_proxy::cli::check::run(&args).emit(),
+        Some(Command::Explain(args)) => authz_proxy::cli::explain::run(&args).emit(),
+        Some(Command::Test(args)) => authz_proxy::cli::cases::run(&args).emit(),
         Some(Command::Serve(flags)) => serve(*flags),
         None => serve(cli.serve),
-    }
-}
-
-fn check(path: &std::path::Path) -> ExitCode {
-    match Policy::load(path) {
-        Ok(policy) => {
-            println!("ok: {} routes", policy.routes().len());
-            ExitCode::SUCCESS
-        }
-        Err(errors) => {
-            eprintln!("{errors}");
-            ExitCode::FAILURE
-        }
     }
 }
 

@@ -151,41 +151,7 @@ impl ClaimRules {
             return Err(AuthError::InvalidClaim("nonce"));
         }
 
-        // scp: one space-separated string of short names; roles: an array of
-        // strings. Anything else is refused, never coerced.
-        let scp = string(claims.scp, "scp")?;
-        let roles = match claims.roles {
-            None => Vec::new(),
-            Some(Value::Array(items)) => items
-                .into_iter()
-                .map(|v| match v {
-                    Value::String(s) => Ok(s),
-                    _ => Err(AuthError::InvalidClaim("roles")),
-                })
-                .collect::<Result<Vec<_>, _>>()?,
-            Some(_) => return Err(AuthError::InvalidClaim("roles")),
-        };
-        let idtyp = string(claims.idtyp, "idtyp")?;
-        let is_app = idtyp.as_deref() == Some("app");
-        if is_app && scp.is_some() {
-            // App-only tokens never carry delegated scopes.
-            return Err(AuthError::InvalidClaim("scp"));
-        }
-        let kind = if is_app || scp.is_none() {
-            PrincipalKind::App
-        } else {
-            PrincipalKind::User
-        };
-        let scopes: Vec<String> = scp
-            .as_deref()
-            .unwrap_or("")
-            .split(' ')
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect();
-        if scopes.is_empty() && roles.is_empty() {
-            return Err(AuthError::NoPermissions);
-        }
+        let (kind, scopes, roles) = permissions(claims.scp, claims.roles, claims.idtyp)?;
 
         let name = string(claims.name, "name")?;
         let preferred_username = string(claims.preferred_username, "preferred_username")?;
@@ -247,6 +213,166 @@ impl ClaimRules {
             }
             Some(_) => Err(AuthError::InvalidClaim("aud")),
         }
+    }
+}
+
+/// `scp`, `roles` and `idtyp` into who the caller is and what it holds.
+/// scp: one space-separated string of short names; roles: an array of
+/// strings. Anything else is refused, never coerced.
+fn permissions(
+    scp: Option<Value>,
+    roles: Option<Value>,
+    idtyp: Option<Value>,
+) -> Result<(PrincipalKind, Vec<String>, Vec<String>), AuthError> {
+    let scp = string(scp, "scp")?;
+    let roles = match roles {
+        None => Vec::new(),
+        Some(Value::Array(items)) => items
+            .into_iter()
+            .map(|v| match v {
+                Value::String(s) => Ok(s),
+                _ => Err(AuthError::InvalidClaim("roles")),
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        Some(_) => return Err(AuthError::InvalidClaim("roles")),
+    };
+    let idtyp = string(idtyp, "idtyp")?;
+    let is_app = idtyp.as_deref() == Some("app");
+    if is_app && scp.is_some() {
+        // App-only tokens never carry delegated scopes.
+        return Err(AuthError::InvalidClaim("scp"));
+    }
+    let kind = if is_app || scp.is_none() {
+        PrincipalKind::App
+    } else {
+        PrincipalKind::User
+    };
+    let scopes: Vec<String> = scp
+        .as_deref()
+        .unwrap_or("")
+        .split(' ')
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if scopes.is_empty() && roles.is_empty() {
+        return Err(AuthError::NoPermissions);
+    }
+    Ok((kind, scopes, roles))
+}
+
+/// One claim rule applied on its own, for `authz-proxy explain`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimCheck {
+    /// The claim (or `payload`, `permissions`).
+    pub claim: &'static str,
+    /// The claim's value as JSON, or `absent`.
+    pub value: String,
+    /// Whether the rule holds, and if not the error the gateway would give.
+    pub result: Result<(), AuthError>,
+}
+
+impl ClaimRules {
+    /// Every claim rule of [`ClaimRules::check`] applied on its own, in the
+    /// same order and with the same helpers, so an explanation lists every
+    /// failing claim instead of the first. `check` stays the verdict; the
+    /// first failure here is always the error `check` returns.
+    pub(crate) fn each_check(&self, payload_b64: &str, now: u64) -> Vec<ClaimCheck> {
+        let raw: Option<serde_json::Map<String, Value>> = URL_SAFE_NO_PAD
+            .decode(payload_b64)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok());
+        let claims: Option<RawClaims> = URL_SAFE_NO_PAD
+            .decode(payload_b64)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok());
+        let (Some(raw), Some(claims)) = (raw, claims) else {
+            return vec![ClaimCheck {
+                claim: "payload",
+                value: String::new(),
+                result: Err(AuthError::MalformedToken(
+                    "the payload is not a JSON object of claims",
+                )),
+            }];
+        };
+        let value = |claim: &str| raw.get(claim).map_or("absent".to_owned(), Value::to_string);
+        let mut checks = Vec::new();
+        let mut push = |claim: &'static str, result: Result<(), AuthError>| {
+            checks.push(ClaimCheck {
+                claim,
+                value: value(claim),
+                result,
+            });
+        };
+
+        push(
+            "exp",
+            numeric_date(claims.exp, "exp").and_then(|exp| match exp {
+                None => Err(AuthError::MissingClaim("exp")),
+                Some(exp) if now >= exp.saturating_add(self.leeway) => Err(AuthError::Expired),
+                Some(_) => Ok(()),
+            }),
+        );
+        if claims.nbf.is_some() {
+            push(
+                "nbf",
+                numeric_date(claims.nbf, "nbf").and_then(|nbf| match nbf {
+                    Some(nbf) if nbf > now.saturating_add(self.leeway) => {
+                        Err(AuthError::NotYetValid)
+                    }
+                    _ => Ok(()),
+                }),
+            );
+        }
+        let iss = string(claims.iss, "iss");
+        let tid = string(claims.tid, "tid").and_then(|tid| match tid {
+            None => Err(AuthError::MissingClaim("tid")),
+            Some(tid)
+                if tid.is_empty()
+                    || tid.len() > 64
+                    || !tid.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') =>
+            {
+                Err(AuthError::InvalidClaim("tid"))
+            }
+            Some(tid) => Ok(tid),
+        });
+        push(
+            "iss",
+            match (&iss, &tid) {
+                (Err(e), _) => Err(e.clone()),
+                (Ok(None), _) => Err(AuthError::MissingClaim("iss")),
+                (Ok(Some(iss)), Ok(tid)) if !self.is_issuer_for(iss, tid) => {
+                    Err(AuthError::WrongIssuer)
+                }
+                _ => Ok(()),
+            },
+        );
+        push(
+            "tid",
+            match &tid {
+                Err(e) => Err(e.clone()),
+                Ok(tid) if !self.tenants.allows(tid) => Err(AuthError::WrongTenant),
+                Ok(_) => Ok(()),
+            },
+        );
+        push("aud", self.check_audience(claims.aud));
+        push(
+            "oid",
+            string(claims.oid, "oid").and_then(|oid| match oid {
+                None => Err(AuthError::MissingClaim("oid")),
+                Some(oid) if oid.is_empty() => Err(AuthError::InvalidClaim("oid")),
+                Some(_) => Ok(()),
+            }),
+        );
+        if claims.nonce.is_some() {
+            push("nonce", Err(AuthError::InvalidClaim("nonce")));
+        }
+        let held = permissions(claims.scp, claims.roles, claims.idtyp).map(|_| ());
+        checks.push(ClaimCheck {
+            claim: "permissions",
+            value: format!("scp={} roles={}", value("scp"), value("roles")),
+            result: held,
+        });
+        checks
     }
 }
 
@@ -435,6 +561,42 @@ mod tests {
         ];
         for (i, (expected, patch)) in cases.into_iter().enumerate() {
             assert_eq!(reason(patch.clone()), expected, "case {i}: {patch}");
+        }
+    }
+
+    /// `each_check`'s first failure is `check`'s error, over the case table.
+    #[test]
+    fn each_check_agrees_with_check_on_the_first_failure() {
+        let patches = [
+            json!({}),
+            json!({"exp": NOW - 61}),
+            json!({"nbf": NOW + 61}),
+            json!({"iss": ABSENT}),
+            json!({"aud": "other"}),
+            json!({"tid": "22222222-2222-2222-2222-222222222222"}),
+            json!({"oid": ""}),
+            json!({"nonce": "n"}),
+            json!({"scp": ABSENT}),
+            json!({"roles": "Admin"}),
+            json!({"idtyp": "app"}),
+            json!({"exp": NOW - 61, "aud": "other", "scp": ABSENT}),
+        ];
+        for patch in patches {
+            let mut claims = base();
+            let c = claims.as_object_mut().unwrap();
+            for (k, v) in patch.as_object().unwrap() {
+                if v == ABSENT {
+                    c.remove(k);
+                } else {
+                    c.insert(k.clone(), v.clone());
+                }
+            }
+            let b64 = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).unwrap());
+            let first = rules()
+                .each_check(&b64, NOW)
+                .into_iter()
+                .find_map(|c| c.result.err());
+            assert_eq!(first, rules().check(&b64, NOW).err(), "{patch}");
         }
     }
 

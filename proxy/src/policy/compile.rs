@@ -237,6 +237,7 @@ fn compile_route(
         forward_authorization: forward_authorization.is_some_and(|f| f.value),
         methods,
         paths,
+        extra: route.extra.is_some_and(|e| e.value),
     };
     Some((route, globs))
 }

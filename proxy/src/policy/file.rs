@@ -49,4 +49,5 @@ pub(super) struct RouteFile {
     pub roles: Option<SpannedList>,
     pub scopes: Option<SpannedList>,
     pub forward_authorization: Option<Spanned<bool>>,
+    pub extra: Option<Spanned<bool>>,
 }

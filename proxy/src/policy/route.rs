@@ -27,6 +27,9 @@ pub struct Route {
     pub methods: MethodSet,
     /// The globs as written (and validated to be in normalised form).
     pub paths: Vec<String>,
+    /// `extra: true`: the route serves paths the backend's OpenAPI document
+    /// does not list, on purpose (`check --openapi` does not ask for one).
+    pub extra: bool,
 }
 
 /// What a route requires of the caller.

@@ -44,7 +44,7 @@ fn unknown_keys_are_errors() {
             methods: [GET]
             role: [Admin]
         ",
-        "policy.yaml:6:5: unknown field `role`, expected one of name, path, paths, methods, allow, roles, scopes, forward_authorization",
+        "policy.yaml:6:5: unknown field `role`, expected one of name, path, paths, methods, allow, roles, scopes, forward_authorization, extra",
     );
     check(
         "

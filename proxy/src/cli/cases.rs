@@ -1,0 +1,183 @@
+//! `authz-proxy test CASES.yaml`: a table of requests and the outcome each
+//! must have, run against the compiled policy; a report, and an exit code
+//! for CI. Each case is decided by the same stages as `explain`.
+//!
+//! ```yaml
+//! cases:
+//!   - method: DELETE
+//!     path: /todoitems
+//!     scopes: [access_as_user]   # or roles, app: true, claims: {…}
+//!     roles: [Admin]
+//!     expect: allow              # allow | 400 | 401 | 403 | 404 | 405
+//!     route: delete-all          # optional: which route must decide
+//! ```
+
+use std::path::PathBuf;
+
+use clap::Args;
+use http::Method;
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use super::decide::{self, Caller};
+use super::{Output, read, unix_now};
+use crate::auth::offline::{OfflineSettings, inspect_claims};
+use crate::policy::{Policy, PolicyError, PolicyErrors};
+
+#[derive(Debug, Clone, Args)]
+pub struct TestArgs {
+    /// The cases file.
+    pub cases: PathBuf,
+    /// The policy file the cases run against.
+    #[arg(long, env = "POLICY_FILE", default_value = "policy.yaml")]
+    pub policy: PathBuf,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CasesFile {
+    cases: Vec<Spanned<Case>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Case {
+    method: Spanned<String>,
+    path: String,
+    /// The caller's roles (a token with a `roles` claim).
+    #[serde(default)]
+    roles: Vec<String>,
+    /// The caller's delegated scopes (`scp`).
+    #[serde(default)]
+    scopes: Vec<String>,
+    /// An app-only token.
+    #[serde(default)]
+    app: bool,
+    /// The token's claims, instead of roles/scopes/app.
+    claims: Option<serde_json::Value>,
+    expect: Spanned<Expect>,
+    /// The route that must decide.
+    route: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Expect {
+    Status(u16),
+    Word(String),
+}
+
+pub fn run(args: &TestArgs) -> Output {
+    let policy_file = args.policy.display().to_string();
+    let policy = match read(&args.policy) {
+        Ok(text) => match Policy::parse(&text, &policy_file) {
+            Ok(policy) => policy,
+            Err(errors) => return Output::policy_errors(&errors),
+        },
+        Err(e) => return Output::failed(e),
+    };
+    let cases_file = args.cases.display().to_string();
+    let cases = match read(&args.cases)
+        .and_then(|text| serde_saphyr::from_str::<CasesFile>(&text).map_err(|e| e.to_string()))
+    {
+        Ok(cases) => cases.cases,
+        Err(e) => return Output::failed(format!("{cases_file}: {e}")),
+    };
+
+    let mut out = Output::default();
+    let mut errors = Vec::new();
+    let (mut passed, mut failed) = (0, 0);
+    let now = unix_now();
+    for case in cases {
+        let line = usize::try_from(case.referenced.line()).unwrap_or(0);
+        let case = case.value;
+        let expected =
+            match &case.expect.value {
+                Expect::Word(w) if w == "allow" => "allow".to_owned(),
+                Expect::Status(s @ (400 | 401 | 403 | 404 | 405)) => s.to_string(),
+                other => {
+                    let written = match other {
+                        Expect::Status(s) => s.to_string(),
+                        Expect::Word(w) => w.clone(),
+                    };
+                    errors.push(place(&cases_file, case.expect.referenced, format!(
+                    "unknown expectation `{written}`; expected allow, 400, 401, 403, 404 or 405"
+                )));
+                    continue;
+                }
+            };
+        let Ok(method) = Method::from_bytes(case.method.value.as_bytes()) else {
+            errors.push(place(
+                &cases_file,
+                case.method.referenced,
+                format!("`{}` is not an HTTP method", case.method.value),
+            ));
+            continue;
+        };
+        let caller = caller(&case, now);
+        let decision = decide::decide(&policy, &method, &case.path, &caller);
+        let got = decision.outcome();
+        let route = decision.route.map(|r| r.name.clone());
+        let request = format!("{method} {}", case.path);
+        let wrong_route = case
+            .route
+            .as_ref()
+            .filter(|want| route.as_ref() != Some(*want));
+        if got == expected && wrong_route.is_none() {
+            passed += 1;
+            let by = route.map(|r| format!(" (route {r})")).unwrap_or_default();
+            out.out(format!("{cases_file}:{line}: ok    {request} -> {got}{by}"));
+        } else {
+            failed += 1;
+            let why = match &decision.result {
+                Ok(_) => String::new(),
+                Err(e) => format!(" {}: {e}", e.reason()),
+            };
+            let by = route.as_deref().unwrap_or("none");
+            let mut message = format!(
+                "{cases_file}:{line}: FAIL  {request}: expected {expected}, got {got}{why} (route {by})"
+            );
+            if let Some(want) = wrong_route {
+                message = format!(
+                    "{cases_file}:{line}: FAIL  {request}: expected route {want}, got {got} by route {by}"
+                );
+            }
+            out.out(message);
+        }
+    }
+    if !errors.is_empty() {
+        let errors = PolicyErrors { errors };
+        return Output::policy_errors(&errors);
+    }
+    out.out(format!(
+        "{} cases: {passed} passed, {failed} failed",
+        passed + failed
+    ));
+    if failed > 0 {
+        out.code = 1;
+    }
+    out
+}
+
+fn place(file: &str, location: serde_saphyr::Location, message: String) -> PolicyError {
+    PolicyError {
+        file: file.to_owned(),
+        line: usize::try_from(location.line()).unwrap_or(0),
+        column: usize::try_from(location.column()).unwrap_or(0),
+        message,
+    }
+}
+
+/// The case's caller; no roles, scopes, app or claims means no token.
+fn caller(case: &Case, now: u64) -> Caller {
+    let claims = match &case.claims {
+        Some(claims) => claims.clone(),
+        None if case.roles.is_empty() && case.scopes.is_empty() && !case.app => {
+            return Caller::NoToken;
+        }
+        None => decide::claims_for(&case.roles, &case.scopes, case.app, None),
+    };
+    let claims = decide::complete_claims(&claims, now);
+    let inspection = inspect_claims(&claims, &OfflineSettings::default(), now);
+    decide::caller_from(&inspection.verdict)
+}

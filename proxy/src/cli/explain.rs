@@ -1,0 +1,211 @@
+//! `authz-proxy explain METHOD PATH`: which route decides a request, what it
+//! requires, and what the client would get — status, headers and body, as
+//! `GatewayError::into_response` builds them. With a token, each claim check.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+use http::Method;
+
+use super::decide::{self, Caller};
+use super::{Output, read, unix_now};
+use crate::auth::offline::{Inspection, OfflineSettings, inspect_claims, inspect_token};
+use crate::policy::{Policy, Route};
+
+#[derive(Debug, Clone, Args)]
+pub struct ExplainArgs {
+    /// The request method, e.g. GET (case-sensitive, as HTTP).
+    pub method: String,
+    /// The request path as a client sends it (query ignored).
+    pub path: String,
+    /// The policy file.
+    #[arg(long, env = "POLICY_FILE", default_value = "policy.yaml")]
+    pub policy: PathBuf,
+    /// The bearer token the client sends.
+    #[arg(long, conflicts_with_all = ["claims", "roles", "scopes", "app"])]
+    pub token: Option<String>,
+    /// A JSON file of token claims (a JWT payload); exp, iss, aud, tid and oid
+    /// default to a valid token's.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["roles", "scopes", "app"])]
+    pub claims: Option<PathBuf>,
+    /// The caller's roles, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    pub roles: Vec<String>,
+    /// The caller's delegated scopes, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    pub scopes: Vec<String>,
+    /// The caller is an application (app-only token: roles, no scopes).
+    #[arg(long)]
+    pub app: bool,
+    /// The tenant: the caller's with --roles/--scopes, the allowed one with --token/--claims.
+    #[arg(long, env = "AAD_TENANT_ID")]
+    pub tenant: Option<String>,
+    /// The API's client id: `<id>` and `api://<id>` are the accepted audiences.
+    #[arg(long, env = "API_CLIENT_ID")]
+    pub client_id: Option<String>,
+    /// v2 issuer base (`{instance}/{tid}/v2.0`), e.g. https://login.microsoftonline.com.
+    #[arg(long, env = "AAD_INSTANCE")]
+    pub instance: Option<String>,
+    /// v1 issuer base (`{sts}/{tid}/`), e.g. https://sts.windows.net.
+    #[arg(long, env = "AAD_STS_INSTANCE")]
+    pub sts_instance: Option<String>,
+    /// A JWKS file to verify the token's signature with (offline: not fetched).
+    #[arg(long, value_name = "FILE")]
+    pub jwks: Option<PathBuf>,
+}
+
+pub fn run(args: &ExplainArgs) -> Output {
+    let text = match read(&args.policy) {
+        Ok(text) => text,
+        Err(e) => return Output::failed(e),
+    };
+    let file = args.policy.display().to_string();
+    let policy = match Policy::parse(&text, &file) {
+        Ok(policy) => policy,
+        Err(errors) => return Output::policy_errors(&errors),
+    };
+    let Ok(method) = Method::from_bytes(args.method.as_bytes()) else {
+        return Output::failed(format!("`{}` is not an HTTP method", args.method));
+    };
+    let now = unix_now();
+    let settings = match settings(args) {
+        Ok(settings) => settings,
+        Err(e) => return Output::failed(e),
+    };
+    let (caller, inspection) = if let Some(token) = &args.token {
+        let inspection = inspect_token(token.trim(), &settings, now);
+        (decide::caller_from(&inspection.verdict), Some(inspection))
+    } else if let Some(claims) = &args.claims {
+        let claims = match read(claims).and_then(|json| {
+            serde_json::from_str::<serde_json::Value>(&json)
+                .map_err(|e| format!("{}: not JSON: {e}", claims.display()))
+        }) {
+            Ok(claims) => decide::complete_claims(&claims, now),
+            Err(e) => return Output::failed(e),
+        };
+        let inspection = inspect_claims(&claims, &settings, now);
+        (decide::caller_from(&inspection.verdict), Some(inspection))
+    } else if !args.roles.is_empty() || !args.scopes.is_empty() || args.app {
+        let claims =
+            decide::claims_for(&args.roles, &args.scopes, args.app, args.tenant.as_deref());
+        let claims = decide::complete_claims(&claims, now);
+        let inspection = inspect_claims(&claims, &OfflineSettings::default(), now);
+        (decide::caller_from(&inspection.verdict), None)
+    } else {
+        (Caller::NoToken, None)
+    };
+
+    let decision = decide::decide(&policy, &method, &args.path, &caller);
+    let mut out = Output::default();
+    out.out(format!("request:   {method} {}", args.path));
+    if let Some(path) = &decision.path {
+        out.out(format!(
+            "path:      {path} (normalised: matched and forwarded)"
+        ));
+    }
+    match decision.route {
+        Some(route) => {
+            out.out(format!("route:     {} ({file}:{})", route.name, route.line));
+            out.out(format!("requires:  {}", decide::requirement(route)));
+        }
+        None => out.out("route:     none"),
+    }
+    out.out(format!(
+        "caller:    {}",
+        describe_caller(&caller, decision.route)
+    ));
+    if let Some(inspection) = &inspection {
+        token_lines(&mut out, inspection);
+    }
+    match decision.result {
+        Ok(identity) => {
+            let path = decision.path.unwrap_or_default();
+            out.out(format!(
+                "decision:  allow: forwarded to the upstream as {method} {path}"
+            ));
+            if let Some(identity) = identity {
+                for header in decide::identity_headers(&policy, &identity) {
+                    out.out(format!("           {header}"));
+                }
+            }
+        }
+        Err(error) => {
+            out.out(format!("decision:  deny ({}): {error}", error.reason()));
+            out.out("response:");
+            for line in decide::response_text(error).lines() {
+                out.out(format!("  {line}").trim_end());
+            }
+        }
+    }
+    out
+}
+
+fn settings(args: &ExplainArgs) -> Result<OfflineSettings, String> {
+    let jwks = match &args.jwks {
+        None => None,
+        Some(file) => {
+            Some(std::fs::read(file).map_err(|e| format!("{}: cannot read: {e}", file.display()))?)
+        }
+    };
+    let uses_token = args.token.is_some() || args.claims.is_some();
+    Ok(OfflineSettings {
+        audiences: args
+            .client_id
+            .as_deref()
+            .map(|id| vec![id.to_owned(), format!("api://{id}")]),
+        tenant: args.tenant.clone().filter(|_| uses_token),
+        instance: args.instance.clone(),
+        sts_instance: args.sts_instance.clone(),
+        leeway: Duration::from_secs(60),
+        jwks,
+    })
+}
+
+fn describe_caller(caller: &Caller, route: Option<&Route>) -> String {
+    let anonymous = route.is_some_and(|r| r.access == crate::policy::Access::Anonymous);
+    let who = match caller {
+        Caller::NoToken => "no token".to_owned(),
+        Caller::Invalid(e) => format!("invalid token ({}): {e}", e.reason()),
+        Caller::Valid(identity) => {
+            let list = |l: &[String]| {
+                if l.is_empty() {
+                    "-".to_owned()
+                } else {
+                    l.join(", ")
+                }
+            };
+            format!(
+                "{}, roles {}, scopes {}, tenant {}",
+                identity.kind.as_str(),
+                list(&identity.roles),
+                list(&identity.scopes),
+                identity.tenant_id
+            )
+        }
+    };
+    if anonymous && !matches!(caller, Caller::NoToken) {
+        format!("{who} (ignored on an anonymous route)")
+    } else {
+        who
+    }
+}
+
+fn token_lines(out: &mut Output, inspection: &Inspection) {
+    out.out("token:");
+    for line in &inspection.checks {
+        let check = &line.check;
+        let (mark, note) = match (&check.result, line.unchecked) {
+            (Ok(()), None) => ("ok  ", String::new()),
+            (Ok(()), Some(why)) => ("--  ", format!("({why})")),
+            (Err(e), _) => ("FAIL", format!("{e} ({})", e.reason())),
+        };
+        let text = match (check.value.as_str(), note.as_str()) {
+            (value, "") => value.to_owned(),
+            ("", note) => note.to_owned(),
+            (value, note) if check.result.is_err() => format!("{value}: {note}"),
+            (value, note) => format!("{value} {note}"),
+        };
+        out.out(format!("  {mark} {:<11} {text}", check.claim).trim_end());
+    }
+}

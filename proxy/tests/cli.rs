@@ -1,0 +1,526 @@
+//! The offline subcommands through the built binary: `check` (errors,
+//! warnings, `--strict`, `--openapi`), `explain` and `test`, over real files
+//! in a temporary directory, with their exact output and exit codes.
+
+mod auth_common;
+
+use std::path::Path;
+use std::process::Command;
+
+use auth_common::{CLIENT_ID, TENANT, TestKey};
+use serde_json::json;
+
+/// What the binary printed and its exit code.
+#[derive(Debug, PartialEq, Eq)]
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `authz-proxy args…` in `dir`, with none of the gateway's environment.
+fn run(dir: &Path, args: &[&str]) -> Run {
+    let output = Command::new(env!("CARGO_BIN_EXE_authz-proxy"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("POLICY_FILE")
+        .env_remove("API_CLIENT_ID")
+        .env_remove("AAD_TENANT_ID")
+        .env_remove("AAD_INSTANCE")
+        .env_remove("AAD_STS_INSTANCE")
+        .output()
+        .expect("run authz-proxy");
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8(output.stdout).unwrap(),
+        stderr: String::from_utf8(output.stderr).unwrap(),
+    }
+}
+
+/// A directory holding `files` (name, text).
+fn dir_with(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in files {
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
+    dir
+}
+
+/// `authz-proxy args…` over `files` must exit with `code` and print exactly
+/// `stdout` and `stderr`.
+#[track_caller]
+fn check(files: &[(&str, &str)], args: &[&str], code: i32, stdout: &str, stderr: &str) {
+    let dir = dir_with(files);
+    let got = run(dir.path(), args);
+    let expected = Run {
+        code,
+        stdout: stdout.to_owned(),
+        stderr: stderr.to_owned(),
+    };
+    assert_eq!(got, expected, "authz-proxy {}", args.join(" "));
+}
+
+const DEMO: &str = include_str!("../../policy.yaml");
+
+const SHADOWED: &str = "\
+version: 1
+routes:
+  - name: one-todo
+    path: /todoitems/*
+    methods: [GET, DELETE]
+    scopes: [access_as_user]
+  - name: special
+    path: /todoitems/special
+    methods: [GET]
+    roles: [admin]
+  - name: admin
+    path: /admin
+    methods: [GET]
+    roles: [Admin, Admin.Read]
+  - name: more-admin
+    path: /admin/users
+    methods: [GET]
+    roles: [Admin]
+";
+
+#[test]
+fn check_prints_ok_and_the_route_count_for_a_clean_policy() {
+    check(
+        &[("policy.yaml", DEMO)],
+        &["check"],
+        0,
+        "ok: 5 routes\n",
+        "",
+    );
+    check(
+        &[("p.yaml", DEMO)],
+        &["check", "--strict", "--policy", "p.yaml"],
+        0,
+        "ok: 5 routes\n",
+        "",
+    );
+}
+
+#[test]
+fn check_prints_every_error_with_line_and_column_and_exits_1() {
+    let broken = "\
+version: 2
+routes:
+  - name: todos
+    path: todoitems
+    methods: [get]
+    role: [Admin]
+";
+    check(
+        &[("policy.yaml", broken)],
+        &["check"],
+        1,
+        "",
+        "policy.yaml:6:5: unknown field `role`, expected one of name, path, paths, methods, allow, roles, scopes, forward_authorization, extra\n",
+    );
+    let invalid = "\
+version: 2
+routes:
+  - name: todos
+    path: todoitems
+    methods: [get]
+";
+    check(
+        &[("policy.yaml", invalid)],
+        &["check"],
+        1,
+        "",
+        "\
+policy.yaml:1:10: unsupported version `2`; expected 1
+policy.yaml:4:11: path `todoitems` must start with `/`
+policy.yaml:5:15: unknown method `get`; did you mean GET?
+",
+    );
+    check(
+        &[],
+        &["check"],
+        1,
+        "",
+        "error: policy.yaml: cannot read: No such file or directory (os error 2)\n",
+    );
+}
+
+#[test]
+fn check_prints_warnings_with_their_places_and_strict_makes_them_fail() {
+    let warnings = "\
+policy.yaml:8:11: warning: `/todoitems/special` in route `special` can never match: route `one-todo` (line 3) comes first and covers it
+policy.yaml:10:13: warning: role `admin` looks like a misspelling of `Admin` (line 14)
+";
+    check(
+        &[("policy.yaml", SHADOWED)],
+        &["check"],
+        0,
+        "ok: 4 routes, 2 warnings\n",
+        warnings,
+    );
+    check(
+        &[("policy.yaml", SHADOWED)],
+        &["check", "--strict"],
+        1,
+        "",
+        &format!("{warnings}error: 2 warning(s), and --strict makes them errors\n"),
+    );
+}
+
+const OPENAPI: &str = r#"{
+  "openapi": "3.0.3",
+  "paths": {
+    "/todoitems": {"get": {}, "post": {}},
+    "/todoitems/{id}": {"get": {}, "put": {}},
+    "/todoitems/{id}/tags": {"get": {}}
+  }
+}"#;
+
+#[test]
+fn check_openapi_lists_uncovered_operations_and_routes_without_one() {
+    let policy = "\
+version: 1
+routes:
+  - name: todos
+    path: /todoitems
+    methods: [GET, POST]
+  - name: one-todo
+    path: /todoitems/*
+    methods: [GET]
+  - name: health
+    path: /health
+    methods: [GET]
+    allow: anonymous
+  - name: metrics
+    path: /metrics
+    methods: [GET]
+    extra: true
+";
+    check(
+        &[("policy.yaml", policy), ("openapi.json", OPENAPI)],
+        &["check", "--openapi", "openapi.json"],
+        1,
+        "",
+        "\
+policy.yaml:7:11: warning: `/todoitems/*` in route `one-todo` matches one segment only, but operation path `/todoitems/*/tags` is deeper; write `/todoitems/**` if that was meant
+openapi.json: PUT /todoitems/{id} is not covered: routes match the path for GET only (405)
+openapi.json: GET /todoitems/{id}/tags is not covered: no route matches the path (404)
+policy.yaml:9: route `health` decides no operation of openapi.json; mark it `extra: true` if that is intended
+",
+    );
+    check(
+        &[("policy.yaml", DEMO), ("openapi.json", "[1, 2")],
+        &["check", "--openapi", "openapi.json"],
+        1,
+        "",
+        "error: openapi.json: not JSON: EOF while parsing a list at line 1 column 5\n",
+    );
+}
+
+#[test]
+fn explain_shows_the_route_requirement_and_the_exact_denial() {
+    check(
+        &[("policy.yaml", DEMO)],
+        &["explain", "DELETE", "/todoitems/", "--scopes", "access_as_user"],
+        0,
+        "\
+request:   DELETE /todoitems/
+path:      /todoitems/ (normalised: matched and forwarded)
+route:     delete-all (policy.yaml:71)
+requires:  a valid token with scope access_as_user and role Admin
+caller:    user, roles -, scopes access_as_user, tenant 00000000-0000-0000-0000-000000000000
+decision:  deny (missing_role): the role Admin is required
+response:
+  HTTP/1.1 403 Forbidden
+  content-type: application/json
+  www-authenticate: Bearer error=\"insufficient_scope\", error_description=\"the role Admin is required\"
+
+  {\"detail\":\"the role Admin is required\"}
+",
+        "",
+    );
+}
+
+#[test]
+fn explain_an_allowed_request_lists_the_identity_headers_forwarded() {
+    check(
+        &[("policy.yaml", DEMO)],
+        &[
+            "explain",
+            "GET",
+            "/todoitems/../todoitems/7",
+            "--scopes",
+            "access_as_user",
+            "--roles",
+            "Admin",
+            "--tenant",
+            TENANT,
+        ],
+        0,
+        &format!(
+            "\
+request:   GET /todoitems/../todoitems/7
+path:      /todoitems/7 (normalised: matched and forwarded)
+route:     one-todo (policy.yaml:78)
+requires:  a valid token with scope access_as_user
+caller:    user, roles Admin, scopes access_as_user, tenant {TENANT}
+decision:  allow: forwarded to the upstream as GET /todoitems/7
+           x-user-id: 00000000-0000-0000-0000-0000000000aa
+           x-user-tenant: {TENANT}
+           x-user-roles: Admin
+           x-user-scopes: access_as_user
+           x-user-type: user
+"
+        ),
+        "",
+    );
+}
+
+#[test]
+fn explain_without_a_route_or_with_a_bad_path_shows_404_and_400() {
+    check(
+        &[("policy.yaml", DEMO)],
+        &["explain", "GET", "/nowhere"],
+        0,
+        "\
+request:   GET /nowhere
+path:      /nowhere (normalised: matched and forwarded)
+route:     none
+caller:    no token
+decision:  deny (no_route): Not Found
+response:
+  HTTP/1.1 404 Not Found
+  content-type: application/json
+
+  {\"detail\":\"Not Found\"}
+",
+        "",
+    );
+    check(
+        &[("policy.yaml", DEMO)],
+        &["explain", "GET", "/a/%2F/b"],
+        0,
+        "\
+request:   GET /a/%2F/b
+route:     none
+caller:    no token
+decision:  deny (bad_path): invalid path: encoded slash (%2F) in path
+response:
+  HTTP/1.1 400 Bad Request
+  content-type: application/json
+
+  {\"detail\":\"invalid path: encoded slash (%2F) in path\"}
+",
+        "",
+    );
+}
+
+/// Claims with fixed times, so the output is the same every day until 2100.
+fn claims() -> serde_json::Value {
+    json!({
+        "aud": CLIENT_ID,
+        "iss": format!("https://login.microsoftonline.com/{TENANT}/v2.0"),
+        "nbf": 1_700_000_000,
+        "exp": 4_102_444_800_u64,
+        "oid": "00000000-0000-0000-0000-0000000000aa",
+        "scp": "access_as_user",
+        "tid": TENANT,
+    })
+}
+
+#[test]
+fn explain_a_token_reports_each_claim_check_and_the_signature_as_unchecked() {
+    let key = TestKey::generate("key-1");
+    let token = key.sign(&claims());
+    check(
+        &[("policy.yaml", DEMO)],
+        &["explain", "GET", "/todoitems", "--token", &token, "--client-id", "other-api"],
+        0,
+        &format!(
+            "\
+request:   GET /todoitems
+path:      /todoitems (normalised: matched and forwarded)
+route:     todos (policy.yaml:65)
+requires:  a valid token with scope access_as_user
+caller:    invalid token (wrong_audience): the token is not meant for this API (wrong audience)
+token:
+  ok   header      alg=RS256 kid=key-1
+  --   signature   (not checked offline: give --jwks FILE)
+  ok   exp         4102444800
+  ok   nbf         1700000000
+  --   iss         \"https://login.microsoftonline.com/{TENANT}/v2.0\" (not checked: give --instance)
+  --   tid         \"{TENANT}\" (not checked: give --tenant)
+  FAIL aud         \"{CLIENT_ID}\": the token is not meant for this API (wrong audience) (wrong_audience)
+  ok   oid         \"00000000-0000-0000-0000-0000000000aa\"
+  ok   permissions scp=\"access_as_user\" roles=absent
+decision:  deny (wrong_audience): the token is not meant for this API (wrong audience)
+response:
+  HTTP/1.1 401 Unauthorized
+  content-type: application/json
+  www-authenticate: Bearer error=\"invalid_token\", error_description=\"the token is not meant for this API (wrong audience)\"
+
+  {{\"detail\":\"the token is not meant for this API (wrong audience)\"}}
+"
+        ),
+        "",
+    );
+}
+
+#[test]
+fn explain_a_token_with_jwks_verifies_the_signature() {
+    let key = TestKey::generate("key-1");
+    let other = TestKey::generate("key-1");
+    let jwks = json!({"keys": [key.jwk()]}).to_string();
+    let args = |token: &str| -> Vec<String> {
+        [
+            "explain",
+            "GET",
+            "/todoitems",
+            "--jwks",
+            "jwks.json",
+            "--client-id",
+            CLIENT_ID,
+            "--tenant",
+            TENANT,
+            "--instance",
+            "https://login.microsoftonline.com",
+            "--token",
+            token,
+        ]
+        .map(str::to_owned)
+        .to_vec()
+    };
+    let dir = dir_with(&[("policy.yaml", DEMO), ("jwks.json", &jwks)]);
+
+    let good = key.sign(&claims());
+    let out = run(
+        dir.path(),
+        &args(&good).iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    assert_eq!(out.code, 0);
+    assert!(
+        out.stdout.contains("  ok   signature   kid=key-1\n"),
+        "{}",
+        out.stdout
+    );
+    assert!(!out.stdout.contains("not checked"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("decision:  allow: forwarded"),
+        "{}",
+        out.stdout
+    );
+
+    let forged = other.sign(&claims());
+    let out = run(
+        dir.path(),
+        &args(&forged).iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    assert!(
+        out.stdout.contains(
+            "  FAIL signature   kid=key-1: the token signature is invalid (bad_signature)\n"
+        ),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("decision:  deny (bad_signature)"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn explain_refuses_an_unknown_method_and_a_broken_policy() {
+    check(
+        &[("policy.yaml", DEMO)],
+        &["explain", "G T", "/"],
+        1,
+        "",
+        "error: `G T` is not an HTTP method\n",
+    );
+    check(
+        &[("policy.yaml", "version: 1\n")],
+        &["explain", "GET", "/"],
+        1,
+        "",
+        "policy.yaml:1:1: missing `routes`\n",
+    );
+}
+
+const CASES: &str = "\
+cases:
+  - {method: GET, path: /health, expect: allow, route: health}
+  - {method: GET, path: /todoitems, expect: 401}
+  - {method: DELETE, path: /todoitems, scopes: [access_as_user], expect: allow}
+  - {method: GET, path: /todoitems/7, scopes: [access_as_user], expect: allow, route: todos}
+  - method: GET
+    path: /todoitems
+    claims: {scp: access_as_user, exp: 1000000000}
+    expect: 401
+  - {method: PUT, path: /todoitems, expect: 405}
+";
+
+#[test]
+fn test_reports_each_case_and_exits_1_when_one_fails() {
+    check(
+        &[("policy.yaml", DEMO), ("cases.yaml", CASES)],
+        &["test", "cases.yaml"],
+        1,
+        "\
+cases.yaml:2: ok    GET /health -> allow (route health)
+cases.yaml:3: ok    GET /todoitems -> 401 (route todos)
+cases.yaml:4: FAIL  DELETE /todoitems: expected allow, got 403 missing_role: the role Admin is required (route delete-all)
+cases.yaml:5: FAIL  GET /todoitems/7: expected route todos, got allow by route one-todo
+cases.yaml:6: ok    GET /todoitems -> 401 (route todos)
+cases.yaml:10: ok    PUT /todoitems -> 405
+6 cases: 4 passed, 2 failed
+",
+        "",
+    );
+}
+
+#[test]
+fn test_of_the_shipped_cases_passes() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let out = run(
+        &root,
+        &["test", "--policy", "policy.yaml", "policy.cases.yaml"],
+    );
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.ends_with(" passed, 0 failed\n"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn test_refuses_unknown_expectations_and_keys_with_their_places() {
+    let cases = "\
+cases:
+  - {method: GET, path: /health, expect: 402}
+  - {method: GET, path: /health, expect: allowed}
+";
+    check(
+        &[("policy.yaml", DEMO), ("cases.yaml", cases)],
+        &["test", "cases.yaml"],
+        1,
+        "",
+        "\
+cases.yaml:2:42: unknown expectation `402`; expected allow, 400, 401, 403, 404 or 405
+cases.yaml:3:42: unknown expectation `allowed`; expected allow, 400, 401, 403, 404 or 405
+",
+    );
+    let typo = "cases:\n  - {method: GET, path: /health, expect: allow, role: [Admin]}\n";
+    let out = run(
+        dir_with(&[("policy.yaml", DEMO), ("cases.yaml", typo)]).path(),
+        &["test", "cases.yaml"],
+    );
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.starts_with("error: cases.yaml: ")
+            && out.stderr.contains("unknown field `role`"),
+        "{}",
+        out.stderr
+    );
+}
