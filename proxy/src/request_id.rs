@@ -7,6 +7,8 @@
 //! Anything else is replaced by a fresh random id. W3C `traceparent` is not
 //! this module's business: it is forwarded untouched like any other header.
 
+use std::cell::Cell;
+
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use http::HeaderMap;
 use http::header::{HeaderName, HeaderValue};
@@ -32,18 +34,16 @@ impl RequestId {
         }
     }
 
-    /// A new random id: 128 bits from the system's CSPRNG, written as a
-    /// version-4 UUID so that log tooling recognises it.
+    /// A new id: 128 random bits written as a version-4 UUID, so that log
+    /// tooling recognises it. Unique, not secret (a client may send any id
+    /// it likes anyway): each thread draws from a SplitMix64 sequence seeded
+    /// once from the system's CSPRNG, a few nanoseconds instead of a CSPRNG
+    /// call per request.
     pub fn generate() -> RequestId {
+        let (high, low) = NEXT.with(|state| (splitmix64(state), splitmix64(state)));
         let mut bytes = [0u8; 16];
-        if SystemRandom::new().fill(&mut bytes).is_err() {
-            // The CSPRNG does not fail on supported platforms; an id that is
-            // not unique is still better than no answer.
-            bytes = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos())
-                .to_be_bytes();
-        }
+        bytes[..8].copy_from_slice(&high.to_be_bytes());
+        bytes[8..].copy_from_slice(&low.to_be_bytes());
         bytes[6] = (bytes[6] & 0x0f) | 0x40;
         bytes[8] = (bytes[8] & 0x3f) | 0x80;
         const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -70,6 +70,39 @@ impl RequestId {
     pub fn header_value(&self) -> HeaderValue {
         self.0.clone()
     }
+}
+
+thread_local! {
+    /// This thread's SplitMix64 state, seeded from the CSPRNG.
+    static NEXT: Cell<u64> = Cell::new(seed());
+}
+
+fn seed() -> u64 {
+    let mut bytes = [0u8; 8];
+    if SystemRandom::new().fill(&mut bytes).is_err() {
+        // The CSPRNG does not fail on supported platforms; the clock and the
+        // thread still make a distinct seed.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        let thread = std::hash::BuildHasher::hash_one(
+            &std::collections::hash_map::RandomState::new(),
+            std::thread::current().id(),
+        );
+        return nanos ^ thread;
+    }
+    u64::from_le_bytes(bytes)
+}
+
+/// SplitMix64 (Steele, Lea, Flood 2014): a bijection of a Weyl sequence, so
+/// a thread's outputs do not repeat within 2^64 calls.
+fn splitmix64(state: &Cell<u64>) -> u64 {
+    let next = state.get().wrapping_add(0x9e37_79b9_7f4a_7c15);
+    state.set(next);
+    let mut z = next;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49be_b133_11eb);
+    z ^ (z >> 31)
 }
 
 /// 1 to [`MAX_LEN`] characters of `A-Z a-z 0-9 - _ . : + / = @`: enough for
