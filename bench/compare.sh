@@ -7,6 +7,7 @@
 #   bench/compare.sh --quick    # 2 s per measurement, 2 rounds (~1 minute)
 #
 # Environment: CONNS (default 32), SKIP_BUILD=1 (use target/release as is),
+# ROUNDS_OVERRIDE and DURATION_OVERRIDE (e.g. 5s),
 # GW_ARGS_EXTRA (more gateway flags, e.g. "--worker-threads 1"), KEEP=1
 # (leave the work directory for a look at the logs).
 # A/B of an optimisation: VARIANT=1 adds a second pair of gateways (cache on,
@@ -24,6 +25,8 @@
 #   gw           authz-proxy, default settings (token cache on), policy.yaml
 #   gw-nocache   authz-proxy --token-cache-size 0: every request verifies RSA
 #   gw-10k       authz-proxy with 10,000 routes (policy.yaml + 9,996 more)
+#   todo         todo-backend (SQLite) direct and through its own gateway, for
+#                scale (not in --quick; this replaces the former gateway.sh)
 # Load: wrk -t1 -c$CONNS on loopback; load generator, proxies, backend and
 # IdP share the machine's cores. Rounds interleave the targets so drift in
 # machine load hits all of them alike. A benchmark, not a test: it asserts
@@ -36,6 +39,7 @@ ROUNDS=3
 TOKENS=3000
 if [ "${1:-}" = "--quick" ]; then DURATION=2s; ROUNDS=2; TOKENS=1500; fi
 ROUNDS=${ROUNDS_OVERRIDE:-$ROUNDS}
+DURATION=${DURATION_OVERRIDE:-$DURATION}
 full() { [ "${AB_ONLY:-}" != 1 ]; }
 CONNS=${CONNS:-32}
 BIG_CONNS=1000
@@ -49,7 +53,7 @@ APACHE_VERSION=$(apache2 -v | sed -n 's/^Server version: //p')
 OIDC_VERSION=$(dpkg-query -W -f '${Version}' libapache2-mod-auth-openidc 2>/dev/null || echo '?')
 
 if [ "${SKIP_BUILD:-}" != 1 ]; then
-  cargo build --release -q -p authz-proxy -p dev-idp
+  cargo build --release -q -p authz-proxy -p dev-idp -p todo-backend
   cargo build --release -q -p dev-idp --example bench_tokens
 fi
 BIN=target/release
@@ -72,7 +76,7 @@ wait_port() { for _ in $(seq 1 200); do (echo >/dev/tcp/127.0.0.1/"$1") 2>/dev/n
 wait_pidfile() { for _ in $(seq 1 200); do [ -s "$1" ] && return 0; sleep 0.05; done; echo "$1 never appeared" >&2; exit 1; }
 
 IDP=$(free_port); IDP_TLS=$(free_port); STATIC=$(free_port); NGINX=$(free_port); APACHE=$(free_port)
-GW=$(free_port); GW_NOCACHE=$(free_port); GW_10K=$(free_port)
+GW=$(free_port); GW_NOCACHE=$(free_port); GW_10K=$(free_port); TODO=$(free_port); GW_TODO=$(free_port); ADMIN_TODO=$(free_port)
 ADMIN=$(free_port); ADMIN_NOCACHE=$(free_port); ADMIN_10K=$(free_port)
 TENANT=aaaaaaaa-0000-4000-8000-000000000001
 CLIENT_ID=c0ffee00-0000-4000-8000-0000000000a1
@@ -179,6 +183,21 @@ start_gw $GW_NOCACHE $ADMIN_NOCACHE gw-nocache.log --policy policy.yaml --token-
 start_gw $GW_10K $ADMIN_10K gw-10k.log --policy "$WORK/policy-10k.yaml"; GW_10K_PID=$!
 wait_port $GW; wait_port $GW_NOCACHE; wait_port $GW_10K
 GATEWAYS="http://127.0.0.1:$GW http://127.0.0.1:$GW_NOCACHE http://127.0.0.1:$GW_10K"
+TODO_ON=; [ "${1:-}" != --quick ] && full && TODO_ON=1
+if [ -n "$TODO_ON" ]; then
+  "$BIN/todo-backend" --listen 127.0.0.1:$TODO --db "$WORK/todo.db" >"$WORK/todo.log" 2>&1 &
+  PIDS+=($!); TODO_PID=$!
+  wait_port $TODO
+  for i in $(seq 1 20); do # alice's items: GET /todoitems lists 20
+    curl -s -o /dev/null -H 'X-User-Id: a11ce000-0000-4000-8000-000000000001' -H "X-User-Tenant: $TENANT" \
+      -H 'Content-Type: application/json' -d "{\"item\":{\"name\":\"item $i\"}}" http://127.0.0.1:$TODO/todoitems
+  done
+  "$BIN/authz-proxy" --listen 127.0.0.1:$GW_TODO --admin-listen 127.0.0.1:$ADMIN_TODO "${GW_ARGS[@]/#http:\/\/127.0.0.1:$STATIC/http://127.0.0.1:$TODO}" \
+    --policy policy.yaml >"$WORK/gw-todo.log" 2>&1 &
+  PIDS+=($!); GW_TODO_PID=$!
+  wait_port $GW_TODO
+  GATEWAYS="$GATEWAYS http://127.0.0.1:$GW_TODO"
+fi
 if [ "${VARIANT:-}" = 1 ]; then
   VAR=$(free_port); VAR_NOCACHE=$(free_port); VAR_ADMIN=$(free_port); VAR_ADMIN_NOCACHE=$(free_port)
   start_var() { # PORT ADMIN LOG ARGS...
@@ -216,6 +235,8 @@ done = function(summary, latency, requests)
 end
 EOF
 { echo "wrk.headers[\"Authorization\"] = \"Bearer $TOKEN\""; cat "$WORK/report.lua"; } > "$WORK/same.lua"
+{ echo "wrk.headers[\"X-User-Id\"] = \"a11ce000-0000-4000-8000-000000000001\""
+  echo "wrk.headers[\"X-User-Tenant\"] = \"$TENANT\""; cat "$WORK/report.lua"; } > "$WORK/identity.lua"
 cycle() { # FILE
   cat <<EOF
 local tokens = {}
@@ -265,6 +286,7 @@ measure() {
 FETCHES_BEFORE=$(fetches $ADMIN)
 for round in $(seq 1 "$ROUNDS"); do
   echo "round $round/$ROUNDS (load: $(cut -d' ' -f1-3 /proc/loadavg))" >&2
+  full && measure static-direct      http://127.0.0.1:$STATIC/todoitems      "$WORK/report.lua"  "$(cat "$WORK/static.pid")"
   full && measure nginx-pass         http://127.0.0.1:$NGINX/todoitems       "$WORK/report.lua"  "$NGINX_PID"
   measure gw-same            http://127.0.0.1:$GW/todoitems          "$WORK/same.lua"    "$GW_PID"
   [ "${VARIANT:-}" = 1 ] && measure var-same http://127.0.0.1:$VAR/todoitems "$WORK/same.lua" "$VAR_PID"
@@ -276,6 +298,10 @@ for round in $(seq 1 "$ROUNDS"); do
   full && measure gw-invalid         http://127.0.0.1:$GW/todoitems          "$WORK/invalid.lua" "$GW_PID"
   full && measure gw-10k-same        http://127.0.0.1:$GW_10K/todoitems      "$WORK/same.lua"    "$GW_10K_PID"
   full && measure gw-10-same         http://127.0.0.1:$GW/todoitems          "$WORK/same.lua"    "$GW_PID"
+  if [ -n "$TODO_ON" ]; then
+    measure todo-direct   http://127.0.0.1:$TODO/todoitems    "$WORK/identity.lua" "$TODO_PID"
+    measure gw-todo-same  http://127.0.0.1:$GW_TODO/todoitems "$WORK/same.lua"     "$GW_TODO_PID"
+  fi
 done
 FETCHES_AFTER=$(fetches $ADMIN)
 if ! full; then awk '{ n[$1]++; r[$1] += $2; c[$1] += $5; p[$1] += $4 } END { for (k in n) printf "%-22s %8.0f req/s %8.0f p99 %6.1f CPU/req\n", k, r[k]/n[k], p[k]/n[k], c[k]/n[k] }' "$WORK/results" | sort; exit 0; fi
@@ -315,6 +341,8 @@ awk -v hwm_nginx="$HWM_NGINX" -v hwm_apache="$HWM_APACHE" -v hwm_gw="$HWM_GW" \
     row("4  CPU/req, same token: gateway / nginx pass-through", "<= 1", sprintf("%.2f", C(same)/C("nginx-pass")), C(same) <= C("nginx-pass"))
     row("4  gateway peak RSS with 1,000 connections, MiB", "<= 50", sprintf("%.1f", hwm_gw/1024), hwm_gw/1024 <= 50)
     row("5  req/s, 10,000 routes / 10 routes (same token)", "0.9-1.1", sprintf("%.2f", R("gw-10k-same")/R("gw-10-same")), R("gw-10k-same")/R("gw-10-same") >= 0.9 && R("gw-10k-same")/R("gw-10-same") <= 1.1)
+    if ("todo-direct" in n)
+      printf "\ntodo-backend (SQLite, 20 items) through the gateway / direct: %.2f× req/s, %.2f× p99\n", R("gw-todo-same")/R("todo-direct"), P("gw-todo-same")/P("todo-direct")
     if ("var-same" in n)
       printf "\nvariant / main: same token %.2f× req/s, %.2f× CPU/req, %.2f× p99; distinct tokens (no cache) %.2f× req/s, %.2f× CPU/req\n",
         R("var-same")/R(same), C("var-same")/C(same), P("var-same")/P(same), R("var-nocache-distinct")/R("gw-nocache-distinct"), C("var-nocache-distinct")/C("gw-nocache-distinct")
