@@ -7,6 +7,7 @@
 #   bench/compare.sh --quick    # 2 s per measurement, 2 rounds (~1 minute)
 #
 # Environment: CONNS (default 32), SKIP_BUILD=1 (use target/release as is),
+# GW_BIN (the gateway binary, default target/release/authz-proxy),
 # ROUNDS_OVERRIDE and DURATION_OVERRIDE (e.g. 5s),
 # GW_ARGS_EXTRA (more gateway flags, e.g. "--worker-threads 1"), KEEP=1
 # (leave the work directory for a look at the logs).
@@ -57,6 +58,7 @@ if [ "${SKIP_BUILD:-}" != 1 ]; then
   cargo build --release -q -p dev-idp --example bench_tokens
 fi
 BIN=target/release
+GW_BIN=${GW_BIN:-$BIN/authz-proxy}
 
 WORK=$(mktemp -d)
 chmod 755 "$WORK" # Apache's children run as www-data
@@ -166,16 +168,16 @@ APACHE_PID=$(cat "$WORK/apache.pid")
 
 # Three gateways: default, no token cache, 10,000 routes.
 cp policy.yaml "$WORK/policy-10k.yaml"
-BASE_ROUTES=$("$BIN/authz-proxy" check --policy policy.yaml | awk '{print $2}')
+BASE_ROUTES=$("$GW_BIN" check --policy policy.yaml | awk '/^ok:/ {print $2}')
 awk -v n=$((10000 - BASE_ROUTES)) 'BEGIN { for (i = 0; i < n; i++) {
     if (i % 2) printf "  - name: r%d\n    path: /api/v%d/svc%d/items/*\n    methods: [GET, DELETE]\n    scopes: [access_as_user]\n", i, i % 7, i
     else printf "  - name: r%d\n    path: /api/v%d/svc%d/orders\n    methods: [GET, POST]\n    roles: [Admin]\n", i, i % 7, i } }' >> "$WORK/policy-10k.yaml"
-BIG_ROUTES=$("$BIN/authz-proxy" check --policy "$WORK/policy-10k.yaml" | awk '{print $2}')
+BIG_ROUTES=$("$GW_BIN" check --policy "$WORK/policy-10k.yaml" | awk '/^ok:/ {print $2}')
 GW_ARGS=(--tenant $TENANT --client-id $CLIENT_ID --instance http://127.0.0.1:$IDP --sts-instance http://127.0.0.1:$IDP
          --upstream http://127.0.0.1:$STATIC --log-format text ${GW_ARGS_EXTRA:-})
 start_gw() { # PORT ADMIN LOG ARGS...
   local port=$1 admin=$2 log=$3; shift 3
-  "$BIN/authz-proxy" --listen 127.0.0.1:"$port" --admin-listen 127.0.0.1:"$admin" "${GW_ARGS[@]}" "$@" >"$WORK/$log" 2>&1 &
+  "$GW_BIN" --listen 127.0.0.1:"$port" --admin-listen 127.0.0.1:"$admin" "${GW_ARGS[@]}" "$@" >"$WORK/$log" 2>&1 &
   PIDS+=($!)
 }
 start_gw $GW $ADMIN gw.log --policy policy.yaml; GW_PID=$!
@@ -192,7 +194,7 @@ if [ -n "$TODO_ON" ]; then
     curl -s -o /dev/null -H 'X-User-Id: a11ce000-0000-4000-8000-000000000001' -H "X-User-Tenant: $TENANT" \
       -H 'Content-Type: application/json' -d "{\"item\":{\"name\":\"item $i\"}}" http://127.0.0.1:$TODO/todoitems
   done
-  "$BIN/authz-proxy" --listen 127.0.0.1:$GW_TODO --admin-listen 127.0.0.1:$ADMIN_TODO "${GW_ARGS[@]/#http:\/\/127.0.0.1:$STATIC/http://127.0.0.1:$TODO}" \
+  "$GW_BIN" --listen 127.0.0.1:$GW_TODO --admin-listen 127.0.0.1:$ADMIN_TODO "${GW_ARGS[@]/#http:\/\/127.0.0.1:$STATIC/http://127.0.0.1:$TODO}" \
     --policy policy.yaml >"$WORK/gw-todo.log" 2>&1 &
   PIDS+=($!); GW_TODO_PID=$!
   wait_port $GW_TODO
@@ -202,7 +204,7 @@ if [ "${VARIANT:-}" = 1 ]; then
   VAR=$(free_port); VAR_NOCACHE=$(free_port); VAR_ADMIN=$(free_port); VAR_ADMIN_NOCACHE=$(free_port)
   start_var() { # PORT ADMIN LOG ARGS...
     local port=$1 admin=$2 log=$3; shift 3
-    env ${VARIANT_ENV:-} "${VARIANT_BIN:-$BIN/authz-proxy}" --listen 127.0.0.1:"$port" --admin-listen 127.0.0.1:"$admin" \
+    env ${VARIANT_ENV:-} "${VARIANT_BIN:-$GW_BIN}" --listen 127.0.0.1:"$port" --admin-listen 127.0.0.1:"$admin" \
       "${GW_ARGS[@]}" ${VARIANT_ARGS:-} "$@" >"$WORK/$log" 2>&1 &
     PIDS+=($!)
   }
@@ -314,7 +316,7 @@ UNKNOWN_KID_401=$(curl -s "http://127.0.0.1:$ADMIN/metrics" | awk '/^authz_proxy
 
 echo
 echo "bench/compare.sh${1:+ $1}: wrk -t1 -c$CONNS -d$DURATION, $ROUNDS interleaved rounds, $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg) at the end"
-echo "peers: $(nginx -v 2>&1 | sed 's/.*: //'), $APACHE_VERSION + mod_auth_openidc $OIDC_VERSION, authz-proxy $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- proxy || echo +dirty)"
+echo "peers: $(nginx -v 2>&1 | sed 's/.*: //'), $APACHE_VERSION + mod_auth_openidc $OIDC_VERSION, authz-proxy $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- proxy || echo +dirty) ($GW_BIN)"
 echo "routes: gw $BASE_ROUTES, gw-10k $BIG_ROUTES; distinct tokens cycled: $TOKENS valid, 999 invalid (bad signature / expired / unknown kid)"
 echo "req/s: mean (min-max over rounds); latency µs, mean of rounds; CPU = µs of proxy CPU (user+sys, all its processes) per request"
 awk -v hwm_nginx="$HWM_NGINX" -v hwm_apache="$HWM_APACHE" -v hwm_gw="$HWM_GW" \
