@@ -6,8 +6,11 @@
 //! gateway add its own identity headers. Nothing a client sends can remove or
 //! replace them afterwards, because nothing runs afterwards.
 
+use std::borrow::Cow;
+use std::io::Write as _;
 use std::net::SocketAddr;
 
+use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
@@ -100,11 +103,13 @@ pub fn strip_request(headers: &mut HeaderMap, rules: &StripRules, keep_authoriza
             doomed.push(name.clone());
         }
     }
-    if !keep_authorization {
-        doomed.push(header::AUTHORIZATION);
-    }
+    // `doomed` stays unallocated for the usual request, which has nothing
+    // to strip but `Authorization`.
     for name in doomed {
         headers.remove(&name);
+    }
+    if !keep_authorization {
+        headers.remove(header::AUTHORIZATION);
     }
 }
 
@@ -119,11 +124,11 @@ pub fn strip_response(headers: &mut HeaderMap) {
             }
         }
     }
-    for name in HOP_BY_HOP {
-        doomed.push(HeaderName::from_static(name));
-    }
     for name in doomed {
         headers.remove(&name);
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(name);
     }
 }
 
@@ -134,8 +139,14 @@ pub fn set_forwarded(
     tls: bool,
     host: Option<HeaderValue>,
 ) {
-    if let Ok(v) = HeaderValue::from_str(&client.ip().to_string()) {
-        headers.insert(HeaderName::from_static("x-forwarded-for"), v);
+    // Formatted on the stack: the longest IPv6 text is 45 bytes.
+    let mut buf = [0u8; 64];
+    let mut cursor = std::io::Cursor::new(&mut buf[..]);
+    if write!(cursor, "{}", client.ip()).is_ok() {
+        let len = usize::try_from(cursor.position()).unwrap_or(0);
+        if let Ok(v) = HeaderValue::from_bytes(&buf[..len]) {
+            headers.insert(HeaderName::from_static("x-forwarded-for"), v);
+        }
     }
     headers.insert(
         HeaderName::from_static("x-forwarded-proto"),
@@ -147,63 +158,80 @@ pub fn set_forwarded(
 }
 
 /// Sets exactly one of each identity header. Runs after [`strip_request`].
+/// One allocation per header: a value that needs no encoding is borrowed
+/// until the `HeaderValue` copies it, an encoded one is handed over uncopied.
 pub fn set_identity(headers: &mut HeaderMap, names: &IdentityHeaders, identity: &Identity) {
-    let mut put = |name: &HeaderName, value: String| {
+    let mut put = |name: &HeaderName, value: Cow<'_, str>| {
         // Values below are built from visible ASCII only (see `header_safe`),
         // so this cannot fail; if it ever did, the header is absent rather
         // than forged, and the backend treats the caller as unauthenticated.
-        if let Ok(v) = HeaderValue::from_str(&value) {
+        let value = match value {
+            Cow::Borrowed(v) => HeaderValue::from_str(v),
+            Cow::Owned(v) => HeaderValue::from_maybe_shared(Bytes::from(v)),
+        };
+        if let Ok(v) = value {
             headers.insert(name.clone(), v);
         }
     };
     put(&names.user_id, header_safe(&identity.object_id));
     put(&names.tenant, header_safe(&identity.tenant_id));
-    put(
-        &names.roles,
-        identity
-            .roles
-            .iter()
-            .map(|r| list_item(r, ','))
-            .collect::<Vec<_>>()
-            .join(","),
-    );
-    put(
-        &names.scopes,
-        identity
-            .scopes
-            .iter()
-            .map(|s| list_item(s, ' '))
-            .collect::<Vec<_>>()
-            .join(" "),
-    );
-    put(&names.kind, identity.kind.as_str().to_string());
+    put(&names.roles, Cow::Owned(list(&identity.roles, ',')));
+    put(&names.scopes, Cow::Owned(list(&identity.scopes, ' ')));
+    put(&names.kind, Cow::Borrowed(identity.kind.as_str()));
     for (name, value) in [
         (&names.name, &identity.name),
         (&names.email, &identity.email),
     ] {
         // Absent claims stay absent: the strip stage already removed any client value.
         if let Some(value) = value {
-            put(name, utf8_percent_encode(value, DISPLAY_ENCODE).to_string());
+            put(name, utf8_percent_encode(value, DISPLAY_ENCODE).into());
         }
     }
 }
 
 /// A claim value as a header value: visible ASCII kept, everything else
 /// percent-encoded (ids are GUIDs in practice; this only guards the odd one).
-fn header_safe(value: &str) -> String {
-    utf8_percent_encode(value, &CONTROLS_AND_PERCENT).to_string()
+fn header_safe(value: &str) -> Cow<'_, str> {
+    utf8_percent_encode(value, &CONTROLS_AND_PERCENT).into()
+}
+
+/// Roles or scopes as one list header, each item as [`list_item`] makes it.
+fn list(items: &[String], separator: char) -> String {
+    let mut out = String::with_capacity(items.iter().map(|i| i.len() + 1).sum());
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(separator);
+        }
+        push_list_item(&mut out, item, separator);
+    }
+    out
 }
 
 const CONTROLS_AND_PERCENT: AsciiSet = percent_encoding::CONTROLS.add(b'%').add(b' ').add(b'"');
 
 /// A role or scope inside a list header: its separator is encoded as well,
 /// so a crafted role value like `User,Admin` can never read as two roles.
+#[cfg(test)]
 fn list_item(value: &str, separator: char) -> String {
-    let encoded = header_safe(value);
-    if separator == ',' {
-        encoded.replace(',', "%2C")
-    } else {
-        encoded
+    let mut out = String::new();
+    push_list_item(&mut out, value, separator);
+    out
+}
+
+/// [`list_item`], appended to `out`. A space separator is always encoded by
+/// `header_safe`; a comma is not, so it is encoded here.
+fn push_list_item(out: &mut String, value: &str, separator: char) {
+    for chunk in utf8_percent_encode(value, &CONTROLS_AND_PERCENT) {
+        if separator == ',' {
+            for (i, part) in chunk.split(',').enumerate() {
+                if i > 0 {
+                    out.push_str("%2C");
+                }
+                out.push_str(part);
+            }
+        } else {
+            out.push_str(chunk);
+        }
     }
 }
 
@@ -282,5 +310,27 @@ mod tests {
     #[test]
     fn a_role_cannot_smuggle_a_second_role() {
         assert_eq!(list_item("User,Admin", ','), "User%2CAdmin");
+        assert_eq!(
+            list(&["User,Admin".into(), "Reader".into(), "a b%".into()], ','),
+            "User%2CAdmin,Reader,a%20b%25"
+        );
+        assert_eq!(list(&["x y".into(), "z".into()], ' '), "x%20y z");
+        assert_eq!(list(&[], ','), "");
+    }
+
+    #[test]
+    fn forwarded_for_is_the_peer_address() {
+        let mut headers = HeaderMap::new();
+        for (peer, expected) in [
+            ("192.0.2.7:1234", "192.0.2.7"),
+            ("[2001:db8::1]:443", "2001:db8::1"),
+            (
+                "[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:1",
+                "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+            ),
+        ] {
+            set_forwarded(&mut headers, peer.parse().unwrap(), false, None);
+            assert_eq!(headers["x-forwarded-for"], expected);
+        }
     }
 }
