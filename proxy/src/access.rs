@@ -123,7 +123,16 @@ impl RequestContext {
     pub fn failed(&mut self, error: &GatewayError) {
         self.reason = error.reason();
         self.decision = match error {
-            GatewayError::UpstreamUnavailable(_) | GatewayError::UpstreamTimeout => Decision::Error,
+            GatewayError::UpstreamUnavailable(_) => {
+                // The forward stage names the kind; other upstream calls
+                // (the docs' OpenAPI fetch) leave it to here.
+                self.upstream_error.get_or_insert("request");
+                Decision::Error
+            }
+            GatewayError::UpstreamTimeout => {
+                self.upstream_error.get_or_insert("timeout");
+                Decision::Error
+            }
             _ => Decision::Deny,
         };
     }
@@ -270,8 +279,8 @@ mod tests {
         let mut ctx = RequestContext::new(&req, ([127, 0, 0, 1], 1).into());
         ctx.failed(&GatewayError::UpstreamTimeout);
         assert_eq!(
-            (ctx.decision, ctx.reason),
-            (Decision::Error, "upstream_timeout")
+            (ctx.decision, ctx.reason, ctx.upstream_error),
+            (Decision::Error, "upstream_timeout", Some("timeout"))
         );
         ctx.failed(&GatewayError::NoRoute);
         assert_eq!((ctx.decision, ctx.reason), (Decision::Deny, "no_route"));
