@@ -286,6 +286,19 @@ fn anonymous_overlaps(
     warn: &mut impl FnMut(Place, String),
 ) {
     let protected = |route: usize| !matches!(policy.routes[route].access, Access::Anonymous);
+    // Paths by their first one and two segments: a path an anonymous glob
+    // covers starts with that glob's literal segments.
+    let mut by_one: HashMap<&str, Vec<usize>> = HashMap::new();
+    let mut by_two: HashMap<(&str, &str), Vec<usize>> = HashMap::new();
+    for (i, p) in paths.iter().enumerate() {
+        let segs = segments(p.text);
+        by_one.entry(segs[0]).or_default().push(i);
+        if let Some(second) = segs.get(1) {
+            by_two.entry((segs[0], second)).or_default().push(i);
+        }
+    }
+    let all: Vec<usize> = (0..paths.len()).collect();
+    let empty = Vec::new();
     for a in paths.iter().filter(|p| !protected(p.route)) {
         let anon = &policy.routes[a.route];
         let common = |r: usize| {
@@ -305,8 +318,16 @@ fn anonymous_overlaps(
                 (r, glob)
             });
         if other.is_none() {
-            other = paths
+            let segs = segments(a.text);
+            let literal = |i: usize| segs.get(i).filter(|s| !is_wild(s));
+            let candidates = match (literal(0), literal(1)) {
+                (Some(first), Some(second)) => by_two.get(&(*first, *second)).unwrap_or(&empty),
+                (Some(first), None) => by_one.get(first).unwrap_or(&empty),
+                _ => &all,
+            };
+            other = candidates
                 .iter()
+                .map(|&i| &paths[i])
                 .find(|p| protected(p.route) && common(p.route) && covers(a.text, p.text))
                 .map(|p| (p.route, p.text));
         }

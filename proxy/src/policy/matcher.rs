@@ -8,6 +8,12 @@
 //!   globs in `GlobSet`s. A lookup walks the path's segments down the trie
 //!   and asks the `GlobSet` of each node it passes.
 //!
+//! - A glob whose segments after its literal ones are all whole-segment `*`s,
+//!   perhaps ending in `**` (`/api/v1/*/items` is not one; `/docs/**` and
+//!   `/todoitems/*` are), is matched without a regex: by counting the
+//!   remaining segments. Building a `GlobSet` costs about 0.2 ms, which for
+//!   10,000 such routes would be two seconds of start-up.
+//!
 //! A `GlobSet` compiles its wildcard globs into one regex set, which
 //! `regex-automata` caps at a fixed NFA size (about 9,000 globs like
 //! `/api/v1/x/*/items/**`), so a node with many globs keeps them in shards of
@@ -38,6 +44,43 @@ struct Node {
     children: HashMap<String, usize>,
     /// The globs whose literal segments end here.
     shards: Vec<Shard>,
+    /// Globs whose literal segments end here and whose other segments are
+    /// only `*`s and a last `**`: (glob index, tail).
+    tails: Vec<(usize, Tail)>,
+}
+
+/// What follows a glob's literal segments: `stars` whole-segment `*`s, then
+/// `**` if `rest`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Tail {
+    stars: usize,
+    rest: bool,
+}
+
+impl Tail {
+    /// The tail of `segments` (after the literal ones), if it is that simple.
+    fn of(segments: &[&str]) -> Option<Tail> {
+        let (rest, stars) = match segments.split_last() {
+            Some((&"**", stars)) => (true, stars),
+            _ => (false, segments),
+        };
+        stars.iter().all(|s| *s == "*").then_some(Tail {
+            stars: stars.len(),
+            rest,
+        })
+    }
+
+    /// As globset matches the glob (`*` as `?*` without crossing `/`, a
+    /// last `**` as `/` followed by anything): each `*` takes one non-empty
+    /// segment; `**` needs at least one more segment, whatever it holds.
+    fn matches(self, remaining: &[&str]) -> bool {
+        let enough = if self.rest {
+            remaining.len() > self.stars
+        } else {
+            remaining.len() == self.stars
+        };
+        enough && remaining[..self.stars].iter().all(|s| !s.is_empty())
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -64,21 +107,32 @@ impl Matcher {
                 continue;
             }
             let mut node = 0;
-            for segment in glob.glob().split('/').skip(1) {
+            let segments: Vec<&str> = glob.glob().split('/').skip(1).collect();
+            let mut literal = 0;
+            for segment in &segments {
                 if is_wild(segment) {
                     break;
                 }
-                node = if let Some(&child) = nodes[node].children.get(segment) {
+                literal += 1;
+                node = if let Some(&child) = nodes[node].children.get(*segment) {
                     child
                 } else {
                     nodes.push(Node::default());
                     filed.push(Vec::new());
                     let child = nodes.len() - 1;
-                    nodes[node].children.insert(segment.to_owned(), child);
+                    nodes[node].children.insert((*segment).to_owned(), child);
                     child
                 };
             }
-            filed[node].push((index, glob));
+            // Globs are compiled with a whole-segment `*` written as `?*`.
+            let written: Vec<&str> = segments[literal..]
+                .iter()
+                .map(|s| if *s == "?*" { "*" } else { s })
+                .collect();
+            match Tail::of(&written) {
+                Some(tail) => nodes[node].tails.push((index, tail)),
+                None => filed[node].push((index, glob)),
+            }
         }
         for (node, globs) in nodes.iter_mut().zip(filed) {
             for chunk in globs.chunks(GLOBS_PER_SHARD) {
@@ -94,16 +148,23 @@ impl Matcher {
         let candidate = Candidate::new(path);
         let mut scratch = Vec::new();
         let mut node = &self.nodes[0];
-        let mut segments = path.split('/').skip(1);
+        let segments: Vec<&str> = path.split('/').skip(1).collect();
+        let mut depth = 0;
         loop {
             for shard in &node.shards {
                 shard.set.matches_candidate_into(&candidate, &mut scratch);
                 found.extend(scratch.iter().map(|&i| shard.indices[i]));
             }
-            let Some(child) = segments.next().and_then(|s| node.children.get(s)) else {
+            for (index, tail) in &node.tails {
+                if tail.matches(&segments[depth..]) {
+                    found.push(*index);
+                }
+            }
+            let Some(child) = segments.get(depth).and_then(|s| node.children.get(*s)) else {
                 break;
             };
             node = &self.nodes[*child];
+            depth += 1;
         }
         found.sort_unstable();
         found.dedup();
@@ -129,5 +190,48 @@ fn build_shards(globs: &[(usize, Glob)], shards: &mut Vec<Shard>) -> Result<(), 
             build_shards(second, shards)
         }
         Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use globset::GlobBuilder;
+
+    use super::*;
+
+    /// The regex-free tails decide exactly as globset does.
+    #[test]
+    fn tails_match_exactly_what_globset_matches() {
+        let globs = [
+            "/**", "/*", "/a/*", "/a/**", "/a/*/*", "/a/*/**", "/a/b/*", "/*/**",
+        ];
+        let paths = [
+            "/", "/a", "/b", "/a/b", "/a/b/c", "/a/b/c/d", "/a/", "/x/y", "/a/%20", "/a/b.c",
+        ];
+        for written in globs {
+            let compiled: String = written
+                .split('/')
+                .map(|s| if s == "*" { "?*" } else { s })
+                .collect::<Vec<_>>()
+                .join("/");
+            let glob = GlobBuilder::new(&compiled)
+                .literal_separator(true)
+                .backslash_escape(false)
+                .build()
+                .unwrap();
+            let regex = glob.compile_matcher();
+            let matcher = Matcher::new(vec![glob]).unwrap();
+            assert!(
+                matcher.nodes.iter().all(|n| n.shards.is_empty()),
+                "{written}"
+            );
+            for path in paths {
+                assert_eq!(
+                    !matcher.matches(path).is_empty(),
+                    regex.is_match(path),
+                    "{written} on {path}"
+                );
+            }
+        }
     }
 }
