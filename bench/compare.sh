@@ -255,19 +255,21 @@ EOF
 cycle "$WORK/valid.txt" > "$WORK/valid.lua"
 cycle "$WORK/invalid.txt" > "$WORK/invalid.lua"
 
+# A number from a command, 0 when it fails or prints none (a child that just exited).
+num() { local v; v=$("$@" 2>/dev/null | head -1) || true; case $v in ''|*[!0-9]*) echo 0 ;; *) echo "$v" ;; esac; }
 # CPU ticks of a process and of all its descendants, living or reaped.
 cpu_ticks() {
   local total=0 p
   for p in "$@"; do
     total=$((total + $(awk '{print $14 + $15 + $16 + $17}' /proc/"$p"/stat)))
-    for c in $(pgrep -P "$p" || true); do total=$((total + $(awk '{print $14 + $15}' /proc/"$c"/stat 2>/dev/null || echo 0))); done
+    for c in $(pgrep -P "$p" || true); do total=$((total + $(num awk '{print $14 + $15}' /proc/"$c"/stat))); done
   done
   echo $total
 }
 CLK=$(getconf CLK_TCK)
 hwm_kib() { # PID: VmHWM of it and its children, summed (Apache's children share pages: an upper bound)
   local total=0 p
-  for p in "$1" $(pgrep -P "$1" || true); do total=$((total + $(awk '/^VmHWM/ {print $2}' /proc/"$p"/status 2>/dev/null || echo 0))); done
+  for p in "$1" $(pgrep -P "$1" || true); do total=$((total + $(num awk '/^VmHWM/ {print $2}' /proc/"$p"/status))); done
   echo $total
 }
 fetches() { curl -s "http://127.0.0.1:$1/metrics" | awk '/^authz_proxy_jwks_fetches_total/ {s += $2} END {print s + 0}'; }
