@@ -92,8 +92,10 @@ impl StripRules {
 pub fn strip_request(headers: &mut HeaderMap, rules: &StripRules, keep_authorization: bool) {
     let mut doomed: Vec<HeaderName> = Vec::new();
     for value in headers.get_all(header::CONNECTION) {
-        for name in value.to_str().unwrap_or("").split(',') {
-            if let Ok(name) = HeaderName::from_bytes(name.trim().as_bytes()) {
+        // Split the raw bytes: one non-ASCII byte elsewhere in the value
+        // must not make every name in it count for nothing.
+        for name in value.as_bytes().split(|&b| b == b',') {
+            if let Ok(name) = HeaderName::from_bytes(name.trim_ascii()) {
                 doomed.push(name);
             }
         }
@@ -118,8 +120,10 @@ pub fn strip_request(headers: &mut HeaderMap, rules: &StripRules, keep_authoriza
 pub fn strip_response(headers: &mut HeaderMap) {
     let mut doomed: Vec<HeaderName> = Vec::new();
     for value in headers.get_all(header::CONNECTION) {
-        for name in value.to_str().unwrap_or("").split(',') {
-            if let Ok(name) = HeaderName::from_bytes(name.trim().as_bytes()) {
+        // Split the raw bytes: one non-ASCII byte elsewhere in the value
+        // must not make every name in it count for nothing.
+        for name in value.as_bytes().split(|&b| b == b',') {
+            if let Ok(name) = HeaderName::from_bytes(name.trim_ascii()) {
                 doomed.push(name);
             }
         }

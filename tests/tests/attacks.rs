@@ -605,3 +605,21 @@ async fn connection_cannot_name_away_or_duplicate_identity_headers() {
     }
     s.stop().await;
 }
+
+#[tokio::test]
+async fn headers_named_in_connection_are_dropped_even_beside_non_ascii_bytes() {
+    let s = Setup::start().await;
+    let request = b"GET /public HTTP/1.1\r\nHost: g\r\nX-Internal: secret\r\nX-Other: secret\r\n\
+                    Connection: X-Internal, \xe9t\xe9, close\r\nConnection: X-Other\r\n\r\n";
+    let text = exchange(&s.addr, request).await;
+    assert_eq!(statuses(&text), [200], "{text}");
+    let seen = s.upstream.seen();
+    assert_eq!(seen.len(), 1);
+    assert!(
+        seen[0].all("x-internal").is_empty(),
+        "{:?}",
+        seen[0].headers
+    );
+    assert!(seen[0].all("x-other").is_empty(), "{:?}", seen[0].headers);
+    s.stop().await;
+}
