@@ -204,6 +204,8 @@ impl Reloader {
     /// content changes (checked every `poll`). Ends when aborted.
     pub fn spawn(self: &Arc<Self>, poll: Option<Duration>) -> JoinHandle<()> {
         let this = Arc::clone(self);
+        // Listening for SIGHUP before saying so: a SIGHUP from then on reloads.
+        let mut hangup = hangup_signal();
         tokio::spawn(async move {
             tracing::info!(
                 policy = %this.path.display(),
@@ -211,7 +213,6 @@ impl Reloader {
                 poll_s = poll.map_or(0.0, |p| p.as_secs_f64()),
                 "policy in force; reloads on SIGHUP and on change"
             );
-            let mut hangup = hangup_signal();
             let mut ticks = poll.map(|period| {
                 let mut ticks = tokio::time::interval(period);
                 ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
