@@ -37,7 +37,12 @@ static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
         .expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
     let idp = Arc::new(
-        Idp::new(dev_idp::Config::embedded_default(), &dir, Some(base.clone())).expect("dev-idp"),
+        Idp::new(
+            dev_idp::Config::embedded_default(),
+            &dir,
+            Some(base.clone()),
+        )
+        .expect("dev-idp"),
     );
     rt.spawn(dev_idp::run(listener, idp.clone(), std::future::pending()));
     let mut settings = AuthSettings::new(

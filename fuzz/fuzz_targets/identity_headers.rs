@@ -12,7 +12,10 @@ use percent_encoding::percent_decode_str;
 
 fn decode(v: &HeaderValue) -> String {
     let text = v.to_str().expect("visible ASCII");
-    percent_decode_str(text).decode_utf8().expect("UTF-8").into_owned()
+    percent_decode_str(text)
+        .decode_utf8()
+        .expect("UTF-8")
+        .into_owned()
 }
 
 fn list(v: &HeaderValue, separator: char) -> Vec<String> {
@@ -21,7 +24,12 @@ fn list(v: &HeaderValue, separator: char) -> Vec<String> {
         return Vec::new();
     }
     text.split(separator)
-        .map(|item| percent_decode_str(item).decode_utf8().expect("UTF-8").into_owned())
+        .map(|item| {
+            percent_decode_str(item)
+                .decode_utf8()
+                .expect("UTF-8")
+                .into_owned()
+        })
         .collect()
 }
 

@@ -22,8 +22,15 @@ fuzz_target!(|data: &[u8]| {
     let Ok(once) = normalize(raw) else {
         return;
     };
-    assert_eq!(normalize(&once).as_ref(), Ok(&once), "not a fixed point: {raw:?}");
-    assert!(once.starts_with('/') && once.is_ascii(), "{raw:?} -> {once:?}");
+    assert_eq!(
+        normalize(&once).as_ref(),
+        Ok(&once),
+        "not a fixed point: {raw:?}"
+    );
+    assert!(
+        once.starts_with('/') && once.is_ascii(),
+        "{raw:?} -> {once:?}"
+    );
     assert!(!once.contains("//"), "{raw:?} -> {once:?}");
     for segment in once.split('/') {
         assert!(segment != "." && segment != "..", "{raw:?} -> {once:?}");
