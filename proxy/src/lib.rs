@@ -6,8 +6,8 @@
 
 pub mod access;
 pub mod auth;
-pub mod cli;
 pub mod body;
+pub mod cli;
 pub mod config;
 pub mod docs;
 pub mod error;
