@@ -174,7 +174,7 @@ impl System {
         let (stop, stopped) = oneshot::channel::<()>();
         stops.push(stop);
         tasks.push(tokio::spawn(async move {
-            todo_backend::run(backend_listener, todo_backend::Config { db }, async {
+            todo_backend::run(backend_listener, todo_backend::Config::sqlite(db), async {
                 let _ = stopped.await;
             })
             .await

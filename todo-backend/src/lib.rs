@@ -4,7 +4,9 @@
 //! The authorization gateway in front authenticates callers and passes who
 //! they are in `X-User-*` headers ([`identity`]); this crate trusts those
 //! headers and nothing else, so it must listen only where the gateway alone
-//! can reach it. Items live in SQLite ([`store`]), per tenant and owner.
+//! can reach it. Items live in SQLite or PostgreSQL ([`store`]), per tenant
+//! and owner; instances on one PostgreSQL database share nothing else, so
+//! any number of them can serve side by side.
 //!
 //! The request path: [`filters`] (path → method → identity → body) →
 //! [`handlers`] → [`store`]; every failure leaves through
@@ -37,22 +39,31 @@ use std::path::PathBuf;
 pub use filters::{ROUTES, routes};
 pub use identity::Identity;
 pub use openapi::openapi;
-pub use store::{Store, StoreError};
+pub use store::{Database, Store, StoreError};
 
 /// What `run` needs besides the listener.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// The SQLite database file (its directory is created), or `:memory:`
-    /// for tests, which then exercise the same code path.
-    pub db: PathBuf,
+    /// Where items are kept: a SQLite file (or `:memory:` for tests, which
+    /// then exercise the same code path), or a PostgreSQL database.
+    pub database: Database,
+}
+
+impl Config {
+    /// Items in the SQLite file `db` (its directory is created).
+    pub fn sqlite(db: impl Into<PathBuf>) -> Config {
+        Config {
+            database: Database::Sqlite(db.into()),
+        }
+    }
 }
 
 /// Why the backend could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("cannot open the database {}", path.display())]
+    #[error("cannot open the database {database}")]
     OpenDatabase {
-        path: PathBuf,
+        database: Database,
         #[source]
         source: StoreError,
     },
@@ -68,16 +79,15 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
-    let (store, store_thread) =
-        Store::open_joinable(&config.db)
-            .await
-            .map_err(|source| Error::OpenDatabase {
-                path: config.db.clone(),
-                source,
-            })?;
+    let (store, closer) = Store::open_closable(&config.database)
+        .await
+        .map_err(|source| Error::OpenDatabase {
+            database: config.database.clone(),
+            source,
+        })?;
     match listener.local_addr() {
         Ok(address) => {
-            tracing::info!(%address, db = %config.db.display(), "todo-backend listening")
+            tracing::info!(%address, db = %config.database, "todo-backend listening")
         }
         Err(error) => tracing::warn!(%error, "todo-backend listening on an unknown address"),
     }
@@ -87,8 +97,9 @@ pub async fn run(
         .run()
         .await;
     // The server has dropped the routes, and with them every store handle:
-    // the store thread finishes what is queued and closes the database.
-    store_thread.join().await;
+    // the SQLite thread finishes what is queued and closes the file, or the
+    // PostgreSQL pool closes its connections.
+    closer.close().await;
     tracing::info!("todo-backend stopped");
     Ok(())
 }

@@ -17,9 +17,19 @@ struct Args {
     /// Address to listen on.
     #[arg(long, env = "TODO_LISTEN", default_value = "127.0.0.1:8081")]
     listen: SocketAddr,
-    /// SQLite database file (its directory is created if missing).
+    /// SQLite database file (its directory is created if missing); unused
+    /// with --database-url.
     #[arg(long, env = "TODO_DB", default_value = "data/todo.db")]
     db: PathBuf,
+    /// Keep items in PostgreSQL instead of SQLite:
+    /// postgres://user:password@host:port/dbname. The schema is created or
+    /// migrated at start-up; any number of instances may share the database.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    /// Connections to PostgreSQL per instance, at most.
+    #[arg(long, env = "TODO_DB_POOL_SIZE", default_value_t = 8,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    db_pool_size: u16,
 }
 
 #[tokio::main]
@@ -34,7 +44,14 @@ async fn main() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
-    let config = todo_backend::Config { db: args.db };
+    let database = match args.database_url {
+        Some(url) => todo_backend::Database::Postgres {
+            url,
+            pool_size: usize::from(args.db_pool_size),
+        },
+        None => todo_backend::Database::Sqlite(args.db),
+    };
+    let config = todo_backend::Config { database };
     todo_backend::run(listener, config, shutdown_signal()).await?;
     Ok(())
 }

@@ -1,26 +1,86 @@
-//! Durable storage of todo items in SQLite.
+//! Durable storage of todo items: embedded SQLite (the default) or a
+//! PostgreSQL server, behind one [`Store`] handle with one behaviour.
 //!
-//! One dedicated OS thread owns the only `rusqlite::Connection` (see
-//! `store/sqlite.rs`); async code talks to it through a bounded channel and
-//! gets answers on oneshot channels, so no SQLite call ever runs on (or
-//! blocks) a tokio worker. An answer comes only after the write is committed
-//! to disk.
+//! Both keep items per tenant, hand out ids from a counter that never goes
+//! back (not even after "delete all"), and acknowledge a write only once it
+//! is committed. SQLite lives on one dedicated OS thread with group commit
+//! (`store/sqlite.rs`); PostgreSQL is reached through a small connection
+//! pool, with its schema migrated at start-up (`store/postgres.rs`). Several
+//! backend instances may share one PostgreSQL database; a SQLite file
+//! belongs to one process.
 //!
 //! This module knows nothing about HTTP or about who may see what: callers
 //! pass the tenant (always) and the owner (when the listing is not an admin's).
 
+use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use tokio::sync::{mpsc, oneshot};
-
+mod postgres;
 mod sqlite;
 
-/// The path that keeps the database in memory (tests only; same code path).
+/// The path that keeps a SQLite database in memory (tests only; same code path).
 pub const IN_MEMORY: &str = ":memory:";
 
-/// How many commands may wait for the store thread before senders wait too.
-const QUEUE_DEPTH: usize = 1024;
+/// The PostgreSQL pool size when none is given.
+pub const DEFAULT_POOL_SIZE: usize = 8;
+
+/// Where items are kept.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Database {
+    /// A SQLite file (its directory is created), or [`IN_MEMORY`].
+    Sqlite(PathBuf),
+    /// A PostgreSQL database, `postgres://user:password@host:port/dbname`
+    /// (any libpq-style URL or key=value string tokio-postgres accepts),
+    /// reached through at most `pool_size` connections.
+    Postgres { url: String, pool_size: usize },
+}
+
+impl Database {
+    /// A PostgreSQL database with the default pool size.
+    pub fn postgres(url: impl Into<String>) -> Database {
+        Database::Postgres {
+            url: url.into(),
+            pool_size: DEFAULT_POOL_SIZE,
+        }
+    }
+}
+
+/// Shows where the data is without the password a URL may carry, so the
+/// value can go to logs and error messages.
+impl fmt::Display for Database {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Database::Sqlite(path) => write!(f, "sqlite:{}", path.display()),
+            Database::Postgres { url, .. } => match url.parse::<tokio_postgres::Config>() {
+                Ok(config) => {
+                    let hosts: Vec<String> = config
+                        .get_hosts()
+                        .iter()
+                        .map(|host| match host {
+                            tokio_postgres::config::Host::Tcp(name) => name.clone(),
+                            tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
+                        })
+                        .collect();
+                    write!(
+                        f,
+                        "postgres://{}/{}",
+                        hosts.join(","),
+                        config.get_dbname().unwrap_or("")
+                    )
+                }
+                Err(_) => f.write_str("postgres (unparsable URL)"),
+            },
+        }
+    }
+}
+
+/// Never prints a password either.
+impl fmt::Debug for Database {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Database({self})")
+    }
+}
 
 /// A stored todo item, with the tenant it belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,7 +95,8 @@ pub struct Item {
     pub is_complete: bool,
 }
 
-/// Why the store could not answer.
+/// Why the store could not answer. Sources are in `Arc`s because one failure
+/// can be the answer to many requests (a failed SQLite batch commit).
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// Creating the directory that holds the database file failed.
@@ -48,9 +109,21 @@ pub enum StoreError {
     /// The operating system would not start the store thread.
     #[error("cannot start the store thread")]
     Spawn(#[source] Arc<std::io::Error>),
-    /// SQLite refused; `Arc` because one failed commit fails a whole batch.
+    /// SQLite refused.
     #[error("sqlite: {0}")]
     Sqlite(#[source] Arc<rusqlite::Error>),
+    /// The PostgreSQL URL or pool size is not usable.
+    #[error("postgres configuration: {0}")]
+    PostgresConfig(String),
+    /// PostgreSQL refused, or the connection to it failed.
+    #[error("postgres: {0}")]
+    Postgres(#[source] Arc<tokio_postgres::Error>),
+    /// No pooled PostgreSQL connection could be had.
+    #[error("postgres pool: {0}")]
+    Pool(#[source] Arc<deadpool_postgres::PoolError>),
+    /// The database has a schema migration this program does not know.
+    #[error("the database schema is at version {found}; this program knows up to {known}")]
+    SchemaTooNew { found: i32, known: i32 },
     /// The store thread is gone (it panicked or the store was closed).
     #[error("the store thread has stopped")]
     Stopped,
@@ -62,84 +135,81 @@ impl From<rusqlite::Error> for StoreError {
     }
 }
 
-/// A cheap, cloneable handle to the store thread.
-#[derive(Clone, Debug)]
-pub struct Store {
-    commands: mpsc::Sender<Command>,
-}
-
-/// Joins the store thread once every [`Store`] handle is gone, so that
-/// `run` returns only after the database file is closed.
-#[derive(Debug)]
-pub(crate) struct StoreThread(std::thread::JoinHandle<()>);
-
-impl StoreThread {
-    /// Waits (off the async runtime) until the store thread has exited.
-    pub(crate) async fn join(self) {
-        let _ = tokio::task::spawn_blocking(move || self.0.join()).await;
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(error: tokio_postgres::Error) -> Self {
+        StoreError::Postgres(Arc::new(error))
     }
 }
 
-pub(crate) type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
+impl From<deadpool_postgres::PoolError> for StoreError {
+    fn from(error: deadpool_postgres::PoolError) -> Self {
+        StoreError::Pool(Arc::new(error))
+    }
+}
 
-/// One request to the store thread; each carries where to send its answer.
+/// A cheap, cloneable handle to the store, whichever database it is on.
+#[derive(Clone, Debug)]
+pub struct Store(Backend);
+
+#[derive(Clone, Debug)]
+enum Backend {
+    Sqlite(sqlite::SqliteStore),
+    Postgres(postgres::PostgresStore),
+}
+
+/// What [`crate::run`] waits for after the server has stopped: the SQLite
+/// thread to close the file, or the PostgreSQL pool to close its connections.
 #[derive(Debug)]
-pub(crate) enum Command {
-    Create {
-        tenant_id: String,
-        owner_id: String,
-        name: String,
-        reply: Reply<Item>,
-    },
-    List {
-        tenant_id: String,
-        owner_id: Option<String>,
-        reply: Reply<Vec<Item>>,
-    },
-    Get {
-        tenant_id: String,
-        id: i64,
-        reply: Reply<Option<Item>>,
-    },
-    Delete {
-        tenant_id: String,
-        id: i64,
-        reply: Reply<bool>,
-    },
-    DeleteAll {
-        tenant_id: String,
-        reply: Reply<u64>,
-    },
+pub(crate) struct Closer(CloserKind);
+
+#[derive(Debug)]
+enum CloserKind {
+    Sqlite(sqlite::StoreThread),
+    Postgres(deadpool_postgres::Pool),
+}
+
+impl Closer {
+    /// Waits until every handle is gone and the database is closed.
+    pub(crate) async fn close(self) {
+        match self.0 {
+            CloserKind::Sqlite(thread) => thread.join().await,
+            CloserKind::Postgres(pool) => pool.close(),
+        }
+    }
 }
 
 impl Store {
-    /// Opens (creating if needed) the database at `path`, or an in-memory
-    /// one for [`IN_MEMORY`]. The store thread exits when the last handle
-    /// is dropped.
-    pub async fn open(path: &Path) -> Result<Store, StoreError> {
-        Self::open_joinable(path)
+    /// Opens the database, creating or migrating its schema. A SQLite store
+    /// thread exits when the last handle is dropped.
+    pub async fn open(database: &Database) -> Result<Store, StoreError> {
+        Self::open_closable(database)
             .await
-            .map(|(store, _thread)| store)
+            .map(|(store, _closer)| store)
     }
 
-    pub(crate) async fn open_joinable(path: &Path) -> Result<(Store, StoreThread), StoreError> {
-        let path = path.to_path_buf();
-        let (opened_tx, opened_rx) = oneshot::channel();
-        let (commands, queue) = mpsc::channel(QUEUE_DEPTH);
-        let thread = std::thread::Builder::new()
-            .name("todo-store".into())
-            .spawn(move || match sqlite::open(&path) {
-                Ok(conn) => {
-                    let _ = opened_tx.send(Ok(()));
-                    sqlite::serve(conn, queue);
-                }
-                Err(error) => {
-                    let _ = opened_tx.send(Err(error));
-                }
-            })
-            .map_err(|e| StoreError::Spawn(Arc::new(e)))?;
-        opened_rx.await.map_err(|_| StoreError::Stopped)??;
-        Ok((Store { commands }, StoreThread(thread)))
+    /// A SQLite store on `path` (a file, or [`IN_MEMORY`]).
+    pub async fn open_sqlite(path: &Path) -> Result<Store, StoreError> {
+        Self::open(&Database::Sqlite(path.to_path_buf())).await
+    }
+
+    pub(crate) async fn open_closable(database: &Database) -> Result<(Store, Closer), StoreError> {
+        match database {
+            Database::Sqlite(path) => {
+                let (store, thread) = sqlite::SqliteStore::open(path).await?;
+                Ok((
+                    Store(Backend::Sqlite(store)),
+                    Closer(CloserKind::Sqlite(thread)),
+                ))
+            }
+            Database::Postgres { url, pool_size } => {
+                let store = postgres::PostgresStore::open(url, *pool_size).await?;
+                let pool = store.pool();
+                Ok((
+                    Store(Backend::Postgres(store)),
+                    Closer(CloserKind::Postgres(pool)),
+                ))
+            }
+        }
     }
 
     /// Stores a new, incomplete item and returns it with its fresh id.
@@ -149,13 +219,10 @@ impl Store {
         owner_id: &str,
         name: &str,
     ) -> Result<Item, StoreError> {
-        self.ask(|reply| Command::Create {
-            tenant_id: tenant_id.to_owned(),
-            owner_id: owner_id.to_owned(),
-            name: name.to_owned(),
-            reply,
-        })
-        .await
+        match &self.0 {
+            Backend::Sqlite(s) => s.create(tenant_id, owner_id, name).await,
+            Backend::Postgres(s) => s.create(tenant_id, owner_id, name).await,
+        }
     }
 
     /// The tenant's items in id order: all of them, or only `owner_id`'s.
@@ -164,50 +231,34 @@ impl Store {
         tenant_id: &str,
         owner_id: Option<&str>,
     ) -> Result<Vec<Item>, StoreError> {
-        self.ask(|reply| Command::List {
-            tenant_id: tenant_id.to_owned(),
-            owner_id: owner_id.map(str::to_owned),
-            reply,
-        })
-        .await
+        match &self.0 {
+            Backend::Sqlite(s) => s.list(tenant_id, owner_id).await,
+            Backend::Postgres(s) => s.list(tenant_id, owner_id).await,
+        }
     }
 
     /// The item with this id, if it exists in this tenant.
     pub async fn get(&self, tenant_id: &str, id: i64) -> Result<Option<Item>, StoreError> {
-        self.ask(|reply| Command::Get {
-            tenant_id: tenant_id.to_owned(),
-            id,
-            reply,
-        })
-        .await
+        match &self.0 {
+            Backend::Sqlite(s) => s.get(tenant_id, id).await,
+            Backend::Postgres(s) => s.get(tenant_id, id).await,
+        }
     }
 
     /// Deletes the item if it exists in this tenant; tells whether it did.
     pub async fn delete(&self, tenant_id: &str, id: i64) -> Result<bool, StoreError> {
-        self.ask(|reply| Command::Delete {
-            tenant_id: tenant_id.to_owned(),
-            id,
-            reply,
-        })
-        .await
+        match &self.0 {
+            Backend::Sqlite(s) => s.delete(tenant_id, id).await,
+            Backend::Postgres(s) => s.delete(tenant_id, id).await,
+        }
     }
 
     /// Deletes every item of this tenant (and no other); returns how many.
     pub async fn delete_all(&self, tenant_id: &str) -> Result<u64, StoreError> {
-        self.ask(|reply| Command::DeleteAll {
-            tenant_id: tenant_id.to_owned(),
-            reply,
-        })
-        .await
-    }
-
-    async fn ask<T>(&self, command: impl FnOnce(Reply<T>) -> Command) -> Result<T, StoreError> {
-        let (reply, answer) = oneshot::channel();
-        self.commands
-            .send(command(reply))
-            .await
-            .map_err(|_| StoreError::Stopped)?;
-        answer.await.map_err(|_| StoreError::Stopped)?
+        match &self.0 {
+            Backend::Sqlite(s) => s.delete_all(tenant_id).await,
+            Backend::Postgres(s) => s.delete_all(tenant_id).await,
+        }
     }
 }
 
@@ -215,52 +266,16 @@ impl Store {
 mod tests {
     use super::*;
 
-    async fn memory() -> Store {
-        Store::open(Path::new(IN_MEMORY))
-            .await
-            .expect("open in-memory store")
+    #[test]
+    fn a_postgres_database_is_shown_without_its_password() {
+        let database = Database::postgres("postgres://todo:s3cret@db.internal:5432/todo");
+        assert_eq!(database.to_string(), "postgres://db.internal/todo");
+        assert!(!format!("{database:?}").contains("s3cret"));
     }
 
-    #[tokio::test]
-    async fn ids_start_at_one_and_are_not_reused_after_delete_all() {
-        let store = memory().await;
-        assert_eq!(store.create("t", "u", "a").await.unwrap().id, 1);
-        assert_eq!(store.create("t", "u", "b").await.unwrap().id, 2);
-        assert_eq!(store.delete_all("t").await.unwrap(), 2);
-        assert_eq!(store.create("t", "u", "c").await.unwrap().id, 3);
-    }
-
-    #[tokio::test]
-    async fn tenants_never_see_each_others_items() {
-        let store = memory().await;
-        let a = store.create("ta", "u", "a").await.unwrap();
-        let b = store.create("tb", "u", "b").await.unwrap();
-        assert_eq!(store.list("ta", None).await.unwrap(), vec![a.clone()]);
-        assert_eq!(store.get("ta", b.id).await.unwrap(), None);
-        assert!(!store.delete("ta", b.id).await.unwrap());
-        assert_eq!(store.delete_all("ta").await.unwrap(), 1);
-        assert_eq!(store.list("tb", None).await.unwrap(), vec![b]);
-    }
-
-    #[tokio::test]
-    async fn listing_by_owner_returns_only_that_owners_items_in_id_order() {
-        let store = memory().await;
-        let first = store.create("t", "alice", "1").await.unwrap();
-        store.create("t", "bob", "2").await.unwrap();
-        let third = store.create("t", "alice", "3").await.unwrap();
-        assert_eq!(
-            store.list("t", Some("alice")).await.unwrap(),
-            vec![first, third]
-        );
-        assert_eq!(store.list("t", None).await.unwrap().len(), 3);
-    }
-
-    #[tokio::test]
-    async fn a_missing_parent_directory_is_created() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("nested/deeper/todo.db");
-        let store = Store::open(&path).await.unwrap();
-        store.create("t", "u", "x").await.unwrap();
-        assert!(path.exists());
+    #[test]
+    fn a_sqlite_database_is_shown_with_its_path() {
+        let database = Database::Sqlite("data/todo.db".into());
+        assert_eq!(database.to_string(), "sqlite:data/todo.db");
     }
 }

@@ -1,33 +1,52 @@
 //! The API's behaviour on the wire, endpoint by endpoint, as the sample
-//! behaved (minus its bugs). Every scenario runs twice: through
-//! `warp::test` and over a real loopback socket.
+//! behaved (minus its bugs). Every scenario runs four times: through
+//! `warp::test` and over a real loopback socket, each on SQLite and on
+//! PostgreSQL (see `harness/database.rs`).
 
 mod harness;
 
+use harness::database::PostgresSchema;
 use harness::*;
 use serde_json::{Value, json};
 
-/// Runs `scenario` once per transport, as two tests named after it.
-macro_rules! on_both_transports {
+/// Runs `scenario` once per transport and store, as four tests named after it.
+macro_rules! on_both_transports_and_stores {
     ($($scenario:ident),* $(,)?) => {$(
         mod $scenario {
+            use super::*;
+
             #[tokio::test]
             async fn through_warp_test() {
-                let api = super::Api::filter().await;
-                super::$scenario(&api).await;
+                let api = Api::filter().await;
+                $scenario(&api).await;
             }
 
             #[tokio::test]
             async fn over_a_socket() {
-                let api = super::Api::socket().await;
-                super::$scenario(&api).await;
+                let api = Api::socket().await;
+                $scenario(&api).await;
+                api.stop().await;
+            }
+
+            #[tokio::test]
+            async fn on_postgres_through_warp_test() {
+                let Some(schema) = PostgresSchema::create().await else { return };
+                let api = Api::filter_on(&schema.database).await;
+                $scenario(&api).await;
+            }
+
+            #[tokio::test]
+            async fn on_postgres_over_a_socket() {
+                let Some(schema) = PostgresSchema::create().await else { return };
+                let api = Api::socket_on(&schema.database).await;
+                $scenario(&api).await;
                 api.stop().await;
             }
         }
     )*};
 }
 
-on_both_transports!(
+on_both_transports_and_stores!(
     every_row_of_the_table_behaves_like_the_sample,
     unknown_paths_are_404_and_wrong_methods_405_with_allow,
     bad_bodies_are_422_like_fastapi,
@@ -35,6 +54,7 @@ on_both_transports!(
     tenants_are_isolated_even_from_each_others_admins,
     ids_are_never_reused_even_after_delete_all,
     identity_is_checked_before_the_body_and_the_id,
+    any_json_string_is_a_name_that_comes_back_byte_for_byte,
 );
 
 /// The issue's table, row by row, in one sequence on a fresh store:
@@ -357,4 +377,40 @@ async fn identity_is_checked_before_the_body_and_the_id(api: &Api) {
     for req in cases {
         api.check(req, 401, detail("Not authenticated")).await;
     }
+}
+
+/// PostgreSQL's `TEXT` cannot hold U+0000; the store keeps names so that
+/// every JSON string SQLite keeps comes back the same from PostgreSQL too.
+async fn any_json_string_is_a_name_that_comes_back_byte_for_byte(api: &Api) {
+    let names = [
+        "nul \u{0} inside",
+        "\u{0}",
+        "emoji 🐕 and combining e\u{301}",
+        "quotes \" and \\ backslash",
+        "  spaces kept  ",
+        "\u{7f}\u{1b}[31m control",
+    ];
+    for (index, name) in names.into_iter().enumerate() {
+        let id = index as i64 + 1;
+        api.check(
+            create(name).by(ALICE),
+            201,
+            json!({"item": item(id, "alice", name)}),
+        )
+        .await;
+        api.check(
+            get(&format!("/todoitems/{id}")).by(ALICE),
+            200,
+            json!({"item": item(id, "alice", name)}),
+        )
+        .await;
+    }
+    let listed = api.send(get("/todoitems").by(ALICE)).await.json();
+    let listed: Vec<&str> = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, names);
 }

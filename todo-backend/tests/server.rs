@@ -1,20 +1,37 @@
-//! The server as a process sees it: a real database file, restarts,
-//! concurrency and graceful shutdown, all over loopback sockets on port 0.
+//! The server as a process sees it: a real database (a SQLite file, or a
+//! PostgreSQL schema), restarts, concurrency and graceful shutdown, all over
+//! loopback sockets on port 0.
 
 mod harness;
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use harness::database::PostgresSchema;
 use harness::*;
 use serde_json::json;
+use todo_backend::Database;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
-#[tokio::test]
-async fn acknowledged_items_survive_a_restart_on_the_same_database_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("data/todo.db");
+mod acknowledged_items_survive_a_restart_on_the_same_database {
+    use super::*;
 
-    let api = Api::socket_on(&db).await;
+    #[tokio::test]
+    async fn sqlite_file() {
+        let dir = tempfile::tempdir().unwrap();
+        restart(&sqlite(&dir.path().join("data/todo.db"))).await;
+    }
+
+    #[tokio::test]
+    async fn postgres() {
+        let Some(schema) = PostgresSchema::create().await else {
+            return;
+        };
+        restart(&schema.database).await;
+    }
+}
+
+async fn restart(db: &Database) {
+    let api = Api::socket_on(db).await;
     api.check(
         create("Walk the dog").by(ALICE),
         201,
@@ -30,7 +47,7 @@ async fn acknowledged_items_survive_a_restart_on_the_same_database_file() {
     api.check_empty(delete("/todoitems").by(ADMIN_2), 204).await;
     api.stop().await;
 
-    let api = Api::socket_on(&db).await;
+    let api = Api::socket_on(db).await;
     api.check(
         get("/todoitems").by(ALICE),
         200,
@@ -49,11 +66,26 @@ async fn acknowledged_items_survive_a_restart_on_the_same_database_file() {
     api.stop().await;
 }
 
-#[tokio::test]
-async fn acknowledged_items_survive_reopening_the_store_through_warp_test() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("todo.db");
-    let open = || async { Api::Filter(todo_backend::Store::open(&db).await.unwrap()) };
+mod acknowledged_items_survive_reopening_the_store_through_warp_test {
+    use super::*;
+
+    #[tokio::test]
+    async fn sqlite_file() {
+        let dir = tempfile::tempdir().unwrap();
+        reopen(&sqlite(&dir.path().join("todo.db"))).await;
+    }
+
+    #[tokio::test]
+    async fn postgres() {
+        let Some(schema) = PostgresSchema::create().await else {
+            return;
+        };
+        reopen(&schema.database).await;
+    }
+}
+
+async fn reopen(db: &Database) {
+    let open = || Api::filter_on(db);
 
     let api = open().await;
     api.check(
@@ -85,17 +117,31 @@ mod two_hundred_concurrent_posts_from_twenty_users_get_distinct_ids_each_listed_
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn over_a_socket() {
         let dir = tempfile::tempdir().unwrap();
-        let api = Api::socket_on(&dir.path().join("todo.db")).await;
+        let api = Api::socket_on(&sqlite(&dir.path().join("todo.db"))).await;
         post_concurrently(api).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn through_warp_test() {
         let dir = tempfile::tempdir().unwrap();
-        let store = todo_backend::Store::open(&dir.path().join("todo.db"))
-            .await
-            .unwrap();
-        post_concurrently(Api::Filter(store)).await;
+        let api = Api::filter_on(&sqlite(&dir.path().join("todo.db"))).await;
+        post_concurrently(api).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn on_postgres_over_a_socket() {
+        let Some(schema) = PostgresSchema::create().await else {
+            return;
+        };
+        post_concurrently(Api::socket_on(&schema.database).await).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn on_postgres_through_warp_test() {
+        let Some(schema) = PostgresSchema::create().await else {
+            return;
+        };
+        post_concurrently(Api::filter_on(&schema.database).await).await;
     }
 }
 
@@ -149,14 +195,30 @@ async fn post_concurrently(api: Api) {
 /// `100 Continue`) when shutdown starts; the shutdown future reports back
 /// once the server has acted on it. The single-threaded runtime makes that
 /// report mean "the listener is closed and connections are draining".
-#[tokio::test]
-async fn graceful_shutdown_lets_an_in_flight_request_finish() {
+mod graceful_shutdown_lets_an_in_flight_request_finish {
+    use super::*;
+
+    #[tokio::test]
+    async fn sqlite() {
+        shut_down_gracefully(&memory()).await;
+    }
+
+    #[tokio::test]
+    async fn postgres() {
+        let Some(schema) = PostgresSchema::create().await else {
+            return;
+        };
+        shut_down_gracefully(&schema.database).await;
+    }
+}
+
+async fn shut_down_gracefully(database: &Database) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stop_requested) = tokio::sync::oneshot::channel::<()>();
     let (acted, shutdown_started) = tokio::sync::oneshot::channel::<()>();
     let config = todo_backend::Config {
-        db: ":memory:".into(),
+        database: database.clone(),
     };
     let server = tokio::spawn(todo_backend::run(listener, config, async move {
         let _ = stop_requested.await;
@@ -252,11 +314,40 @@ async fn a_database_path_that_cannot_be_opened_is_an_error_from_run() {
     let file = dir.path().join("plain-file");
     std::fs::write(&file, "not a directory").unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let config = todo_backend::Config {
-        db: file.join("todo.db"),
-    };
+    let config = todo_backend::Config::sqlite(file.join("todo.db"));
     let error = todo_backend::run(listener, config, std::future::pending())
         .await
         .unwrap_err();
     assert!(error.to_string().contains("plain-file"), "{error}");
+}
+
+#[tokio::test]
+async fn a_postgres_server_that_refuses_connections_is_an_error_from_run() {
+    // A port that was just free and that nothing listens on any more.
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let config = todo_backend::Config {
+        database: Database::postgres(format!("postgres://todo:secret@127.0.0.1:{port}/todo")),
+    };
+    let error = todo_backend::run(listener, config, std::future::pending())
+        .await
+        .unwrap_err();
+    let message = format!("{error}: {:?}", std::error::Error::source(&error));
+    assert!(message.contains("postgres://127.0.0.1/todo"), "{message}");
+    assert!(!message.contains("secret"), "{message}");
+}
+
+#[tokio::test]
+async fn an_invalid_database_url_is_an_error_from_run() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let config = todo_backend::Config {
+        database: Database::postgres("postgres://host:notaport/db"),
+    };
+    let error = todo_backend::run(listener, config, std::future::pending())
+        .await
+        .unwrap_err();
+    let source = std::error::Error::source(&error).unwrap().to_string();
+    assert!(source.contains("invalid database URL"), "{source}");
 }

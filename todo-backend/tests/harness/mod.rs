@@ -1,14 +1,19 @@
 //! Test harness: one way to describe a request and check the answer, and two
 //! ways to deliver it — through `warp::test` (no socket) or over a real
 //! loopback socket to `todo_backend::run` on port 0 — so the same scenario
-//! runs on both.
+//! runs on both; and two stores to run it on, SQLite and PostgreSQL
+//! ([`database`]).
 
 #![allow(dead_code)] // each test binary uses a different part of the harness
+
+pub mod database;
+pub mod process;
 
 use std::net::SocketAddr;
 use std::path::Path;
 
 use serde_json::{Value, json};
+use todo_backend::Database;
 use tokio::sync::oneshot;
 use warp::http::{HeaderMap, Method};
 
@@ -130,6 +135,16 @@ pub fn item(id: i64, owner: &str, name: &str) -> Value {
     json!({"id": id, "owner_id": owner, "name": name, "is_complete": false})
 }
 
+/// A fresh in-memory SQLite database.
+pub fn memory() -> Database {
+    sqlite(Path::new(todo_backend::store::IN_MEMORY))
+}
+
+/// The SQLite database file `path`.
+pub fn sqlite(path: &Path) -> Database {
+    Database::Sqlite(path.to_path_buf())
+}
+
 /// A running server on a loopback port chosen by the OS.
 pub struct Server {
     pub addr: SocketAddr,
@@ -138,12 +153,12 @@ pub struct Server {
 }
 
 impl Server {
-    pub async fn start(db: &Path) -> Server {
+    pub async fn start(database: &Database) -> Server {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
         let config = todo_backend::Config {
-            db: db.to_path_buf(),
+            database: database.clone(),
         };
         let task = tokio::spawn(todo_backend::run(listener, config, async move {
             let _ = stopped.await;
@@ -174,24 +189,26 @@ pub enum Api {
 }
 
 impl Api {
-    /// The routes over a fresh in-memory store, through `warp::test`.
+    /// The routes over a fresh in-memory SQLite store, through `warp::test`.
     pub async fn filter() -> Api {
-        let store = todo_backend::Store::open(Path::new(":memory:"))
-            .await
-            .unwrap();
-        Api::Filter(store)
+        Api::filter_on(&memory()).await
     }
 
-    /// A server on a fresh in-memory store, over a socket.
+    /// The routes over the store on `database`, through `warp::test`.
+    pub async fn filter_on(database: &Database) -> Api {
+        Api::Filter(todo_backend::Store::open(database).await.unwrap())
+    }
+
+    /// A server on a fresh in-memory SQLite store, over a socket.
     pub async fn socket() -> Api {
-        Api::socket_on(Path::new(":memory:")).await
+        Api::socket_on(&memory()).await
     }
 
-    /// A server on the database `db`, over a socket.
-    pub async fn socket_on(db: &Path) -> Api {
+    /// A server on `database`, over a socket.
+    pub async fn socket_on(database: &Database) -> Api {
         let client = reqwest::Client::builder().no_proxy().build().unwrap();
         Api::Socket {
-            server: Server::start(db).await,
+            server: Server::start(database).await,
             client,
         }
     }

@@ -13,7 +13,8 @@ use std::sync::Arc;
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::mpsc;
 
-use super::{Command, IN_MEMORY, Item, Reply, StoreError};
+use super::{Command, Reply};
+use crate::store::{IN_MEMORY, Item, StoreError};
 
 /// How many queued commands at most share one transaction.
 const MAX_BATCH: usize = 256;
