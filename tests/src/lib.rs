@@ -16,6 +16,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub mod recorder;
+pub mod replica;
 pub mod wire;
 
 /// The default dev-idp configuration's tenant (see `dev-idp/dev-idp.yaml`).
