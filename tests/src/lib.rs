@@ -46,6 +46,8 @@ pub struct Options {
     pub policy: PathBuf,
     /// The backend's SQLite file; `None`: a file in a temporary directory.
     pub db: Option<PathBuf>,
+    /// The backend's database when not SQLite (e.g. PostgreSQL); overrides `db`.
+    pub database: Option<todo_backend::Database>,
     /// dev-idp's key directory; `None`: a temporary directory.
     pub idp_data: Option<PathBuf>,
     /// Extra gateway flags, e.g. `["--jwks-cooldown-seconds", "1"]`.
@@ -69,6 +71,7 @@ impl Default for Options {
             idp_config: dev_idp::Config::embedded_default(),
             policy: repo_policy(),
             db: None,
+            database: None,
             idp_data: None,
             gateway_args: Vec::new(),
             upstream: None,
@@ -168,14 +171,18 @@ impl System {
             .await
             .context("bind todo-backend")?;
         let backend_addr = backend_listener.local_addr()?;
-        let db = options
-            .db
-            .clone()
-            .unwrap_or_else(|| scratch.path().join("todo.db"));
+        let database = options.database.clone().unwrap_or_else(|| {
+            todo_backend::Database::Sqlite(
+                options
+                    .db
+                    .clone()
+                    .unwrap_or_else(|| scratch.path().join("todo.db")),
+            )
+        });
         let (stop, stopped) = oneshot::channel::<()>();
         stops.push(stop);
         tasks.push(tokio::spawn(async move {
-            todo_backend::run(backend_listener, todo_backend::Config::sqlite(db), async {
+            todo_backend::run(backend_listener, todo_backend::Config { database }, async {
                 let _ = stopped.await;
             })
             .await
