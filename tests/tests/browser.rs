@@ -236,13 +236,15 @@ async fn call(
         .click()
         .await?;
     }
-    if let Ok(try_out) = browser
-        .find(Locator::XPath(&format!(
-            "{block}//button[contains(@class,'try-out__btn') and normalize-space()='Try it out']"
-        )))
-        .await
-    {
-        try_out.click().await?;
+    // The block renders its "Try it out" / "Cancel" toggle after it opens:
+    // wait for it rather than look once (a look raced the render).
+    let toggle = wait_for(
+        browser,
+        &format!("{block}//button[contains(@class,'try-out__btn')]"),
+    )
+    .await?;
+    if toggle.text().await?.trim() == "Try it out" {
+        toggle.click().await?;
     }
     if let Some(body) = body {
         let text = wait_for(
