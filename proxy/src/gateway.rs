@@ -25,7 +25,7 @@ use tracing::Instrument as _;
 
 use crate::access::{self, RequestContext};
 use crate::auth::Authenticator;
-use crate::body::{self, ProxyBody};
+use crate::body::{self, BoxError, ProxyBody};
 use crate::config::{Limits, Upstream};
 use crate::docs::{Docs, DocsRequest};
 use crate::error::GatewayError;
@@ -34,6 +34,7 @@ use crate::metrics::{Metrics, ReloadOutcome};
 use crate::path;
 use crate::policy::{Access, Policy, RouteMatch};
 use crate::request_id::X_REQUEST_ID;
+use crate::upstream::Link;
 
 /// A compiled policy with what the header stage derives from it.
 #[derive(Debug)]
@@ -147,11 +148,19 @@ impl Gateway {
     /// Handles one request; never fails, every error becomes a response.
     /// Its [`RequestContext`] is counted when the response headers are ready
     /// and logged when the body has been sent.
-    pub async fn handle(&self, req: Request<Incoming>, client: SocketAddr) -> Response<ProxyBody> {
+    ///
+    /// `link` is the client connection's own upstream connection (HTTP/1
+    /// clients, see `upstream.rs`); without one the shared pool is used.
+    pub async fn handle(
+        &self,
+        req: Request<Incoming>,
+        client: SocketAddr,
+        link: Option<&Link>,
+    ) -> Response<ProxyBody> {
         let mut ctx = RequestContext::new(&req, client);
         let span = tracing::info_span!("request", request_id = ctx.id.as_str());
         let result = self
-            .process(req, client, &mut ctx)
+            .process(req, client, link, &mut ctx)
             .instrument(span.clone())
             .await;
         let response = match result {
@@ -174,6 +183,7 @@ impl Gateway {
         &self,
         req: Request<Incoming>,
         client: SocketAddr,
+        link: Option<&Link>,
         ctx: &mut RequestContext,
     ) -> Result<Response<ProxyBody>, GatewayError> {
         let active = self.policy();
@@ -278,6 +288,18 @@ impl Gateway {
             .path_and_query(PathAndQuery::try_from(target).map_err(|_| GatewayError::BadTarget)?)
             .build()
             .map_err(|_| GatewayError::BadTarget)?;
+        // An HTTP/2 client's requests go through the shared pool.
+        let link = link.filter(|_| parts.version <= http::Version::HTTP_11);
+        if link.is_some() {
+            // Sent as is on the link's connection: origin-form.
+            parts.uri = Uri::from(
+                parts
+                    .uri
+                    .path_and_query()
+                    .cloned()
+                    .ok_or(GatewayError::BadTarget)?,
+            );
+        }
         // The upstream connection is HTTP/1.1 whatever the client spoke.
         parts.version = http::Version::HTTP_11;
         let upstream_req = Request::from_parts(
@@ -286,31 +308,45 @@ impl Gateway {
         );
 
         // Stage 6: forward.
-        self.forward(upstream_req, ctx).await
+        self.forward(upstream_req, link, ctx).await
     }
 
     async fn forward(
         &self,
         req: Request<ProxyBody>,
+        link: Option<&Link>,
         ctx: &mut RequestContext,
     ) -> Result<Response<ProxyBody>, GatewayError> {
         let sent = Instant::now();
-        let result =
-            tokio::time::timeout(self.limits.upstream_timeout, self.client.request(req)).await;
+        let timeout = self.limits.upstream_timeout;
+        let result = match link {
+            Some(link) => {
+                let send = link.send(req, &self.upstream, self.limits.upstream_connect_timeout);
+                let result = tokio::time::timeout(timeout, send).await;
+                if matches!(result, Err(_) | Ok(Err(_))) {
+                    // Whatever is left on that connection belongs to no one.
+                    link.reset();
+                }
+                result.map(|r| r.map_err(|e| (e.is_connect(), BoxError::from(e))))
+            }
+            None => tokio::time::timeout(timeout, self.client.request(req))
+                .await
+                .map(|r| r.map_err(|e| (e.is_connect(), BoxError::from(e)))),
+        };
         ctx.upstream = Some(sent.elapsed());
         let response = match result {
             Err(_elapsed) => {
                 ctx.upstream_error = Some("timeout");
                 return Err(GatewayError::UpstreamTimeout);
             }
-            Ok(Err(e)) => {
-                if is_body_limit(&e) {
+            Ok(Err((connect, e))) => {
+                if is_body_limit(e.as_ref()) {
                     return Err(GatewayError::BodyTooLarge {
                         limit: self.limits.max_body_bytes,
                     });
                 }
-                ctx.upstream_error = Some(if e.is_connect() { "connect" } else { "request" });
-                return Err(GatewayError::UpstreamUnavailable(Box::new(e)));
+                ctx.upstream_error = Some(if connect { "connect" } else { "request" });
+                return Err(GatewayError::UpstreamUnavailable(e));
             }
             Ok(Ok(response)) => response,
         };

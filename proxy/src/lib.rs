@@ -23,3 +23,4 @@ pub mod request_id;
 pub mod server;
 pub mod status_page;
 pub mod tls;
+pub mod upstream;

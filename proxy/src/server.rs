@@ -26,6 +26,7 @@ use crate::docs::Docs;
 use crate::error::json_response;
 use crate::gateway::Gateway;
 use crate::reload::Reloader;
+use crate::upstream::{Link, Linked};
 
 /// How long in-flight requests get to finish after shutdown begins.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -181,12 +182,17 @@ pub async fn serve(
         // Signalled by every request: a connection that sends none within
         // the header read timeout is closed (see `first_request_within`).
         let requested = Arc::new(Notify::new());
+        // This connection's own upstream connection (HTTP/1 clients), driven
+        // by the connection's task: see `upstream.rs`.
+        let link = Arc::new(Link::default());
         let service = service_fn({
             let requested = requested.clone();
+            let link = link.clone();
             move |req: Request<Incoming>| {
                 requested.notify_one();
                 let gateway = gateway.clone();
-                async move { Ok::<_, Infallible>(gateway.handle(req, remote).await) }
+                let link = link.clone();
+                async move { Ok::<_, Infallible>(gateway.handle(req, remote, Some(&link)).await) }
             }
         });
         let first_request_timeout = limits.header_read_timeout;
@@ -196,7 +202,7 @@ pub async fn serve(
             None => {
                 tokio::spawn(async move {
                     let conn = builder.serve_connection(TokioIo::new(stream), service);
-                    let conn = watcher.watch(conn.into_owned());
+                    let conn = Linked::new(watcher.watch(conn.into_owned()), link);
                     if let Err(e) =
                         first_request_within(first_request_timeout, &requested, conn).await
                     {
@@ -223,7 +229,7 @@ pub async fn serve(
                         Err(_) => return,
                     };
                     let conn = builder.serve_connection(TokioIo::new(stream), service);
-                    let conn = watcher.watch(conn.into_owned());
+                    let conn = Linked::new(watcher.watch(conn.into_owned()), link);
                     if let Err(e) =
                         first_request_within(first_request_timeout, &requested, conn).await
                     {

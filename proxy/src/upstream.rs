@@ -1,0 +1,215 @@
+//! The upstream side of one HTTP/1 client connection.
+//!
+//! An HTTP/1 client sends its requests one after the other, so each client
+//! connection gets its own upstream connection, opened at its first forwarded
+//! request and kept while both stay open. That connection is driven by the
+//! client connection's own task ([`Linked`]): a request, its response and
+//! their bodies cross no task or thread boundary, which is what a pool with a
+//! task per pooled connection cannot avoid (a channel hand-off and a wakeup
+//! of another worker on every request).
+//!
+//! HTTP/2 clients multiplex requests on one connection and still go through
+//! the shared pool (`Gateway::forward`).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper::client::conn::http1::{self, Connection, SendRequest};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+use crate::body::ProxyBody;
+use crate::config::Upstream;
+
+type UpstreamConnection = Connection<TokioIo<TcpStream>, ProxyBody>;
+
+/// Why a request could not be sent to the upstream or answered by it.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    #[error("cannot connect to the upstream {authority}: {source}")]
+    Connect {
+        authority: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("connecting to the upstream {0} timed out")]
+    ConnectTimeout(String),
+    #[error(transparent)]
+    Http(#[from] hyper::Error),
+}
+
+impl LinkError {
+    /// Whether no connection to the upstream could be made at all.
+    pub fn is_connect(&self) -> bool {
+        matches!(
+            self,
+            LinkError::Connect { .. } | LinkError::ConnectTimeout(_)
+        )
+    }
+}
+
+/// One client connection's upstream connection, if it has one.
+#[derive(Default)]
+pub struct Link {
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    /// Where the next request goes; taken out while a request is in flight.
+    sender: Option<SendRequest<ProxyBody>>,
+    /// The connection itself, polled by [`Link::poll_drive`].
+    conn: Option<Pin<Box<UpstreamConnection>>>,
+}
+
+impl std::fmt::Debug for Link {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Link")
+            .field("connected", &self.lock().conn.is_some())
+            .finish()
+    }
+}
+
+impl Link {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Only the owning task locks it, never across an await: no contention,
+        // and a panic while holding it leaves nothing half-written that matters.
+        match self.state.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// Makes progress on the upstream connection (writing the request,
+    /// reading the response and its body); forgets it once it has closed.
+    pub fn poll_drive(&self, cx: &mut Context<'_>) {
+        let mut state = self.lock();
+        if let Some(conn) = state.conn.as_mut()
+            && let Poll::Ready(result) = conn.as_mut().poll(cx)
+        {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "upstream connection ended with an error");
+            }
+            state.conn = None;
+            state.sender = None;
+        }
+    }
+
+    /// Closes the upstream connection (after a timeout or a failed request,
+    /// when what is left on it is unknown); the next request opens a new one.
+    pub fn reset(&self) {
+        let mut state = self.lock();
+        state.conn = None;
+        state.sender = None;
+    }
+
+    /// Sends `req` (origin-form target, `Host` set) on this client
+    /// connection's upstream connection, opening one if there is none or the
+    /// kept one was closed by the upstream before the request went out.
+    pub async fn send(
+        &self,
+        mut req: Request<ProxyBody>,
+        upstream: &Upstream,
+        connect_timeout: Duration,
+    ) -> Result<Response<Incoming>, LinkError> {
+        let kept = self.lock().sender.take();
+        if let Some(mut sender) = kept {
+            if sender.ready().await.is_ok() {
+                match sender.try_send_request(req).await {
+                    Ok(response) => {
+                        self.lock().sender = Some(sender);
+                        return Ok(response);
+                    }
+                    Err(mut e) => match e.take_message() {
+                        // Never written: safe to send again on a new connection.
+                        Some(unsent) => req = unsent,
+                        None => {
+                            self.reset();
+                            return Err(e.into_error().into());
+                        }
+                    },
+                }
+            }
+            self.reset();
+        }
+        let mut sender = self.connect(upstream, connect_timeout).await?;
+        match sender.send_request(req).await {
+            Ok(response) => {
+                self.lock().sender = Some(sender);
+                Ok(response)
+            }
+            Err(e) => {
+                self.reset();
+                Err(e.into())
+            }
+        }
+    }
+
+    async fn connect(
+        &self,
+        upstream: &Upstream,
+        timeout: Duration,
+    ) -> Result<SendRequest<ProxyBody>, LinkError> {
+        let authority = upstream.authority.as_str();
+        let host = upstream
+            .authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        let port = upstream.authority.port_u16().unwrap_or(80);
+        let stream = match tokio::time::timeout(timeout, TcpStream::connect((host, port))).await {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(source)) => {
+                return Err(LinkError::Connect {
+                    authority: authority.to_string(),
+                    source,
+                });
+            }
+            Err(_) => return Err(LinkError::ConnectTimeout(authority.to_string())),
+        };
+        let _ = stream.set_nodelay(true);
+        // HTTP/1 needs no exchange before the first request: the request is
+        // queued now and written when the task next drives the connection.
+        let (sender, conn) = http1::Builder::new()
+            .handshake(TokioIo::new(stream))
+            .await?;
+        self.lock().conn = Some(Box::pin(conn));
+        Ok(sender)
+    }
+}
+
+/// A client connection's future together with its upstream connection: both
+/// are polled whenever the task wakes, the upstream side first so that a
+/// response read from it is written to the client in the same pass.
+pub struct Linked<F> {
+    conn: Pin<Box<F>>,
+    link: Arc<Link>,
+}
+
+impl<F> Linked<F> {
+    pub fn new(conn: F, link: Arc<Link>) -> Self {
+        Linked {
+            conn: Box::pin(conn),
+            link,
+        }
+    }
+}
+
+impl<F: Future> Future for Linked<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        self.link.poll_drive(cx);
+        if let Poll::Ready(output) = self.conn.as_mut().poll(cx) {
+            return Poll::Ready(output);
+        }
+        // A request handed over just now is written in this pass too.
+        self.link.poll_drive(cx);
+        Poll::Pending
+    }
+}
