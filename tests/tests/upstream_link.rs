@@ -1,0 +1,285 @@
+//! The upstream connection an HTTP/1 client connection gets for itself
+//! (`proxy/src/upstream.rs`): reused while both stay open, replaced when the
+//! upstream closes it, discarded after a timeout so that a late answer can
+//! never be taken for the next request's, and closed with the client's.
+//! Clients here are single hyper HTTP/1 connections, so "the same client
+//! connection" is explicit.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use dev_idp::MintRequest;
+use e2e_tests::wire::host_port;
+use e2e_tests::{Options, System};
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::body::Incoming;
+use hyper::client::conn::http1::SendRequest;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+
+/// Bound on waits that should end much sooner.
+const BOUND: Duration = Duration::from_secs(15);
+
+/// An upstream answering `200` with the request's query as the body, after
+/// `delay` when the query is `slow`. Counts connections, reports each
+/// request's query on arrival and the end of each connection that carried
+/// a request (a readiness probe's bare connect is not reported).
+struct Echo {
+    url: String,
+    connections: Arc<AtomicU64>,
+    received: mpsc::UnboundedReceiver<String>,
+    closed: mpsc::UnboundedReceiver<()>,
+}
+
+impl Echo {
+    async fn start(delay: Duration, keep_alive: bool) -> Echo {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let connections = Arc::new(AtomicU64::new(0));
+        let (received_tx, received) = mpsc::unbounded_channel();
+        let (closed_tx, closed) = mpsc::unbounded_channel();
+        let count = connections.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                let closed = closed_tx.clone();
+                let received = received_tx.clone();
+                let used = Arc::new(AtomicBool::new(false));
+                let served = used.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |req: Request<Incoming>| {
+                        served.store(true, Ordering::SeqCst);
+                        let query = req.uri().query().unwrap_or("").to_owned();
+                        let _ = received.send(query.clone());
+                        async move {
+                            if query == "slow" {
+                                tokio::time::sleep(delay).await;
+                            }
+                            Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(query))))
+                        }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .keep_alive(keep_alive)
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                    if used.load(Ordering::SeqCst) {
+                        let _ = closed.send(());
+                    }
+                });
+            }
+        });
+        Echo {
+            url,
+            connections,
+            received,
+            closed,
+        }
+    }
+
+    fn connections(&self) -> u64 {
+        self.connections.load(Ordering::SeqCst)
+    }
+}
+
+async fn gateway(upstream: &str, args: &[&str]) -> System {
+    System::start_with(Options {
+        upstream: Some(upstream.to_owned()),
+        gateway_args: args.iter().map(|a| (*a).to_owned()).collect(),
+        ..Options::default()
+    })
+    .await
+    .unwrap()
+}
+
+/// One client connection to the gateway.
+async fn client(sys: &System) -> SendRequest<Empty<Bytes>> {
+    let stream = TcpStream::connect(host_port(&sys.gateway_url))
+        .await
+        .unwrap();
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    sender
+}
+
+/// `GET /health?<query>` on `sender`: status and body.
+async fn get(sender: &mut SendRequest<Empty<Bytes>>, query: &str) -> (u16, String) {
+    sender.ready().await.unwrap();
+    let req = Request::get(format!("/health?{query}"))
+        .header("host", "gateway")
+        .body(Empty::new())
+        .unwrap();
+    let response = tokio::time::timeout(BOUND, sender.send_request(req))
+        .await
+        .expect("no answer")
+        .unwrap();
+    let status = response.status().as_u16();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+#[tokio::test]
+async fn a_client_connection_keeps_one_upstream_connection_for_all_its_requests() {
+    let echo = Echo::start(Duration::ZERO, true).await;
+    let sys = gateway(&echo.url, &[]).await;
+    let before = echo.connections();
+    let mut first = client(&sys).await;
+    for i in 0..20 {
+        assert_eq!(
+            get(&mut first, &format!("a{i}")).await,
+            (200, format!("a{i}"))
+        );
+    }
+    assert_eq!(echo.connections() - before, 1);
+    let mut second = client(&sys).await;
+    for i in 0..5 {
+        assert_eq!(
+            get(&mut second, &format!("b{i}")).await,
+            (200, format!("b{i}"))
+        );
+    }
+    assert_eq!(echo.connections() - before, 2);
+    sys.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_upstream_closing_after_every_response_costs_the_client_nothing() {
+    // keep-alive off: the upstream answers `Connection: close` and hangs up.
+    let echo = Echo::start(Duration::ZERO, false).await;
+    let sys = gateway(&echo.url, &[]).await;
+    let before = echo.connections();
+    let mut one = client(&sys).await;
+    for i in 0..5 {
+        assert_eq!(
+            get(&mut one, &format!("q{i}")).await,
+            (200, format!("q{i}"))
+        );
+    }
+    assert_eq!(echo.connections() - before, 5);
+    sys.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_upstream_hanging_up_silently_between_requests_costs_the_client_nothing() {
+    // Answers one request per connection with keep-alive implied, then closes
+    // the socket without a word, as an upstream's idle timeout does.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (hung_up_tx, mut hung_up) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let hung_up = hung_up_tx.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = stream
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                    .await;
+                drop(stream);
+                let _ = hung_up.send(());
+            });
+        }
+    });
+    let sys = gateway(&url, &[]).await;
+    let mut one = client(&sys).await;
+    for i in 0..5 {
+        assert_eq!(get(&mut one, &format!("q{i}")).await, (200, "ok".into()));
+        // The next request goes out only once the upstream has hung up.
+        tokio::time::timeout(BOUND, hung_up.recv()).await.unwrap();
+    }
+    sys.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn after_an_upstream_timeout_the_next_request_never_gets_the_late_answer() {
+    let mut echo = Echo::start(Duration::from_secs(2), true).await;
+    let sys = gateway(&echo.url, &["--upstream-timeout-seconds", "1"]).await;
+    let before = echo.connections();
+    let mut one = client(&sys).await;
+    assert_eq!(get(&mut one, "first").await, (200, "first".into()));
+    let (status, _) = get(&mut one, "slow").await;
+    assert_eq!(status, 504);
+    // The timed-out request's upstream connection is closed, not reused.
+    tokio::time::timeout(BOUND, echo.closed.recv())
+        .await
+        .unwrap();
+    assert_eq!(get(&mut one, "next").await, (200, "next".into()));
+    assert_eq!(get(&mut one, "again").await, (200, "again".into()));
+    assert_eq!(echo.connections() - before, 2);
+    sys.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_client_hanging_up_mid_request_closes_its_upstream_connection() {
+    let mut echo = Echo::start(Duration::from_secs(600), true).await;
+    let sys = gateway(&echo.url, &["--upstream-timeout-seconds", "600"]).await;
+    let mut stream = TcpStream::connect(host_port(&sys.gateway_url))
+        .await
+        .unwrap();
+    stream
+        .write_all(b"GET /health?slow HTTP/1.1\r\nHost: gateway\r\n\r\n")
+        .await
+        .unwrap();
+    // Once the upstream has the request, the client goes away.
+    let query = tokio::time::timeout(BOUND, echo.received.recv())
+        .await
+        .unwrap();
+    assert_eq!(query.as_deref(), Some("slow"));
+    drop(stream);
+    tokio::time::timeout(BOUND, echo.closed.recv())
+        .await
+        .expect("the upstream connection outlived its client");
+    sys.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn http2_clients_share_the_pool_and_meet_the_same_policy() {
+    let echo = Echo::start(Duration::ZERO, true).await;
+    let sys = gateway(&echo.url, &[]).await;
+    let h2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let token = sys.token(MintRequest::user("alice"));
+    let requests = (0..20).map(|i| {
+        let h2 = h2.clone();
+        let url = format!("{}/health?h{i}", sys.gateway_url);
+        async move {
+            let r = h2.get(url).send().await.unwrap();
+            assert_eq!(r.version(), reqwest::Version::HTTP_2);
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    });
+    let answers = futures_util::future::join_all(requests).await;
+    for (i, answer) in answers.into_iter().enumerate() {
+        assert_eq!(answer, (200, format!("h{i}")));
+    }
+    let r = h2
+        .get(format!("{}/todoitems", sys.gateway_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = h2
+        .get(format!("{}/todoitems", sys.gateway_url))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    sys.stop().await.unwrap();
+}
