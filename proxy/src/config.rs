@@ -123,6 +123,11 @@ pub struct Flags {
     /// Most concurrent client connections; further ones wait to be accepted.
     #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 10_000)]
     pub max_connections: usize,
+    /// Threads serving connections, each running its own single-threaded
+    /// runtime (a connection stays on one thread for its whole life);
+    /// 0: one per CPU core.
+    #[arg(long, env = "THREADS", default_value_t = 0)]
+    pub threads: usize,
     /// Seconds to connect to the upstream before answering 502.
     #[arg(long, env = "UPSTREAM_CONNECT_TIMEOUT_SECONDS", default_value_t = 5)]
     pub upstream_connect_timeout_seconds: u64,
@@ -179,6 +184,8 @@ pub struct Config {
     pub limits: Limits,
     /// Swagger UI at `/docs` and a secured `/openapi.json`, when enabled.
     pub docs: Option<DocsSettings>,
+    /// Threads serving connections (at least 1).
+    pub threads: usize,
 }
 
 impl std::fmt::Debug for Config {
@@ -191,6 +198,7 @@ impl std::fmt::Debug for Config {
             .field("tls", &self.tls.is_some())
             .field("limits", &self.limits)
             .field("docs", &self.docs)
+            .field("threads", &self.threads)
             .finish_non_exhaustive()
     }
 }
@@ -286,6 +294,12 @@ impl Flags {
                 self.policy_poll_seconds
             ));
         }
+        if self.threads > 1024 {
+            errors.push(format!(
+                "--threads must be at most 1024 (0: one per CPU core), got {}",
+                self.threads
+            ));
+        }
         if self.max_connections == 0 {
             errors.push("--max-connections must be at least 1".into());
         }
@@ -335,6 +349,10 @@ impl Flags {
                 },
                 tls,
                 docs,
+                threads: match self.threads {
+                    0 => std::thread::available_parallelism().map_or(1, usize::from),
+                    n => n,
+                },
                 limits: Limits {
                     header_read_timeout: Duration::from_secs(
                         self.header_read_timeout_seconds.max(1),

@@ -29,7 +29,9 @@ fn serve(flags: Flags) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    // This thread accepts, and serves connections like the others
+    // (`--threads`, see `server::serve`); all are single-threaded runtimes.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {

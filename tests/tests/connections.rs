@@ -1,5 +1,7 @@
-//! The upstream connection an HTTP/1 client connection gets for itself
-//! (`proxy/src/upstream.rs`): reused while both stay open, replaced when the
+//! How client connections are served (`proxy/src/server.rs`,
+//! `proxy/src/upstream.rs`): spread over `--threads` threads and drained on
+//! all of them at shutdown; each HTTP/1 connection with an upstream
+//! connection of its own, reused while both stay open, replaced when the
 //! upstream closes it, discarded after a timeout so that a late answer can
 //! never be taken for the next request's, and closed with the client's.
 //! Clients here are single hyper HTTP/1 connections, so "the same client
@@ -282,4 +284,69 @@ async fn http2_clients_share_the_pool_and_meet_the_same_policy() {
         .unwrap();
     assert_eq!(r.status(), 200);
     sys.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn connections_spread_over_several_threads_are_all_answered_correctly() {
+    let echo = Echo::start(Duration::ZERO, true).await;
+    let sys = gateway(&echo.url, &["--threads", "3"]).await;
+    let token = sys.token(MintRequest::user("alice"));
+    let clients = (0..12).map(|c| {
+        let url = sys.gateway_url.clone();
+        let token = token.clone();
+        async move {
+            let stream = TcpStream::connect(host_port(&url)).await.unwrap();
+            let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                .await
+                .unwrap();
+            tokio::spawn(conn);
+            for i in 0..10 {
+                sender.ready().await.unwrap();
+                // Alternately anonymous and token routes: the token cache and
+                // the key set are shared by the threads.
+                let mut req = Request::get(format!("/health?c{c}r{i}")).header("host", "gateway");
+                if i % 2 == 1 {
+                    req = Request::get(format!("/todoitems?c{c}r{i}"))
+                        .header("host", "gateway")
+                        .header("authorization", format!("Bearer {token}"));
+                }
+                let response = sender.send_request(req.body(Empty::<Bytes>::new()).unwrap());
+                let response = tokio::time::timeout(BOUND, response)
+                    .await
+                    .unwrap()
+                    .unwrap();
+                assert_eq!(response.status(), 200);
+                let body = response.into_body().collect().await.unwrap().to_bytes();
+                assert_eq!(body, format!("c{c}r{i}"));
+            }
+        }
+    });
+    futures_util::future::join_all(clients).await;
+    sys.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn stopping_lets_requests_in_flight_on_every_thread_finish() {
+    let mut echo = Echo::start(Duration::from_secs(1), true).await;
+    let sys = gateway(&echo.url, &["--threads", "2"]).await;
+    // Four connections: two on each thread (the least loaded gets the next).
+    let mut in_flight = Vec::new();
+    for _ in 0..4 {
+        let mut sender = client(&sys).await;
+        in_flight.push(tokio::spawn(async move { get(&mut sender, "slow").await }));
+    }
+    for _ in 0..4 {
+        let query = tokio::time::timeout(BOUND, echo.received.recv())
+            .await
+            .unwrap();
+        assert_eq!(query.as_deref(), Some("slow"));
+    }
+    // Every request is at the upstream: stop now, and all four still answer.
+    tokio::time::timeout(BOUND, sys.stop())
+        .await
+        .unwrap()
+        .unwrap();
+    for request in in_flight {
+        assert_eq!(request.await.unwrap(), (200, "slow".into()));
+    }
 }
