@@ -9,11 +9,11 @@
 # Environment: CONNS (default 32), SKIP_BUILD=1 (use target/release as is),
 # GW_BIN (the gateway binary, default target/release/authz-proxy),
 # ROUNDS_OVERRIDE and DURATION_OVERRIDE (e.g. 5s),
-# GW_ARGS_EXTRA (more gateway flags, e.g. "--worker-threads 1"), KEEP=1
+# GW_ARGS_EXTRA (more gateway flags, e.g. "--threads 1"), KEEP=1
 # (leave the work directory for a look at the logs).
 # A/B of an optimisation: VARIANT=1 adds a second pair of gateways (cache on,
 # cache off) run from VARIANT_BIN (default: the same binary) with
-# VARIANT_ENV (e.g. "TOKIO_WORKER_THREADS=1") and VARIANT_ARGS; measured
+# VARIANT_ENV (e.g. "RUST_LOG=info") and VARIANT_ARGS (e.g. "--threads 1"); measured
 # right after the main ones in every round (targets var-same,
 # var-nocache-distinct) and compared in a last line. AB_ONLY=1 with VARIANT=1
 # measures only those four targets (more rounds in the same time: ROUNDS=n).
