@@ -24,6 +24,7 @@ use hyper::body::{Body, Frame, SizeHint};
 
 use crate::body::{BoxError, ProxyBody};
 use crate::error::GatewayError;
+use crate::identity::Authenticated;
 use crate::metrics::Metrics;
 use crate::request_id::{RequestId, X_REQUEST_ID};
 
@@ -65,12 +66,8 @@ pub struct RequestContext {
     pub path: String,
     /// The route that decided, once one matched.
     pub route: Option<Arc<str>>,
-    /// `oid` of a validated token.
-    pub user_id: Option<String>,
-    /// `tid` of a validated token.
-    pub tenant_id: Option<String>,
-    /// `azp` / `appid` of a validated token: the calling client application.
-    pub app_id: Option<String>,
+    /// The caller of a validated token (shared with the token cache).
+    pub caller: Option<Arc<Authenticated>>,
     pub decision: Decision,
     /// `allowed`, a denial reason, or `upstream_unavailable` /
     /// `upstream_timeout` (see [`GatewayError::reason`]).
@@ -94,9 +91,7 @@ impl RequestContext {
             method: req.method().clone(),
             path: bounded_path(req.uri().path()),
             route: None,
-            user_id: None,
-            tenant_id: None,
-            app_id: None,
+            caller: None,
             decision: Decision::Deny,
             reason: "",
             status: 0,
@@ -104,6 +99,21 @@ impl RequestContext {
             upstream: None,
             upstream_error: None,
         }
+    }
+
+    /// `oid` of a validated token.
+    pub fn user_id(&self) -> Option<&str> {
+        self.caller.as_deref().map(|c| c.object_id.as_str())
+    }
+
+    /// `tid` of a validated token.
+    pub fn tenant_id(&self) -> Option<&str> {
+        self.caller.as_deref().map(|c| c.tenant_id.as_str())
+    }
+
+    /// `azp` / `appid` of a validated token: the calling client application.
+    pub fn app_id(&self) -> Option<&str> {
+        self.caller.as_deref().and_then(|c| c.app_id.as_deref())
     }
 
     /// Records the normalised path (if it differs from the raw one).
@@ -232,9 +242,9 @@ fn log(ctx: &RequestContext, bytes: u64) {
         route = ctx.route.as_deref(),
         decision = ctx.decision.as_str(),
         reason = ctx.reason,
-        user_id = ctx.user_id.as_deref(),
-        tenant_id = ctx.tenant_id.as_deref(),
-        app_id = ctx.app_id.as_deref(),
+        user_id = ctx.user_id(),
+        tenant_id = ctx.tenant_id(),
+        app_id = ctx.app_id(),
         status = ctx.status,
         bytes,
         gateway_us = micros(ctx.gateway),

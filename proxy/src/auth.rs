@@ -37,7 +37,7 @@ use self::claims::{ClaimRules, TenantRule};
 pub use self::error::{AuthError, AuthSetupError, KeyFetchError};
 use self::keys::{KeyFetcher, KeySet, VerifyingKey, http_url};
 use self::refresh::Refresher;
-use crate::identity::Identity;
+use crate::identity::Authenticated;
 
 /// First retry delay while the keys have never loaded (or after a failure).
 const INITIAL_BACKOFF: Duration = Duration::from_secs(1);
@@ -409,7 +409,10 @@ impl Authenticator {
     }
 
     /// Validates the request's bearer token and returns who the caller is.
-    pub async fn authenticate(&self, headers: &http::HeaderMap) -> Result<Identity, AuthError> {
+    pub async fn authenticate(
+        &self,
+        headers: &http::HeaderMap,
+    ) -> Result<Arc<Authenticated>, AuthError> {
         let token = bearer::bearer_token(headers)?;
         let Some(keys) = self.current_keys() else {
             // A malformed token is the client's fault whatever our state.
@@ -432,11 +435,11 @@ impl Authenticator {
             None => self.key_after_refresh(&parsed.kid).await?,
         };
         key.verify(&parsed)?;
-        let identity = self.rules.check(parsed.payload, now)?;
+        let caller = Arc::new(Authenticated::new(self.rules.check(parsed.payload, now)?));
         if let Some(hash) = hash {
-            self.cache.insert(hash, &identity, &parsed.kid, &key, now);
+            self.cache.insert(hash, &caller, &parsed.kid, &key, now);
         }
-        Ok(identity)
+        Ok(caller)
     }
 
     /// An unknown kid: perhaps the keys rotated. Ask the refresh task for a

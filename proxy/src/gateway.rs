@@ -221,16 +221,14 @@ impl Gateway {
         let identity = match &route.access {
             Access::Anonymous => None,
             Access::Token { .. } => {
-                let identity = self
+                let caller = self
                     .auth
                     .authenticate(req.headers())
                     .await
                     .map_err(GatewayError::Auth)?;
-                ctx.user_id = Some(identity.object_id.clone());
-                ctx.tenant_id = Some(identity.tenant_id.clone());
-                ctx.app_id.clone_from(&identity.app_id);
-                route.authorize(&identity).map_err(GatewayError::Denied)?;
-                Some(identity)
+                ctx.caller = Some(Arc::clone(&caller));
+                route.authorize(&caller).map_err(GatewayError::Denied)?;
+                Some(caller)
             }
         };
 
@@ -271,8 +269,12 @@ impl Gateway {
             route.forward_authorization,
         );
         headers::set_forwarded(&mut parts.headers, client, self.tls, original_host);
-        if let Some(identity) = &identity {
-            headers::set_identity(&mut parts.headers, policy.identity_headers(), identity);
+        if let Some(caller) = &identity {
+            headers::set_identity(
+                &mut parts.headers,
+                policy.identity_headers(),
+                &caller.header_values,
+            );
         }
         if let Ok(host) = HeaderValue::from_str(self.upstream.authority.as_str()) {
             parts.headers.insert(header::HOST, host);

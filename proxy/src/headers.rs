@@ -161,34 +161,64 @@ pub fn set_forwarded(
     }
 }
 
-/// Sets exactly one of each identity header. Runs after [`strip_request`].
-/// One allocation per header: a value that needs no encoding is borrowed
-/// until the `HeaderValue` copies it, an encoded one is handed over uncopied.
-pub fn set_identity(headers: &mut HeaderMap, names: &IdentityHeaders, identity: &Identity) {
-    let mut put = |name: &HeaderName, value: Cow<'_, str>| {
+/// The identity headers' values of one caller, rendered once when its token
+/// is verified (see [`crate::identity::Authenticated`]): a request with a cached
+/// token copies reference counts, it does not encode anything again.
+/// `None`: the header is not sent (an absent display claim).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityValues {
+    user_id: Option<HeaderValue>,
+    tenant: Option<HeaderValue>,
+    roles: Option<HeaderValue>,
+    scopes: Option<HeaderValue>,
+    kind: Option<HeaderValue>,
+    name: Option<HeaderValue>,
+    email: Option<HeaderValue>,
+}
+
+impl IdentityValues {
+    pub fn render(identity: &Identity) -> IdentityValues {
         // Values below are built from visible ASCII only (see `header_safe`),
         // so this cannot fail; if it ever did, the header is absent rather
         // than forged, and the backend treats the caller as unauthenticated.
-        let value = match value {
-            Cow::Borrowed(v) => HeaderValue::from_str(v),
-            Cow::Owned(v) => HeaderValue::from_maybe_shared(Bytes::from(v)),
-        };
-        if let Ok(v) = value {
-            headers.insert(name.clone(), v);
+        fn value(value: Cow<'_, str>) -> Option<HeaderValue> {
+            match value {
+                Cow::Borrowed(v) => HeaderValue::from_str(v),
+                Cow::Owned(v) => HeaderValue::from_maybe_shared(Bytes::from(v)),
+            }
+            .ok()
         }
-    };
-    put(&names.user_id, header_safe(&identity.object_id));
-    put(&names.tenant, header_safe(&identity.tenant_id));
-    put(&names.roles, Cow::Owned(list(&identity.roles, ',')));
-    put(&names.scopes, Cow::Owned(list(&identity.scopes, ' ')));
-    put(&names.kind, Cow::Borrowed(identity.kind.as_str()));
+        let display = |claim: &Option<String>| {
+            claim
+                .as_deref()
+                .and_then(|v| value(utf8_percent_encode(v, DISPLAY_ENCODE).into()))
+        };
+        IdentityValues {
+            user_id: value(header_safe(&identity.object_id)),
+            tenant: value(header_safe(&identity.tenant_id)),
+            roles: value(Cow::Owned(list(&identity.roles, ','))),
+            scopes: value(Cow::Owned(list(&identity.scopes, ' '))),
+            kind: Some(HeaderValue::from_static(identity.kind.as_str())),
+            name: display(&identity.name),
+            email: display(&identity.email),
+        }
+    }
+}
+
+/// Sets exactly one of each identity header. Runs after [`strip_request`].
+/// Absent values stay absent: the strip stage already removed any client value.
+pub fn set_identity(headers: &mut HeaderMap, names: &IdentityHeaders, values: &IdentityValues) {
     for (name, value) in [
-        (&names.name, &identity.name),
-        (&names.email, &identity.email),
+        (&names.user_id, &values.user_id),
+        (&names.tenant, &values.tenant),
+        (&names.roles, &values.roles),
+        (&names.scopes, &values.scopes),
+        (&names.kind, &values.kind),
+        (&names.name, &values.name),
+        (&names.email, &values.email),
     ] {
-        // Absent claims stay absent: the strip stage already removed any client value.
         if let Some(value) = value {
-            put(name, utf8_percent_encode(value, DISPLAY_ENCODE).into());
+            headers.insert(name.clone(), value.clone());
         }
     }
 }

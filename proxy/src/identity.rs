@@ -4,6 +4,10 @@
 //! a token: claims that grant nothing (`groups`, `wids`, `scope`) never make it
 //! in here, so they cannot be mistaken for permissions later.
 
+use std::ops::Deref;
+
+use crate::headers::IdentityValues;
+
 /// Whether a token was issued to a signed-in user (delegated) or to an
 /// application on its own behalf (client credentials).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,4 +50,32 @@ pub struct Identity {
     pub app_id: Option<String>,
     /// `exp`, seconds since the epoch: a cached validation never outlives it.
     pub expires_at: u64,
+}
+
+/// A validated caller as requests share it: the identity and its identity
+/// headers' values, built once when the token is verified. The token cache
+/// holds it behind an `Arc`, so a request with a cached token costs a
+/// reference count, not a copy of the claims.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authenticated {
+    pub identity: Identity,
+    pub header_values: IdentityValues,
+}
+
+impl Authenticated {
+    pub fn new(identity: Identity) -> Authenticated {
+        let header_values = IdentityValues::render(&identity);
+        Authenticated {
+            identity,
+            header_values,
+        }
+    }
+}
+
+impl Deref for Authenticated {
+    type Target = Identity;
+
+    fn deref(&self) -> &Identity {
+        &self.identity
+    }
 }

@@ -310,7 +310,7 @@ impl Metrics {
                 path: ctx.path.clone(),
                 route: ctx.route.clone(),
                 reason: ctx.reason,
-                user_id: ctx.user_id.clone(),
+                user_id: ctx.user_id().map(str::to_owned),
             });
         }
     }

@@ -11,7 +11,7 @@ use auth_common::*;
 use authz_proxy::auth::{AuthError, Authenticator, KeyFetchError};
 use http::StatusCode;
 
-fn reason(r: Result<authz_proxy::identity::Identity, AuthError>) -> &'static str {
+fn reason(r: Result<Arc<authz_proxy::identity::Authenticated>, AuthError>) -> &'static str {
     match r {
         Ok(_) => "ok",
         Err(e) => e.reason(),

@@ -39,7 +39,8 @@ impl Fixture {
     }
 
     async fn check(&self, token: &str) -> Result<authz_proxy::identity::Identity, AuthError> {
-        self.auth.authenticate(&bearer(token)).await
+        let authenticated = self.auth.authenticate(&bearer(token)).await?;
+        Ok(authenticated.identity.clone())
     }
 
     /// The rejection reason for these claims signed with the real key.

@@ -14,7 +14,7 @@
 //! Case counts are moderate so the suite stays fast in CI; the fuzz targets
 //! in `fuzz/` run the same bodies for longer.
 
-use authz_proxy::headers::{StripRules, set_identity, strip_request};
+use authz_proxy::headers::{IdentityValues, StripRules, set_identity, strip_request};
 use authz_proxy::identity::{Identity, PrincipalKind};
 use authz_proxy::path::normalize;
 use authz_proxy::policy::{Access, Denial, IdentityHeaders, Policy, RouteMatch};
@@ -326,7 +326,7 @@ proptest! {
         }
         strip_request(&mut map, &StripRules::new(names), false);
         if protected {
-            set_identity(&mut map, names, &who);
+            set_identity(&mut map, names, &IdentityValues::render(&who));
         }
         for (name, value) in &map {
             let folded = fold(name.as_str());
@@ -367,7 +367,7 @@ proptest! {
         };
         let names = IdentityHeaders::default();
         let mut map = HeaderMap::new();
-        set_identity(&mut map, &names, &who);
+        set_identity(&mut map, &names, &IdentityValues::render(&who));
         let decode = |v: &HeaderValue| -> String {
             let text = v.to_str().expect("visible ASCII");
             percent_decode_str(text).decode_utf8().expect("UTF-8").into_owned()

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use aws_lc_rs::digest::{SHA256, digest};
 
 use super::keys::{KeySet, VerifyingKey};
-use crate::identity::Identity;
+use crate::identity::Authenticated;
 
 /// Independent locks, so concurrent requests rarely wait on each other.
 const SHARDS: usize = 16;
@@ -24,7 +24,7 @@ const SHARDS: usize = 16;
 type TokenHash = [u8; 32];
 
 struct Entry {
-    identity: Identity,
+    caller: Arc<Authenticated>,
     kid: String,
     /// The key that verified the token; compared by identity, so a new key
     /// under the same `kid` does not keep old tokens valid.
@@ -89,14 +89,19 @@ impl TokenCache {
 
     /// The cached identity, if the entry is still valid at `now` against the
     /// current key set. A stale entry is removed.
-    pub(crate) fn get(&self, hash: &TokenHash, keys: &KeySet, now: u64) -> Option<Identity> {
+    pub(crate) fn get(
+        &self,
+        hash: &TokenHash,
+        keys: &KeySet,
+        now: u64,
+    ) -> Option<Arc<Authenticated>> {
         let mut shard = self.shard(hash)?;
         let entry = shard.get(hash)?;
         let key_still_current = keys
             .get(&entry.kid)
             .is_some_and(|current| Arc::ptr_eq(current, &entry.key));
         if now < entry.exp && key_still_current {
-            Some(entry.identity.clone())
+            Some(Arc::clone(&entry.caller))
         } else {
             shard.remove(hash);
             None
@@ -107,12 +112,12 @@ impl TokenCache {
     pub(crate) fn insert(
         &self,
         hash: TokenHash,
-        identity: &Identity,
+        caller: &Arc<Authenticated>,
         kid: &str,
         key: &Arc<VerifyingKey>,
         now: u64,
     ) {
-        let exp = identity.expires_at;
+        let exp = caller.expires_at;
         if now >= exp {
             return;
         }
@@ -136,7 +141,7 @@ impl TokenCache {
         shard.insert(
             hash,
             Entry {
-                identity: identity.clone(),
+                caller: Arc::clone(caller),
                 kid: kid.to_owned(),
                 key: Arc::clone(key),
                 exp,
@@ -160,7 +165,7 @@ mod tests {
     use jsonwebtoken::Algorithm;
 
     use super::*;
-    use crate::identity::PrincipalKind;
+    use crate::identity::{Identity, PrincipalKind};
 
     const NOW: u64 = 1_800_000_000;
 
@@ -176,8 +181,8 @@ mod tests {
             .0
     }
 
-    fn identity(exp: u64) -> Identity {
-        Identity {
+    fn identity(exp: u64) -> Arc<Authenticated> {
+        Arc::new(Authenticated::new(Identity {
             object_id: "o".into(),
             tenant_id: "t".into(),
             kind: PrincipalKind::User,
@@ -187,7 +192,7 @@ mod tests {
             email: None,
             app_id: None,
             expires_at: exp,
-        }
+        }))
     }
 
     #[test]

@@ -144,7 +144,11 @@ pub fn response_text(error: GatewayError) -> String {
 /// The identity headers the backend would get, as `name: value` lines.
 pub fn identity_headers(policy: &Policy, identity: &Identity) -> Vec<String> {
     let mut map = HeaderMap::new();
-    headers::set_identity(&mut map, policy.identity_headers(), identity);
+    headers::set_identity(
+        &mut map,
+        policy.identity_headers(),
+        &headers::IdentityValues::render(identity),
+    );
     map.iter()
         .map(|(name, value)| format!("{name}: {}", value.to_str().unwrap_or("<binary>")))
         .collect()
