@@ -58,6 +58,8 @@ pub struct Gateway {
     auth: Arc<Authenticator>,
     client: Client<HttpConnector, ProxyBody>,
     upstream: Upstream,
+    /// `Host` for the upstream: its authority.
+    upstream_host: Option<HeaderValue>,
     limits: Limits,
     tls: bool,
     /// Counters for `/metrics` and the status page.
@@ -95,6 +97,7 @@ impl Gateway {
             metrics: Arc::new(Metrics::new(Arc::clone(&auth))),
             auth,
             client,
+            upstream_host: HeaderValue::from_str(upstream.authority.as_str()).ok(),
             upstream,
             limits,
             tls,
@@ -205,7 +208,17 @@ impl Gateway {
         }
         let path = path::normalize(path_and_query.path()).map_err(GatewayError::BadPath)?;
         ctx.set_path(&path);
-        let query = path_and_query.query().map(str::to_owned);
+        // The request target as forwarded: the client's own when its path is
+        // already normal (the common case, a reference count), else rebuilt.
+        let target = if path == path_and_query.path() {
+            path_and_query.clone()
+        } else {
+            let rebuilt = match path_and_query.query() {
+                Some(q) => format!("{path}?{q}"),
+                None => path.clone(),
+            };
+            PathAndQuery::try_from(rebuilt).map_err(|_| GatewayError::BadTarget)?
+        };
 
         // Stage 2: match the route.
         let route = match policy.route_for(req.method(), &path) {
@@ -276,32 +289,24 @@ impl Gateway {
                 &caller.header_values,
             );
         }
-        if let Ok(host) = HeaderValue::from_str(self.upstream.authority.as_str()) {
-            parts.headers.insert(header::HOST, host);
+        if let Some(host) = &self.upstream_host {
+            parts.headers.insert(header::HOST, host.clone());
         }
         parts.headers.insert(X_REQUEST_ID, ctx.id.header_value());
-        let target = match query {
-            Some(q) => format!("{path}?{q}"),
-            None => path,
-        };
-        parts.uri = Uri::builder()
-            .scheme(self.upstream.scheme.clone())
-            .authority(self.upstream.authority.clone())
-            .path_and_query(PathAndQuery::try_from(target).map_err(|_| GatewayError::BadTarget)?)
-            .build()
-            .map_err(|_| GatewayError::BadTarget)?;
-        // An HTTP/2 client's requests go through the shared pool.
+        // An HTTP/2 client's requests go through the shared pool, which
+        // wants the absolute form; the link's connection sends the
+        // origin-form as is.
         let link = link.filter(|_| parts.version <= http::Version::HTTP_11);
-        if link.is_some() {
-            // Sent as is on the link's connection: origin-form.
-            parts.uri = Uri::from(
-                parts
-                    .uri
-                    .path_and_query()
-                    .cloned()
-                    .ok_or(GatewayError::BadTarget)?,
-            );
-        }
+        parts.uri = if link.is_some() {
+            Uri::from(target)
+        } else {
+            Uri::builder()
+                .scheme(self.upstream.scheme.clone())
+                .authority(self.upstream.authority.clone())
+                .path_and_query(target)
+                .build()
+                .map_err(|_| GatewayError::BadTarget)?
+        };
         // The upstream connection is HTTP/1.1 whatever the client spoke.
         parts.version = http::Version::HTTP_11;
         let upstream_req = Request::from_parts(
