@@ -30,7 +30,7 @@ use crate::error::json_response;
 use crate::gateway::Gateway;
 use crate::metrics::ConnectionGuard;
 use crate::reload::Reloader;
-use crate::upstream::{Link, Linked};
+use crate::upstream::{IdlePool, Link, Linked};
 
 /// How long in-flight requests get to finish after shutdown begins.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -186,7 +186,7 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let (worker, open) = workers.pick();
+        let (worker, open, pool) = workers.pick();
         let conn = Connection {
             gateway: gateway.clone(),
             remote,
@@ -194,6 +194,7 @@ pub async fn serve(
             watcher: graceful.watcher(),
             acceptor: acceptor.clone(),
             header_read_timeout: limits.header_read_timeout,
+            pool,
             // Released with the connection: counted open while it lives.
             held: (permit, gateway.metrics().open_connection(), open),
         };
@@ -240,6 +241,8 @@ struct Connection {
     watcher: Watcher,
     acceptor: Option<tokio_rustls::TlsAcceptor>,
     header_read_timeout: Duration,
+    /// The serving thread's idle upstream connections.
+    pool: Arc<IdlePool>,
     /// Dropped when the connection ends: its connection slot, its count in
     /// the metrics and in its thread's load.
     held: (OwnedSemaphorePermit, ConnectionGuard, OpenOnWorker),
@@ -254,14 +257,15 @@ impl Connection {
             watcher,
             acceptor,
             header_read_timeout,
+            pool,
             held,
         } = self;
         // Signalled by every request: a connection that sends none within
         // the header read timeout is closed (see `first_request_within`).
         let requested = Arc::new(Notify::new());
-        // This connection's own upstream connection (HTTP/1 clients), driven
-        // by the connection's task: see `upstream.rs`.
-        let link = Arc::new(Link::default());
+        // The upstream connection this connection's requests borrow (HTTP/1
+        // clients), driven by the connection's task: see `upstream.rs`.
+        let link = Arc::new(Link::new(pool));
         let service = service_fn({
             let requested = requested.clone();
             let link = link.clone();
@@ -306,20 +310,28 @@ impl Connection {
 /// The threads connections are served on: the accepting runtime's own and,
 /// with `--threads` above 1, single-threaded runtimes on threads of their
 /// own. A new connection goes to the thread with the fewest open ones and
-/// stays there for its whole life, with its requests and its upstream
-/// connection: nothing a request does wakes another thread (nginx's worker
-/// model; with tokio's work-stealing scheduler, waking idle workers took a
-/// quarter of the gateway's CPU).
+/// stays there for its whole life; its requests borrow upstream connections
+/// from that thread's idle pool: nothing a request does wakes another thread
+/// (nginx's worker model; with tokio's work-stealing scheduler, waking idle
+/// workers took a quarter of the gateway's CPU).
 struct Workers {
-    local: Arc<AtomicUsize>,
+    local: Seat,
     threads: Vec<WorkerThread>,
 }
 
 struct WorkerThread {
     handle: Handle,
-    open: Arc<AtomicUsize>,
+    seat: Seat,
     stop: oneshot::Sender<()>,
     stopped: oneshot::Receiver<()>,
+}
+
+/// What a serving thread's connections share: their count, and the idle
+/// upstream connections they borrow from.
+#[derive(Default)]
+struct Seat {
+    open: Arc<AtomicUsize>,
+    pool: Arc<IdlePool>,
 }
 
 /// One open connection in its thread's count.
@@ -334,7 +346,7 @@ impl Drop for OpenOnWorker {
 impl Workers {
     async fn start(threads: usize) -> Result<Workers, ServeError> {
         let mut workers = Workers {
-            local: Arc::default(),
+            local: Seat::default(),
             threads: Vec::new(),
         };
         for i in 1..threads {
@@ -370,7 +382,7 @@ impl Workers {
             };
             workers.threads.push(WorkerThread {
                 handle,
-                open: Arc::default(),
+                seat: Seat::default(),
                 stop,
                 stopped,
             });
@@ -378,20 +390,21 @@ impl Workers {
         Ok(workers)
     }
 
-    /// The least loaded thread (`None`: the accepting runtime) and the count
-    /// the new connection adds to.
-    fn pick(&self) -> (Option<&Handle>, OpenOnWorker) {
-        let mut best: (Option<&Handle>, &Arc<AtomicUsize>) = (None, &self.local);
-        let mut least = self.local.load(Ordering::Relaxed);
+    /// The least loaded thread (`None`: the accepting runtime), the count
+    /// the new connection adds to, and that thread's idle upstream pool.
+    fn pick(&self) -> (Option<&Handle>, OpenOnWorker, Arc<IdlePool>) {
+        let mut best: (Option<&Handle>, &Seat) = (None, &self.local);
+        let mut least = self.local.open.load(Ordering::Relaxed);
         for thread in &self.threads {
-            let open = thread.open.load(Ordering::Relaxed);
+            let open = thread.seat.open.load(Ordering::Relaxed);
             if open < least {
                 least = open;
-                best = (Some(&thread.handle), &thread.open);
+                best = (Some(&thread.handle), &thread.seat);
             }
         }
-        best.1.fetch_add(1, Ordering::Relaxed);
-        (best.0, OpenOnWorker(best.1.clone()))
+        let (handle, seat) = best;
+        seat.open.fetch_add(1, Ordering::Relaxed);
+        (handle, OpenOnWorker(seat.open.clone()), seat.pool.clone())
     }
 
     async fn stop(self) {

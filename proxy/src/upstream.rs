@@ -1,21 +1,25 @@
-//! The upstream side of one HTTP/1 client connection.
+//! Upstream connections for HTTP/1 clients.
 //!
-//! An HTTP/1 client sends its requests one after the other, so each client
-//! connection gets its own upstream connection, opened at its first forwarded
-//! request and kept while both stay open. That connection is driven by the
-//! client connection's own task ([`Linked`]): a request, its response and
-//! their bodies cross no task or thread boundary, which is what a pool with a
-//! task per pooled connection cannot avoid (a channel hand-off and a wakeup
-//! of another worker on every request).
+//! An HTTP/1 client sends its requests one after the other. For each request
+//! its connection borrows an upstream connection ([`Link`]) from its serving
+//! thread's idle pool ([`IdlePool`], or opens one) and drives it in its own
+//! task ([`Linked`]): the request, its response and their bodies cross no
+//! task or thread boundary, which a pool with a task per pooled connection
+//! cannot avoid (a channel hand-off and a wakeup of another worker on every
+//! request). Once the response has been read to its end, the upstream
+//! connection goes back to the idle pool, so the backend sees as many
+//! connections as there are requests in flight, not one per client
+//! connection (10,000 idle keep-alive clients cost it nothing).
 //!
 //! HTTP/2 clients multiplex requests on one connection and still go through
 //! the shared pool (`Gateway::forward`).
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http::{Request, Response};
 use hyper::body::Incoming;
@@ -53,9 +57,80 @@ impl LinkError {
     }
 }
 
-/// One client connection's upstream connection, if it has one.
+/// Idle upstream connections kept longest (nginx's `keepalive_timeout` for
+/// upstreams is 60 s as well); older ones are closed when next looked at.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Idle upstream connections kept per serving thread; more are closed.
+const MAX_IDLE: usize = 256;
+
+/// One serving thread's idle upstream connections, most recently used last.
+/// Only that thread's connections use it (their sockets are registered with
+/// its IO driver): the lock is never contended.
 #[derive(Default)]
+pub struct IdlePool {
+    idle: Mutex<VecDeque<Idle>>,
+}
+
+struct Idle {
+    sender: SendRequest<ProxyBody>,
+    conn: Pin<Box<UpstreamConnection>>,
+    since: Instant,
+}
+
+impl std::fmt::Debug for IdlePool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IdlePool")
+            .field("idle", &self.lock().len())
+            .finish()
+    }
+}
+
+impl IdlePool {
+    fn lock(&self) -> MutexGuard<'_, VecDeque<Idle>> {
+        match self.idle.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// The most recently used idle connection still young enough.
+    fn take(&self) -> Option<(SendRequest<ProxyBody>, Pin<Box<UpstreamConnection>>)> {
+        let mut idle = self.lock();
+        while let Some(front) = idle.front() {
+            if front.since.elapsed() < IDLE_TIMEOUT {
+                break;
+            }
+            idle.pop_front();
+        }
+        idle.pop_back().map(|i| (i.sender, i.conn))
+    }
+
+    fn put(&self, sender: SendRequest<ProxyBody>, conn: Pin<Box<UpstreamConnection>>) {
+        let mut idle = self.lock();
+        if idle.len() >= MAX_IDLE {
+            idle.pop_front();
+        }
+        idle.push_back(Idle {
+            sender,
+            conn,
+            since: Instant::now(),
+        });
+    }
+
+    /// How many idle connections are kept now.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The upstream connection a client connection has borrowed, if any.
 pub struct Link {
+    pool: Arc<IdlePool>,
     state: Mutex<State>,
 }
 
@@ -76,6 +151,15 @@ impl std::fmt::Debug for Link {
 }
 
 impl Link {
+    /// A link borrowing from (and returning to) `pool`: the idle pool of the
+    /// thread the client connection is served on.
+    pub fn new(pool: Arc<IdlePool>) -> Link {
+        Link {
+            pool,
+            state: Mutex::default(),
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         // Only the owning task locks it, never across an await: no contention,
         // and a panic while holding it leaves nothing half-written that matters.
@@ -86,39 +170,60 @@ impl Link {
     }
 
     /// Makes progress on the upstream connection (writing the request,
-    /// reading the response and its body); forgets it once it has closed.
+    /// reading the response and its body); forgets it once it has closed,
+    /// and hands it back to the idle pool once its response has been read
+    /// to the end.
     pub fn poll_drive(&self, cx: &mut Context<'_>) {
         let mut state = self.lock();
-        if let Some(conn) = state.conn.as_mut()
-            && let Poll::Ready(result) = conn.as_mut().poll(cx)
-        {
+        let Some(conn) = state.conn.as_mut() else {
+            return;
+        };
+        if let Poll::Ready(result) = conn.as_mut().poll(cx) {
             if let Err(e) = result {
                 tracing::debug!(error = %e, "upstream connection ended with an error");
             }
             state.conn = None;
             state.sender = None;
+            return;
+        }
+        // `sender` is here only between requests; ready means the response
+        // has been read to its end and the connection is idle.
+        if state.sender.as_ref().is_some_and(SendRequest::is_ready)
+            && let (Some(sender), Some(conn)) = (state.sender.take(), state.conn.take())
+        {
+            self.pool.put(sender, conn);
         }
     }
 
     /// Closes the upstream connection (after a timeout or a failed request,
-    /// when what is left on it is unknown); the next request opens a new one.
+    /// when what is left on it is unknown); the next request takes another.
     pub fn reset(&self) {
         let mut state = self.lock();
         state.conn = None;
         state.sender = None;
     }
 
-    /// Sends `req` (origin-form target, `Host` set) on this client
-    /// connection's upstream connection, opening one if there is none or the
-    /// kept one was closed by the upstream before the request went out.
+    /// Sends `req` (origin-form target, `Host` set) on an idle upstream
+    /// connection, or a new one when none is idle or the idle ones turn out
+    /// to have been closed by the upstream before the request went out.
     pub async fn send(
         &self,
         mut req: Request<ProxyBody>,
         upstream: &Upstream,
         connect_timeout: Duration,
     ) -> Result<Response<Incoming>, LinkError> {
-        let kept = self.lock().sender.take();
-        if let Some(mut sender) = kept {
+        loop {
+            let kept = {
+                let mut state = self.lock();
+                match state.sender.take() {
+                    Some(sender) => Some(sender),
+                    None => self.pool.take().map(|(sender, conn)| {
+                        state.conn = Some(conn);
+                        sender
+                    }),
+                }
+            };
+            let Some(mut sender) = kept else { break };
             if sender.ready().await.is_ok() {
                 match sender.try_send_request(req).await {
                     Ok(response) => {
@@ -126,7 +231,7 @@ impl Link {
                         return Ok(response);
                     }
                     Err(mut e) => match e.take_message() {
-                        // Never written: safe to send again on a new connection.
+                        // Never written: safe to send again on another connection.
                         Some(unsent) => req = unsent,
                         None => {
                             self.reset();
@@ -180,6 +285,19 @@ impl Link {
             .await?;
         self.lock().conn = Some(Box::pin(conn));
         Ok(sender)
+    }
+}
+
+impl Drop for Link {
+    /// A client connection that ends between requests leaves its idle
+    /// upstream connection to the others.
+    fn drop(&mut self) {
+        let mut state = self.lock();
+        if state.sender.as_ref().is_some_and(SendRequest::is_ready)
+            && let (Some(sender), Some(conn)) = (state.sender.take(), state.conn.take())
+        {
+            self.pool.put(sender, conn);
+        }
     }
 }
 

@@ -1,9 +1,10 @@
 //! How client connections are served (`proxy/src/server.rs`,
 //! `proxy/src/upstream.rs`): spread over `--threads` threads and drained on
-//! all of them at shutdown; each HTTP/1 connection with an upstream
-//! connection of its own, reused while both stay open, replaced when the
-//! upstream closes it, discarded after a timeout so that a late answer can
-//! never be taken for the next request's, and closed with the client's.
+//! all of them at shutdown; HTTP/1 requests borrow an upstream connection
+//! from their thread's idle pool only while they are in flight (idle
+//! clients hold none), replaced when the upstream closes it, discarded
+//! after a timeout so that a late answer can never be taken for the next
+//! request's, and closed when its client goes away mid-request.
 //! Clients here are single hyper HTTP/1 connections, so "the same client
 //! connection" is explicit.
 
@@ -129,26 +130,45 @@ async fn get(sender: &mut SendRequest<Empty<Bytes>>, query: &str) -> (u16, Strin
 }
 
 #[tokio::test]
-async fn a_client_connection_keeps_one_upstream_connection_for_all_its_requests() {
+async fn idle_client_connections_hold_no_upstream_connection() {
     let echo = Echo::start(Duration::ZERO, true).await;
-    let sys = gateway(&echo.url, &[]).await;
+    let sys = gateway(&echo.url, &["--threads", "1"]).await;
     let before = echo.connections();
-    let mut first = client(&sys).await;
-    for i in 0..20 {
-        assert_eq!(
-            get(&mut first, &format!("a{i}")).await,
-            (200, format!("a{i}"))
-        );
+    // Ten clients, all kept open, taking turns: one upstream connection
+    // serves them all, handed back to the idle pool after each response.
+    let mut clients = Vec::new();
+    for c in 0..10 {
+        let mut sender = client(&sys).await;
+        for i in 0..3 {
+            let query = format!("c{c}r{i}");
+            assert_eq!(get(&mut sender, &query).await, (200, query));
+        }
+        clients.push(sender);
     }
     assert_eq!(echo.connections() - before, 1);
-    let mut second = client(&sys).await;
-    for i in 0..5 {
-        assert_eq!(
-            get(&mut second, &format!("b{i}")).await,
-            (200, format!("b{i}"))
-        );
+    sys.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn requests_in_flight_together_get_upstream_connections_of_their_own() {
+    let echo = Echo::start(Duration::from_millis(300), true).await;
+    let sys = gateway(&echo.url, &["--threads", "1"]).await;
+    let before = echo.connections();
+    let mut senders = Vec::new();
+    for _ in 0..3 {
+        senders.push(client(&sys).await);
     }
-    assert_eq!(echo.connections() - before, 2);
+    let together = senders.iter_mut().map(|sender| get(sender, "slow"));
+    for answer in futures_util::future::join_all(together).await {
+        assert_eq!(answer, (200, "slow".into()));
+    }
+    assert_eq!(echo.connections() - before, 3);
+    // Afterwards the three idle ones serve whoever comes next.
+    for (i, sender) in senders.iter_mut().enumerate() {
+        let query = format!("after{i}");
+        assert_eq!(get(sender, &query).await, (200, query));
+    }
+    assert_eq!(echo.connections() - before, 3);
     sys.stop().await.unwrap();
 }
 
