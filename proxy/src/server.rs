@@ -345,8 +345,11 @@ impl Drop for OpenOnWorker {
 
 impl Workers {
     async fn start(threads: usize) -> Result<Workers, ServeError> {
+        let local = Seat::default();
+        // Ends once the pool is gone (after the last connection of this serve).
+        tokio::spawn(IdlePool::reap_while_alive(Arc::downgrade(&local.pool)));
         let mut workers = Workers {
-            local: Seat::default(),
+            local,
             threads: Vec::new(),
         };
         for i in 1..threads {
@@ -380,9 +383,11 @@ impl Workers {
                 Ok(Err(e)) => return Err(e.into()),
                 Err(_) => return Err(std::io::Error::other("a serving thread died").into()),
             };
+            let seat = Seat::default();
+            handle.spawn(IdlePool::reap_while_alive(Arc::downgrade(&seat.pool)));
             workers.threads.push(WorkerThread {
                 handle,
-                seat: Seat::default(),
+                seat,
                 stop,
                 stopped,
             });

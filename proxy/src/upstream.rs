@@ -17,7 +17,7 @@
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -96,14 +96,8 @@ impl IdlePool {
 
     /// The most recently used idle connection still young enough.
     fn take(&self) -> Option<(SendRequest<ProxyBody>, Pin<Box<UpstreamConnection>>)> {
-        let mut idle = self.lock();
-        while let Some(front) = idle.front() {
-            if front.since.elapsed() < IDLE_TIMEOUT {
-                break;
-            }
-            idle.pop_front();
-        }
-        idle.pop_back().map(|i| (i.sender, i.conn))
+        self.reap();
+        self.lock().pop_back().map(|i| (i.sender, i.conn))
     }
 
     fn put(&self, sender: SendRequest<ProxyBody>, conn: Pin<Box<UpstreamConnection>>) {
@@ -118,13 +112,28 @@ impl IdlePool {
         });
     }
 
-    /// How many idle connections are kept now.
-    pub fn len(&self) -> usize {
-        self.lock().len()
+    /// Closes the connections idle for longer than [`IDLE_TIMEOUT`].
+    fn reap(&self) {
+        let mut idle = self.lock();
+        while idle
+            .front()
+            .is_some_and(|front| front.since.elapsed() >= IDLE_TIMEOUT)
+        {
+            idle.pop_front();
+        }
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
+    /// Reaps `pool` every half idle timeout while it exists, so that a quiet
+    /// gateway does not keep sockets the upstream has long closed. Spawned
+    /// on the pool's own thread.
+    pub async fn reap_while_alive(pool: Weak<IdlePool>) {
+        loop {
+            tokio::time::sleep(IDLE_TIMEOUT / 2).await;
+            match pool.upgrade() {
+                Some(pool) => pool.reap(),
+                None => return,
+            }
+        }
     }
 }
 
