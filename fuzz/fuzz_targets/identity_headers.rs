@@ -3,7 +3,7 @@
 //! and list items (roles, scopes) never split or merge.
 #![no_main]
 
-use authz_proxy::headers::set_identity;
+use authz_proxy::headers::{IdentityValues, set_identity};
 use authz_proxy::identity::{Identity, PrincipalKind};
 use authz_proxy::policy::IdentityHeaders;
 use http::{HeaderMap, HeaderValue};
@@ -62,7 +62,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let names = IdentityHeaders::default();
     let mut map = HeaderMap::new();
-    set_identity(&mut map, &names, &who);
+    set_identity(&mut map, &names, &IdentityValues::render(&who));
     assert_eq!(decode(&map[&names.user_id]), object_id);
     assert_eq!(decode(&map[&names.name]), name);
     assert_eq!(decode(&map[&names.email]), email);

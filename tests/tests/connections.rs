@@ -151,7 +151,7 @@ async fn idle_client_connections_hold_no_upstream_connection() {
 
 #[tokio::test]
 async fn requests_in_flight_together_get_upstream_connections_of_their_own() {
-    let echo = Echo::start(Duration::from_millis(300), true).await;
+    let echo = Echo::start(Duration::from_secs(1), true).await;
     let sys = gateway(&echo.url, &["--threads", "1"]).await;
     let before = echo.connections();
     let mut senders = Vec::new();
