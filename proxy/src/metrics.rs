@@ -159,6 +159,7 @@ pub struct Metrics {
     gateway_seconds: HistogramFamily,
     upstream_seconds: HistogramFamily,
     upstream_errors: Family<KindLabels, Counter>,
+    upstream_connections: Counter,
     reloads: Family<OutcomeLabels, Counter>,
     open_connections: Gauge,
     connections: Counter,
@@ -237,6 +238,12 @@ impl Metrics {
             "Client connections accepted",
             connections.clone(),
         );
+        let upstream_connections = Counter::default();
+        registry.register(
+            "upstream_connections",
+            "Upstream connections opened for HTTP/1 clients' requests (a request reuses an idle one when it can)",
+            upstream_connections.clone(),
+        );
         let policy = Arc::new(Mutex::new(PolicyInfo::default()));
         registry.register_collector(Box::new(ScrapeTime {
             auth: Arc::clone(&auth),
@@ -252,6 +259,7 @@ impl Metrics {
             reloads,
             open_connections,
             connections,
+            upstream_connections,
             route_hits: Family::default(),
             recent_denials: Mutex::new(VecDeque::with_capacity(RECENT_DENIALS)),
             policy,
@@ -320,6 +328,16 @@ impl Metrics {
         self.upstream_errors
             .get_or_create(&KindLabels { kind })
             .inc();
+    }
+
+    /// An upstream connection was opened (see `upstream.rs`).
+    pub fn upstream_connection_opened(&self) {
+        self.upstream_connections.inc();
+    }
+
+    /// Upstream connections opened so far.
+    pub fn upstream_connections_opened(&self) -> u64 {
+        self.upstream_connections.get()
     }
 
     /// A client connection opened; it counts as open until the guard drops.

@@ -265,7 +265,7 @@ impl Connection {
         let requested = Arc::new(Notify::new());
         // The upstream connection this connection's requests borrow (HTTP/1
         // clients), driven by the connection's task: see `upstream.rs`.
-        let link = Arc::new(Link::new(pool));
+        let link = Arc::new(Link::new(pool, gateway.metrics().clone()));
         let service = service_fn({
             let requested = requested.clone();
             let link = link.clone();

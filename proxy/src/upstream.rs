@@ -29,6 +29,7 @@ use tokio::net::TcpStream;
 
 use crate::body::ProxyBody;
 use crate::config::Upstream;
+use crate::metrics::Metrics;
 
 type UpstreamConnection = Connection<TokioIo<TcpStream>, ProxyBody>;
 
@@ -140,6 +141,7 @@ impl IdlePool {
 /// The upstream connection a client connection has borrowed, if any.
 pub struct Link {
     pool: Arc<IdlePool>,
+    metrics: Arc<Metrics>,
     state: Mutex<State>,
 }
 
@@ -161,10 +163,12 @@ impl std::fmt::Debug for Link {
 
 impl Link {
     /// A link borrowing from (and returning to) `pool`: the idle pool of the
-    /// thread the client connection is served on.
-    pub fn new(pool: Arc<IdlePool>) -> Link {
+    /// thread the client connection is served on. New connections are
+    /// counted in `metrics`.
+    pub fn new(pool: Arc<IdlePool>, metrics: Arc<Metrics>) -> Link {
         Link {
             pool,
+            metrics,
             state: Mutex::default(),
         }
     }
@@ -293,6 +297,7 @@ impl Link {
             .handshake(TokioIo::new(stream))
             .await?;
         self.lock().conn = Some(Box::pin(conn));
+        self.metrics.upstream_connection_opened();
         Ok(sender)
     }
 }

@@ -146,6 +146,7 @@ async fn idle_client_connections_hold_no_upstream_connection() {
         clients.push(sender);
     }
     assert_eq!(echo.connections() - before, 1);
+    assert_eq!(sys.gateway.metrics().upstream_connections_opened(), 1);
     sys.stop().await.unwrap();
 }
 
