@@ -371,3 +371,39 @@ async fn stopping_lets_requests_in_flight_on_every_thread_finish() {
         assert_eq!(request.await.unwrap(), (200, "slow".into()));
     }
 }
+
+#[tokio::test]
+async fn an_upstream_that_never_completes_a_connection_gives_502_at_the_connect_timeout() {
+    // A listener that never accepts, its accept queue filled: the kernel
+    // drops further SYNs, so a connect neither succeeds nor fails.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(1).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut queued = Vec::new();
+    loop {
+        // The probe's bound is how long "does not complete" is waited for.
+        match tokio::time::timeout(Duration::from_secs(1), TcpStream::connect(addr)).await {
+            Ok(Ok(stream)) => queued.push(stream),
+            Ok(Err(e)) => panic!("connect failed instead of hanging: {e}"),
+            Err(_) => break,
+        }
+        assert!(queued.len() < 64, "the accept queue never filled");
+    }
+    let sys = gateway(
+        &format!("http://{addr}"),
+        &[
+            "--upstream-connect-timeout-seconds",
+            "1",
+            "--upstream-timeout-seconds",
+            "60",
+        ],
+    )
+    .await;
+    let mut one = client(&sys).await;
+    // 502 (connect), well before the 60 s upstream timeout would give a 504.
+    let (status, body) = get(&mut one, "x").await;
+    assert_eq!(status, 502, "{body}");
+    sys.stop().await.unwrap();
+    drop(listener);
+}
