@@ -152,8 +152,9 @@ impl Gateway {
     /// Its [`RequestContext`] is counted when the response headers are ready
     /// and logged when the body has been sent.
     ///
-    /// `link` is the client connection's own upstream connection (HTTP/1
-    /// clients, see `upstream.rs`); without one the shared pool is used.
+    /// `link` is how an HTTP/1 client connection borrows upstream
+    /// connections from its thread's pool (see `upstream.rs`); HTTP/2
+    /// requests, and requests without one, use the shared pool.
     pub async fn handle(
         &self,
         req: Request<Incoming>,
