@@ -315,9 +315,10 @@ impl Drop for Link {
     }
 }
 
-/// A client connection's future together with its upstream connection: both
-/// are polled whenever the task wakes, the upstream side first so that a
-/// response read from it is written to the client in the same pass.
+/// A client connection's future together with the upstream connection its
+/// link has borrowed, if any: both are polled whenever the task wakes, the
+/// upstream side first so that a response read from it is written to the
+/// client in the same pass.
 pub struct Linked<F> {
     conn: Pin<Box<F>>,
     link: Arc<Link>,
