@@ -519,23 +519,7 @@ mod tests {
 
     #[test]
     fn every_reason_has_a_status_and_a_safe_description() {
-        let all = [
-            AuthError::MissingToken,
-            AuthError::InvalidRequest("more than one Authorization header was sent"),
-            AuthError::MalformedToken("the header has no kid"),
-            AuthError::DisallowedAlgorithm,
-            AuthError::UnknownKey,
-            AuthError::BadSignature,
-            AuthError::Expired,
-            AuthError::NotYetValid,
-            AuthError::WrongAudience,
-            AuthError::WrongIssuer,
-            AuthError::WrongTenant,
-            AuthError::MissingClaim("oid"),
-            AuthError::InvalidClaim("roles"),
-            AuthError::NoPermissions,
-            AuthError::KeysUnavailable,
-        ];
+        let all = AuthError::one_of_each();
         let table: Vec<_> = all
             .iter()
             .map(|e| (e.reason(), e.status().as_u16(), e.www_authenticate_error()))

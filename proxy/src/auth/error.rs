@@ -69,6 +69,52 @@ pub enum AuthError {
     KeysUnavailable,
 }
 
+#[cfg(test)]
+impl AuthError {
+    /// One of each variant, for the tests that must cover every reason (the
+    /// status table here, the fixed denial list in `metrics.rs`). The match
+    /// stops compiling when a variant is added until it is listed here too.
+    pub(crate) fn one_of_each() -> Vec<AuthError> {
+        let all = vec![
+            AuthError::MissingToken,
+            AuthError::InvalidRequest("more than one Authorization header was sent"),
+            AuthError::MalformedToken("the header has no kid"),
+            AuthError::DisallowedAlgorithm,
+            AuthError::UnknownKey,
+            AuthError::BadSignature,
+            AuthError::Expired,
+            AuthError::NotYetValid,
+            AuthError::WrongAudience,
+            AuthError::WrongIssuer,
+            AuthError::WrongTenant,
+            AuthError::MissingClaim("oid"),
+            AuthError::InvalidClaim("roles"),
+            AuthError::NoPermissions,
+            AuthError::KeysUnavailable,
+        ];
+        for e in &all {
+            match e {
+                AuthError::MissingToken
+                | AuthError::InvalidRequest(_)
+                | AuthError::MalformedToken(_)
+                | AuthError::DisallowedAlgorithm
+                | AuthError::UnknownKey
+                | AuthError::BadSignature
+                | AuthError::Expired
+                | AuthError::NotYetValid
+                | AuthError::WrongAudience
+                | AuthError::WrongIssuer
+                | AuthError::WrongTenant
+                | AuthError::MissingClaim(_)
+                | AuthError::InvalidClaim(_)
+                | AuthError::NoPermissions
+                | AuthError::KeysUnavailable => {}
+            }
+        }
+        all
+    }
+}
+
 impl AuthError {
     /// The fixed, machine-readable reason for logs and metrics.
     pub fn reason(&self) -> &'static str {
