@@ -1,6 +1,7 @@
 //! `dev-idp`: serve the local Entra ID stand-in, mint tokens for curl, rotate
 //! keys. Thin: parse flags, build an [`Idp`], call the library.
 
+use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -105,6 +106,9 @@ fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal: never into a pipe, a
+        // file or a container's log.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let config = match &cli.config {
         Some(path) => Config::load(path)?,

@@ -120,3 +120,59 @@ fn a_missing_config_file_names_the_path() {
         .to_string();
     assert!(err.starts_with("/nonexistent/idp.yaml: "), "{err}");
 }
+
+/// Log lines carry no colour codes when stderr is not a terminal (a pipe
+/// here; a container's log under docker compose).
+#[tokio::test]
+async fn serve_writes_no_colour_codes_into_a_pipe() {
+    use std::io::{BufRead as _, BufReader};
+    use std::process::Stdio;
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dev-idp"))
+        .args(["--data-dir", dir.path().to_str().unwrap(), "serve"])
+        .args(["--listen", "127.0.0.1:0"])
+        .env_remove("DEV_IDP_CONFIG")
+        .env_remove("DEV_IDP_BASE_URL")
+        .env_remove("DEV_IDP_DATA_DIR")
+        .env_remove("NO_COLOR")
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("dev-idp serve runs");
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let base = loop {
+        let line = lines.next().expect("dev-idp printed its address").unwrap();
+        if let Some(addr) = line.strip_prefix("dev-idp listening on ") {
+            break addr.trim().to_string();
+        }
+    };
+    // A token request, which the server logs through tracing.
+    let response = reqwest::Client::new()
+        .post(format!("{base}/{CONTOSO}/oauth2/v2.0/token"))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", DAEMON_CLIENT_ID),
+            ("client_secret", "dev-daemon-secret"),
+            (
+                "scope",
+                "api://c0ffee00-0000-4000-8000-0000000000a1/.default",
+            ),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let logged = loop {
+        let line = lines.next().expect("a log line for the token").unwrap();
+        if line.contains("issued an app-only token") {
+            break line;
+        }
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        !logged.contains('\u{1b}'),
+        "colour codes in a pipe: {logged:?}"
+    );
+}

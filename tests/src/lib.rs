@@ -33,6 +33,57 @@ pub fn repo_policy() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../policy.yaml")
 }
 
+/// A listener that could not be bound: which part, where, and why (the
+/// demo turns a busy port into advice).
+#[derive(Debug)]
+pub struct BindError {
+    pub part: Part,
+    pub addr: SocketAddr,
+    pub source: std::io::Error,
+}
+
+impl std::fmt::Display for BindError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "cannot listen on {} ({}): {}",
+            self.addr, self.part, self.source
+        )
+    }
+}
+
+impl std::error::Error for BindError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
+}
+
+/// The parts of a [`System`] that listen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    Gateway,
+    Admin,
+    Idp,
+    Backend,
+}
+
+impl std::fmt::Display for Part {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Part::Gateway => "gateway",
+            Part::Admin => "admin",
+            Part::Idp => "dev IdP",
+            Part::Backend => "backend",
+        })
+    }
+}
+
+async fn bind(addr: SocketAddr, part: Part) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| BindError { part, addr, source }.into())
+}
+
 /// What to start, and where.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -57,6 +108,10 @@ pub struct Options {
     /// `Some(up)`: the gateway reaches the IdP through a [`Relay`], initially
     /// on or off, that a test switches to simulate the IdP going down.
     pub idp_relay: Option<bool>,
+    /// `Some(segment)`: the gateway fetches discovery from the IdP's
+    /// `/{segment}/v2.0/.well-known/openid-configuration` (`--metadata-url`)
+    /// instead of its own tenant's, e.g. another tenant's document.
+    pub metadata_tenant: Option<String>,
 }
 
 impl Default for Options {
@@ -76,6 +131,7 @@ impl Default for Options {
             gateway_args: Vec::new(),
             upstream: None,
             idp_relay: None,
+            metadata_tenant: None,
         }
     }
 }
@@ -122,13 +178,9 @@ impl System {
         // The gateway's address first: Swagger UI's redirect URI on it must be
         // registered with the IdP (exact match, as Entra does), so a browser
         // can sign in through any system, port 0 included.
-        let gateway_listener = TcpListener::bind(options.gateway_listen)
-            .await
-            .context("bind authz-proxy")?;
+        let gateway_listener = bind(options.gateway_listen, Part::Gateway).await?;
         let gateway_addr = gateway_listener.local_addr()?;
-        let admin_listener = TcpListener::bind(options.admin_listen)
-            .await
-            .context("bind admin")?;
+        let admin_listener = bind(options.admin_listen, Part::Admin).await?;
         let admin_addr = admin_listener.local_addr()?;
         let mut idp_config = options.idp_config.clone();
         let redirect = format!("http://{gateway_addr}/oauth2-redirect");
@@ -139,9 +191,7 @@ impl System {
         }
 
         // Then the IdP: the gateway's configuration names its URLs.
-        let idp_listener = TcpListener::bind(options.idp_listen)
-            .await
-            .context("bind dev-idp")?;
+        let idp_listener = bind(options.idp_listen, Part::Idp).await?;
         let idp_addr = idp_listener.local_addr()?;
         let idp_public = options
             .idp_public_url
@@ -167,9 +217,7 @@ impl System {
             }
         }));
 
-        let backend_listener = TcpListener::bind(options.backend_listen)
-            .await
-            .context("bind todo-backend")?;
+        let backend_listener = bind(options.backend_listen, Part::Backend).await?;
         let backend_addr = backend_listener.local_addr()?;
         let database = options.database.clone().unwrap_or_else(|| {
             todo_backend::Database::Sqlite(
@@ -216,7 +264,12 @@ impl System {
             None => None,
         };
         let reach = relay.as_ref().map_or(idp_addr, |r| r.addr);
-        if idp_public != format!("http://{reach}") {
+        if let Some(segment) = &options.metadata_tenant {
+            args.push("--metadata-url".into());
+            args.push(format!(
+                "http://{reach}/{segment}/v2.0/.well-known/openid-configuration"
+            ));
+        } else if idp_public != format!("http://{reach}") {
             // Where the gateway reaches the IdP differs from the issuer host
             // browsers see, as in docker compose.
             args.push("--metadata-url".into());

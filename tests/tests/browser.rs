@@ -10,6 +10,10 @@
 //! relay on 127.0.0.1, through `--metadata-url`), and the backend sits on
 //! 127.0.0.3 where only the gateway calls it.
 //!
+//! With `BROWSER_GATEWAY_URL` set, the same flow runs against a gateway
+//! that is already up instead (`scripts/compose-test.sh` points it at the
+//! docker compose stack, whose dev IdP is the default configuration's).
+//!
 //! Needs `chromium` and `chromedriver` (Debian's `chromium` and
 //! `chromium-driver`; `.ci/run` installs them). Missing, the test fails: it
 //! is never skipped. Screenshots of each step go to `target/browser-artifacts/`.
@@ -311,8 +315,8 @@ async fn clear_response(browser: &Client, method: &str, path: &str) -> Fallible<
     Ok(())
 }
 
-async fn flow(browser: &Client, sys: &System) -> Fallible<()> {
-    browser.goto(&format!("{}/docs", sys.gateway_url)).await?;
+async fn flow(browser: &Client, gateway_url: &str) -> Fallible<()> {
+    browser.goto(&format!("{gateway_url}/docs")).await?;
     wait_for(browser, &operation("post", "/todoitems")).await?;
     screenshot(browser, "01-docs").await;
 
@@ -366,30 +370,39 @@ async fn flow(browser: &Client, sys: &System) -> Fallible<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn swagger_ui_sign_in_and_calls_in_headless_chromium() {
     let driver = start_chromedriver();
-    let sys = System::start_with(Options {
-        // The dev IdP's "container": browsers use this address...
-        idp_listen: "127.0.0.2:0".parse().unwrap(),
-        // ...the gateway another one (a relay), through --metadata-url.
-        idp_relay: Some(true),
-        backend_listen: "127.0.0.3:0".parse().unwrap(),
-        gateway_args: vec!["--swagger-ui-client-id".into(), SWAGGER_CLIENT_ID.into()],
-        ..Options::default()
-    })
-    .await
-    .expect("system");
-    sys.first_key_fetch().await;
-    assert!(sys.idp.base_url().starts_with("http://127.0.0.2:"));
+    let (sys, gateway_url) = match std::env::var("BROWSER_GATEWAY_URL") {
+        Ok(url) => (None, url.trim_end_matches('/').to_string()),
+        Err(_) => {
+            let sys = System::start_with(Options {
+                // The dev IdP's "container": browsers use this address...
+                idp_listen: "127.0.0.2:0".parse().unwrap(),
+                // ...the gateway another one (a relay), through --metadata-url.
+                idp_relay: Some(true),
+                backend_listen: "127.0.0.3:0".parse().unwrap(),
+                gateway_args: vec!["--swagger-ui-client-id".into(), SWAGGER_CLIENT_ID.into()],
+                ..Options::default()
+            })
+            .await
+            .expect("system");
+            sys.first_key_fetch().await;
+            assert!(sys.idp.base_url().starts_with("http://127.0.0.2:"));
+            let url = sys.gateway_url.clone();
+            (Some(sys), url)
+        }
+    };
 
     let profile = tempfile::tempdir().unwrap();
     let browser = start_browser(&driver, profile.path()).await;
-    let result = flow(&browser, &sys).await;
+    let result = flow(&browser, &gateway_url).await;
     if result.is_err() {
         screenshot(&browser, "99-failure").await;
     }
     let _ = browser.close().await;
     drop(driver);
-    sys.stop().await.unwrap();
+    if let Some(sys) = sys {
+        sys.stop().await.unwrap();
+    }
     if let Err(e) = result {
-        panic!("{e} (screenshots in target/browser-artifacts/)");
+        panic!("{e} against {gateway_url} (screenshots in target/browser-artifacts/)");
     }
 }

@@ -35,6 +35,8 @@ struct Service {
     volumes: Vec<String>,
     depends_on: BTreeMap<String, String>,
     healthcheck: Vec<String>,
+    /// The networks it joins; `["default"]` when it names none.
+    networks: Vec<String>,
 }
 
 fn strings(value: &Value) -> Vec<String> {
@@ -75,9 +77,20 @@ fn services() -> BTreeMap<String, Service> {
                     service.depends_on.insert(k.clone(), condition);
                 }
             }
+            if let Some(networks) = def.get("networks") {
+                service.networks = match networks.as_object() {
+                    Some(map) => map.keys().cloned().collect(),
+                    None => strings(networks),
+                };
+            }
             if def.get("healthcheck").is_some() {
                 service.healthcheck = strings(&def["healthcheck"]["test"]);
             }
+        }
+    }
+    for service in merged.values_mut() {
+        if service.networks.is_empty() {
+            service.networks.push("default".into());
         }
     }
     merged
@@ -140,9 +153,12 @@ fn three_services_and_only_the_gateway_and_the_dev_idp_are_published() {
         services.keys().map(String::as_str).collect::<Vec<_>>(),
         ["dev-idp", "proxy", "todo-backend"]
     );
-    assert_eq!(services["proxy"].ports, ["8000:8000"]);
+    let ports =
+        |name: &str| -> Vec<String> { services[name].ports.iter().map(|p| resolve(p)).collect() };
+    assert_eq!(ports("proxy"), ["8000:8000"]);
+    assert_eq!(services["proxy"].ports, ["${GATEWAY_PORT:-8000}:8000"]);
     // Anyone who reaches the dev IdP can sign in as anyone: host loopback only.
-    assert_eq!(services["dev-idp"].ports, ["127.0.0.1:9400:9400"]);
+    assert_eq!(ports("dev-idp"), ["127.0.0.1:9400:9400"]);
     assert!(services["todo-backend"].ports.is_empty());
     assert_eq!(services["todo-backend"].expose, ["8081"]);
 
@@ -336,4 +352,79 @@ async fn health_checks_call_endpoints_that_answer_200() {
         assert_eq!(status, 200, "{name}: {path}");
     }
     sys.stop().await.unwrap();
+}
+
+/// The backend believes any `X-User-*` headers, so no container but the
+/// gateway may reach it: it sits on an internal network of its own that only
+/// the gateway shares (scripts/compose-test.sh proves it on a real engine).
+#[test]
+fn only_the_gateway_shares_the_backends_network() {
+    let services = services();
+    assert_eq!(services["todo-backend"].networks, ["backend"]);
+    let on_backend: Vec<&str> = services
+        .iter()
+        .filter(|(_, s)| s.networks.iter().any(|n| n == "backend"))
+        .map(|(name, _)| name.as_str())
+        .collect();
+    assert_eq!(on_backend, ["proxy", "todo-backend"]);
+    // The gateway also joins `default`, where its port is published and the
+    // dev IdP is.
+    assert!(services["proxy"].networks.contains(&"default".to_string()));
+    assert_eq!(services["dev-idp"].networks, ["default"]);
+    let declared = yaml("docker-compose.yml")["networks"]["backend"].clone();
+    assert_eq!(
+        declared["internal"], true,
+        "the backend network is internal"
+    );
+}
+
+/// An editor saves by writing a new file and renaming it over the old one; a
+/// bind mount of the single file would keep showing the old one, so the
+/// gateway's reload-on-change never saw the edit. The directory is mounted.
+#[test]
+fn the_gateway_mounts_the_policys_directory_so_edits_reload() {
+    let services = services();
+    let proxy = &services["proxy"];
+    let policy = resolve(&proxy.environment["POLICY_FILE"]);
+    let (dir, file) = policy.rsplit_once('/').unwrap();
+    assert_eq!(file, "policy.yaml");
+    let mount = proxy
+        .volumes
+        .iter()
+        .find(|v| v.split(':').nth(1) == Some(dir))
+        .unwrap_or_else(|| panic!("nothing mounted at {dir}: {:?}", proxy.volumes));
+    let source = mount.split(':').next().unwrap();
+    assert!(
+        repo().join(source).join("policy.yaml").is_file(),
+        "{mount}: a directory holding policy.yaml"
+    );
+    assert!(mount.ends_with(":ro"), "{mount}: read-only");
+    assert!(
+        !proxy
+            .volumes
+            .iter()
+            .any(|v| v.starts_with("./policy.yaml:")),
+        "a single-file mount of policy.yaml pins the old file on save"
+    );
+}
+
+/// The image builds offline (no `# syntax=` frontend to fetch), says no
+/// misleading ports, and runs as a user whose group has the same id.
+#[test]
+fn the_dockerfile_needs_no_registry_frontend_and_has_one_app_id() {
+    let dockerfile = std::fs::read_to_string(repo().join("Dockerfile")).unwrap();
+    assert!(
+        !dockerfile
+            .lines()
+            .any(|l| l.trim_start().to_ascii_lowercase().starts_with("# syntax")),
+        "a `# syntax=` line makes BuildKit fetch a frontend image from a registry"
+    );
+    assert!(
+        !dockerfile
+            .lines()
+            .any(|l| l.trim_start().starts_with("EXPOSE")),
+        "one image serves three ports; compose says which service uses which"
+    );
+    assert!(dockerfile.contains("groupadd --system --gid 10001 app"));
+    assert!(dockerfile.contains("useradd --system --uid 10001 --gid 10001"));
 }

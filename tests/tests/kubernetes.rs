@@ -19,3 +19,40 @@ fn the_policy_configmap_holds_the_repository_policy_byte_for_byte() {
         "regenerate deploy/kubernetes/policy-configmap.yaml from policy.yaml"
     );
 }
+
+/// The backend trusts identity headers: its NetworkPolicy admits the
+/// gateway's pods alone, on the backend's port, and selects exactly the
+/// labels the two Deployments carry.
+#[test]
+fn only_the_gateways_pods_may_reach_the_backend() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let read = |name: &str| -> Vec<serde_json::Value> {
+        let text = std::fs::read_to_string(root.join("deploy/kubernetes").join(name)).unwrap();
+        serde_saphyr::from_multiple(&text).unwrap()
+    };
+    let policy = &read("backend-networkpolicy.yaml")[0];
+    assert_eq!(policy["kind"], "NetworkPolicy");
+    let label = "app.kubernetes.io/name";
+    let pod_labels = |file: &str| -> serde_json::Value {
+        read(file)
+            .into_iter()
+            .find(|d| d["kind"] == "Deployment")
+            .unwrap()["spec"]["template"]["metadata"]["labels"][label]
+            .clone()
+    };
+    let spec = &policy["spec"];
+    assert_eq!(
+        spec["podSelector"]["matchLabels"][label],
+        pod_labels("backend.yaml")
+    );
+    assert_eq!(spec["policyTypes"], serde_json::json!(["Ingress"]));
+    let rules = spec["ingress"].as_array().unwrap();
+    assert_eq!(rules.len(), 1, "one rule: from the gateway");
+    let from = rules[0]["from"].as_array().unwrap();
+    assert_eq!(from.len(), 1);
+    assert_eq!(
+        from[0]["podSelector"]["matchLabels"][label],
+        pod_labels("gateway.yaml")
+    );
+    assert_eq!(rules[0]["ports"][0]["port"], 8081);
+}
