@@ -125,11 +125,15 @@ async fn jwks_publishes_rsa_signing_keys_with_kid_and_x5t_on_both_paths() {
         let sha1 = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, &der);
         assert_eq!(k["x5t"], URL_SAFE_NO_PAD.encode(sha1.as_ref()));
     }
-    let (_, v2) = s.get_json(&format!("/{CONTOSO}/discovery/v2.0/keys")).await;
-    assert_eq!(
-        v2["keys"][0]["issuer"],
-        format!("{}/{CONTOSO}/v2.0", s.base)
-    );
+    // Entra's shared keys name the `{tenantid}` template, for one tenant too.
+    for segment in [CONTOSO, "organizations", "common"] {
+        let (_, v2) = s.get_json(&format!("/{segment}/discovery/v2.0/keys")).await;
+        assert_eq!(
+            v2["keys"][0]["issuer"],
+            format!("{}/{{tenantid}}/v2.0", s.base),
+            "{segment}"
+        );
+    }
     let (_, v1) = s.get_json(&format!("/{CONTOSO}/discovery/keys")).await;
     assert!(v1["keys"][0].get("issuer").is_none());
     s.stop().await;

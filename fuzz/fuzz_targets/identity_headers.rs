@@ -58,6 +58,7 @@ fuzz_target!(|data: &[u8]| {
         name: Some(name.clone()),
         email: Some(email.clone()),
         app_id: None,
+        guest: false,
         expires_at: 0,
     };
     let names = IdentityHeaders::default();

@@ -27,6 +27,7 @@ use crate::error::GatewayError;
 use crate::identity::Authenticated;
 use crate::metrics::Metrics;
 use crate::request_id::{RequestId, X_REQUEST_ID};
+use crate::upstream::Failure;
 
 /// Longest path written to the log and kept for the status page; the rest is
 /// cut (at a character boundary) and marked with `…`.
@@ -77,8 +78,12 @@ pub struct RequestContext {
     pub gateway: Duration,
     /// Time from sending upstream to the response headers, when forwarded.
     pub upstream: Option<Duration>,
-    /// How forwarding failed, if it did (see [`crate::metrics::UPSTREAM_ERROR_KINDS`]).
-    pub upstream_error: Option<&'static str>,
+    /// How forwarding failed, if it did.
+    pub upstream_error: Option<Failure>,
+    /// On an `enforce: shadow` route, the reason the request would have been
+    /// denied: logged as `"enforce":"shadow"` with `would_deny`, counted in
+    /// `authz_proxy_shadow_denials_total`, while the request is allowed.
+    pub shadow_denial: Option<&'static str>,
 }
 
 impl RequestContext {
@@ -98,6 +103,7 @@ impl RequestContext {
             gateway: Duration::ZERO,
             upstream: None,
             upstream_error: None,
+            shadow_denial: None,
         }
     }
 
@@ -133,14 +139,8 @@ impl RequestContext {
     pub fn failed(&mut self, error: &GatewayError) {
         self.reason = error.reason();
         self.decision = match error {
-            GatewayError::UpstreamUnavailable(_) => {
-                // The forward stage names the kind; other upstream calls
-                // (the docs' OpenAPI fetch) leave it to here.
-                self.upstream_error.get_or_insert("request");
-                Decision::Error
-            }
-            GatewayError::UpstreamTimeout => {
-                self.upstream_error.get_or_insert("timeout");
+            GatewayError::Upstream(e) => {
+                self.upstream_error = Some(e.kind());
                 Decision::Error
             }
             _ => Decision::Deny,
@@ -203,9 +203,9 @@ impl Body for LoggedBody {
                 if let Some(ctx) = &mut this.ctx
                     && ctx.upstream_error.is_none()
                 {
-                    ctx.upstream_error = Some("response_body");
+                    ctx.upstream_error = Some(Failure::ResponseBody);
                     if let Some(metrics) = &this.metrics {
-                        metrics.record_upstream_error("response_body");
+                        metrics.record_upstream_error(Failure::ResponseBody);
                     }
                 }
             }
@@ -250,7 +250,9 @@ fn log(ctx: &RequestContext, bytes: u64) {
         gateway_us = micros(ctx.gateway),
         upstream_us = ctx.upstream.map(micros),
         total_us = micros(ctx.started.elapsed()),
-        upstream_error = ctx.upstream_error,
+        upstream_error = ctx.upstream_error.map(Failure::as_str),
+        enforce = ctx.shadow_denial.map(|_| "shadow"),
+        would_deny = ctx.shadow_denial,
     );
 }
 
@@ -273,6 +275,7 @@ fn bounded_path(path: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::upstream::UpstreamError;
 
     #[test]
     fn long_paths_are_cut_for_the_log() {
@@ -287,10 +290,11 @@ mod tests {
     fn upstream_failures_are_errors_and_everything_else_is_a_denial() {
         let req = Request::new(());
         let mut ctx = RequestContext::new(&req, ([127, 0, 0, 1], 1).into());
-        ctx.failed(&GatewayError::UpstreamTimeout);
+        let timeout = UpstreamError::timeout(Duration::from_secs(1));
+        ctx.failed(&GatewayError::Upstream(timeout));
         assert_eq!(
             (ctx.decision, ctx.reason, ctx.upstream_error),
-            (Decision::Error, "upstream_timeout", Some("timeout"))
+            (Decision::Error, "upstream_timeout", Some(Failure::Timeout))
         );
         ctx.failed(&GatewayError::NoRoute);
         assert_eq!((ctx.decision, ctx.reason), (Decision::Deny, "no_route"));

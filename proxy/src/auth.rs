@@ -10,8 +10,12 @@
 //!    cooldown-limited refresh when the kid is unknown (`keys.rs`, `refresh.rs`);
 //! 5. verify the signature — only then are the claims read;
 //! 6. check the claims the Entra way: lifetime, exact `iss` for the token's
-//!    `tid`, an allowed tenant, audience, `oid`, and some permission
-//!    (`claims.rs`).
+//!    `tid`, a signing key published for that issuer, an allowed tenant,
+//!    audience, `oid`, and some permission (`claims.rs`).
+//!
+//! Keys are trusted only from a discovery document that names the expected
+//! issuer (`keys.rs`); Microsoft Graph tokens and non-object headers are
+//! refused at step 3.
 //!
 //! Rejections before step 5 cost no cryptography and never fetch keys beyond
 //! the cooldown. Where this module's job ends: it says *who* the caller is;
@@ -33,7 +37,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use jsonwebtoken::{Algorithm, AlgorithmFamily};
 
 use self::cache::TokenCache;
-use self::claims::{ClaimRules, TenantRule};
+use self::claims::{ClaimRules, KeyIssuer, TENANT_TEMPLATE, TenantRule};
 pub use self::error::{AuthError, AuthSetupError, KeyFetchError};
 use self::keys::{KeyFetcher, KeySet, VerifyingKey, http_url};
 use self::refresh::Refresher;
@@ -238,7 +242,23 @@ impl Authenticator {
         let sts_instance = settings.sts_instance.trim_end_matches('/').to_owned();
         http_url("instance", &instance)?;
         http_url("sts_instance", &sts_instance)?;
-        let fetcher = KeyFetcher::new(&settings.metadata_url, &instance, settings.http_timeout)?;
+        // OpenID Connect Discovery 1.0 §4.3: the document must name the
+        // issuer it was fetched for. v2 or v1 metadata of the configured
+        // tenant, or Entra's `{tenantid}` template for a multi-tenant API.
+        let issuer_tid = match &tenants {
+            TenantRule::One(tid) => tid.as_str(),
+            TenantRule::List(_) | TenantRule::Any => TENANT_TEMPLATE,
+        };
+        let expected_issuers = vec![
+            format!("{instance}/{issuer_tid}/v2.0"),
+            format!("{sts_instance}/{issuer_tid}/"),
+        ];
+        let fetcher = KeyFetcher::new(
+            &settings.metadata_url,
+            &instance,
+            expected_issuers,
+            settings.http_timeout,
+        )?;
 
         let mut algorithms = settings.algorithms;
         algorithms.dedup();
@@ -319,6 +339,18 @@ impl Authenticator {
                         }
                         backoff = INITIAL_BACKOFF;
                         auth.refresh_interval
+                    }
+                    Err(error @ KeyFetchError::UnexpectedIssuer { .. }) => {
+                        // A configuration mistake, not an outage: say so loudly.
+                        tracing::error!(
+                            error = %ErrorChain(&error),
+                            keys_loaded = auth.keys_loaded(),
+                            retry_in_s = backoff.as_secs(),
+                            "the discovery document is not the expected issuer's; none of its keys is trusted"
+                        );
+                        let delay = backoff.min(auth.refresh_interval);
+                        backoff = (backoff * 2).min(MAX_BACKOFF);
+                        delay
                     }
                     Err(error) => {
                         tracing::warn!(
@@ -435,7 +467,15 @@ impl Authenticator {
             None => self.key_after_refresh(&parsed.kid).await?,
         };
         key.verify(&parsed)?;
-        let caller = Arc::new(Authenticated::new(self.rules.check(parsed.payload, now)?));
+        let signer = KeyIssuer {
+            key: key.issuer(),
+            discovery: keys.issuer(),
+        };
+        let caller = Arc::new(Authenticated::new(self.rules.check(
+            parsed.payload,
+            now,
+            signer,
+        )?));
         if let Some(hash) = hash {
             self.cache.insert(hash, &caller, &parsed.kid, &key, now);
         }
@@ -528,6 +568,7 @@ mod tests {
             ("missing_token", 401, None),
             ("invalid_request", 400, Some("invalid_request")),
             ("malformed_token", 401, Some("invalid_token")),
+            ("graph_token", 401, Some("invalid_token")),
             ("disallowed_algorithm", 401, Some("invalid_token")),
             ("unknown_key", 401, Some("invalid_token")),
             ("bad_signature", 401, Some("invalid_token")),

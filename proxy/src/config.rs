@@ -15,6 +15,7 @@ use crate::auth::{AllowedTenants, AuthSettings, TenantMode};
 use crate::docs::DocsSettings;
 use crate::policy::Policy;
 use crate::tls;
+use crate::upstream::Upstream;
 
 /// The public cloud's authority: the v2 issuer is `{instance}/{tid}/v2.0`.
 pub const DEFAULT_INSTANCE: &str = "https://login.microsoftonline.com";
@@ -159,15 +160,6 @@ pub struct Limits {
     pub max_connections: usize,
     pub upstream_connect_timeout: Duration,
     pub upstream_timeout: Duration,
-}
-
-/// The upstream, reduced to what forwarding needs.
-#[derive(Debug, Clone)]
-pub struct Upstream {
-    /// `http`, the only scheme supported for now.
-    pub scheme: http::uri::Scheme,
-    /// `host:port`, also sent as `Host`.
-    pub authority: http::uri::Authority,
 }
 
 /// Everything the gateway runs with, checked.
@@ -516,41 +508,9 @@ fn parse_addr(flag: &str, value: &str, errors: &mut Vec<String>) -> Option<Socke
 }
 
 fn parse_upstream(url: &str, errors: &mut Vec<String>) -> Option<Upstream> {
-    let uri: http::Uri = match url.trim().parse() {
-        Ok(uri) => uri,
-        Err(_) => {
-            errors.push(format!("--upstream: {url:?} is not a URL"));
-            return None;
-        }
-    };
-    match uri.scheme_str() {
-        Some("http") => {}
-        Some("https") => {
-            errors.push(format!(
-                "--upstream: {url:?}: https upstreams are not supported yet; \
-                 run the gateway next to the backend and use http"
-            ));
-            return None;
-        }
-        _ => {
-            errors.push(format!("--upstream: {url:?} must start with http://"));
-            return None;
-        }
-    }
-    if uri.path() != "/" && !uri.path().is_empty() || uri.query().is_some() {
-        errors.push(format!(
-            "--upstream: {url:?} must not have a path: the authorised path is forwarded as it is"
-        ));
-        return None;
-    }
-    let Some(authority) = uri.authority().cloned() else {
-        errors.push(format!("--upstream: {url:?} has no host"));
-        return None;
-    };
-    Some(Upstream {
-        scheme: http::uri::Scheme::HTTP,
-        authority,
-    })
+    Upstream::parse(url)
+        .map_err(|message| errors.push(format!("--upstream: {message}")))
+        .ok()
 }
 
 fn split_list(value: Option<&str>) -> Vec<String> {

@@ -16,19 +16,15 @@
 
 mod openapi;
 
-use std::time::Duration;
-
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
-use http::{Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
+use http::{Method, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
 
-use crate::body::{self, BoxError, ProxyBody};
-use crate::config::Upstream;
+use crate::body::ProxyBody;
 use crate::error::{GatewayError, json_response};
 use crate::policy::Policy;
+use crate::upstream::{Failure, Forwarder, UpstreamError};
 
 pub use openapi::{policy_scopes, qualified_scope, requirements, secure_document};
 
@@ -206,12 +202,12 @@ impl Docs {
     /// `/openapi.json`: the backend's live document, secured (see `docs/openapi.rs`).
     pub async fn openapi_response(
         &self,
-        client: &Client<HttpConnector, ProxyBody>,
-        upstream: &Upstream,
-        timeout: Duration,
+        forwarder: &Forwarder,
         policy: &Policy,
     ) -> Result<Response<ProxyBody>, GatewayError> {
-        let document = fetch_document(client, upstream, timeout).await?;
+        let document = fetch_document(forwarder)
+            .await
+            .map_err(GatewayError::Upstream)?;
         let secured = secure_document(document, policy, &self.settings);
         let mut response = json_response(StatusCode::OK, &secured);
         response
@@ -230,54 +226,26 @@ impl Docs {
 enum DocumentError {
     #[error("the backend answered {0} for /openapi.json")]
     Status(StatusCode),
-    #[error("reading the backend's /openapi.json: {0}")]
-    Body(#[source] BoxError),
     #[error("the backend's /openapi.json is not JSON: {0}")]
     Json(#[source] serde_json::Error),
 }
 
-/// GET `/openapi.json` from the backend through the gateway's pooled client.
-async fn fetch_document(
-    client: &Client<HttpConnector, ProxyBody>,
-    upstream: &Upstream,
-    timeout: Duration,
-) -> Result<serde_json::Value, GatewayError> {
-    let uri = http::Uri::builder()
-        .scheme(upstream.scheme.clone())
-        .authority(upstream.authority.clone())
-        .path_and_query(OPENAPI_PATH)
-        .build()
-        .map_err(|_| GatewayError::BadTarget)?;
-    let mut request = Request::new(body::empty());
-    *request.uri_mut() = uri;
-    if let Ok(host) = HeaderValue::from_str(upstream.authority.as_str()) {
-        request.headers_mut().insert(header::HOST, host);
+/// GET `/openapi.json` from the backend through the forwarder.
+async fn fetch_document(forwarder: &Forwarder) -> Result<serde_json::Value, UpstreamError> {
+    let accept = HeaderValue::from_static("application/json");
+    let (status, bytes) = forwarder
+        .get(OPENAPI_PATH, accept, MAX_DOCUMENT_BYTES)
+        .await?;
+    if status != StatusCode::OK {
+        return Err(unusable(DocumentError::Status(status)));
     }
-    request
-        .headers_mut()
-        .insert(header::ACCEPT, HeaderValue::from_static("application/json"));
-    let fetch = async {
-        let response = client
-            .request(request)
-            .await
-            .map_err(|e| GatewayError::UpstreamUnavailable(Box::new(e)))?;
-        if response.status() != StatusCode::OK {
-            return Err(unavailable(DocumentError::Status(response.status())));
-        }
-        Limited::new(response.into_body(), MAX_DOCUMENT_BYTES)
-            .collect()
-            .await
-            .map_err(|e| unavailable(DocumentError::Body(e)))
-    };
-    let bytes = match tokio::time::timeout(timeout, fetch).await {
-        Err(_elapsed) => return Err(GatewayError::UpstreamTimeout),
-        Ok(result) => result?.to_bytes(),
-    };
-    serde_json::from_slice(&bytes).map_err(|e| unavailable(DocumentError::Json(e)))
+    serde_json::from_slice(&bytes).map_err(|e| unusable(DocumentError::Json(e)))
 }
 
-fn unavailable(error: DocumentError) -> GatewayError {
-    GatewayError::UpstreamUnavailable(Box::new(error))
+/// A document the gateway cannot use: the upstream's answer, not its
+/// connection, is at fault.
+fn unusable(error: DocumentError) -> UpstreamError {
+    UpstreamError::new(Failure::Protocol, error)
 }
 
 fn bytes_response(

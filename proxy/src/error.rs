@@ -11,9 +11,10 @@ use http::{Response, StatusCode};
 use http_body_util::BodyExt;
 
 use crate::auth::AuthError;
-use crate::body::{BoxError, ProxyBody};
+use crate::body::ProxyBody;
 use crate::path::PathError;
 use crate::policy::Denial;
+use crate::upstream::{Failure, UpstreamError};
 
 /// Why the gateway answered instead of the upstream.
 #[derive(Debug, thiserror::Error)]
@@ -47,12 +48,12 @@ pub enum GatewayError {
     /// The body is larger than `--max-body-bytes`.
     #[error("request body is larger than {limit} bytes")]
     BodyTooLarge { limit: u64 },
-    /// The upstream refused the connection or broke it.
-    #[error("upstream unavailable")]
-    UpstreamUnavailable(#[source] BoxError),
-    /// The upstream did not answer within `--upstream-timeout-seconds`.
-    #[error("upstream timed out")]
-    UpstreamTimeout,
+    /// Forwarding failed: the upstream could not be reached, broke the
+    /// connection, answered with something that is not HTTP (502), or did
+    /// not answer within `--upstream-timeout-seconds` (504). Its
+    /// [`Failure`] decides which.
+    #[error("{0}")]
+    Upstream(#[source] UpstreamError),
 }
 
 impl GatewayError {
@@ -68,8 +69,11 @@ impl GatewayError {
             GatewayError::Auth(e) => e.reason(),
             GatewayError::Denied(d) => d.reason(),
             GatewayError::BodyTooLarge { .. } => "body_too_large",
-            GatewayError::UpstreamUnavailable(_) => "upstream_unavailable",
-            GatewayError::UpstreamTimeout => "upstream_timeout",
+            GatewayError::Upstream(e) => match e.kind() {
+                Failure::Timeout => "upstream_timeout",
+                Failure::Tls => "upstream_tls",
+                _ => "upstream_unavailable",
+            },
         }
     }
 
@@ -84,8 +88,10 @@ impl GatewayError {
             GatewayError::Auth(e) => e.status(),
             GatewayError::Denied(_) => StatusCode::FORBIDDEN,
             GatewayError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            GatewayError::UpstreamUnavailable(_) => StatusCode::BAD_GATEWAY,
-            GatewayError::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+            GatewayError::Upstream(e) => match e.kind() {
+                Failure::Timeout => StatusCode::GATEWAY_TIMEOUT,
+                _ => StatusCode::BAD_GATEWAY,
+            },
         }
     }
 
@@ -94,8 +100,7 @@ impl GatewayError {
         let status = self.status();
         let detail = match &self {
             // The client learns that the upstream failed, not how.
-            GatewayError::UpstreamUnavailable(_) => "Bad Gateway".to_string(),
-            GatewayError::UpstreamTimeout => "Gateway Timeout".to_string(),
+            GatewayError::Upstream(_) => status.canonical_reason().unwrap_or("").to_string(),
             other => other.to_string(),
         };
         let mut response = json_response(status, &serde_json::json!({ "detail": detail }));

@@ -6,47 +6,75 @@
 //! ```
 //!
 //! Each stage either hands on or returns a [`GatewayError`]; nothing reaches
-//! the upstream unless every stage before `forward` passed. Connection
+//! the upstream unless every stage before `forward` passed. The deciding
+//! stages (normalise to authorize) are the functions of `stages.rs`, which
+//! `explain`, `test` and the OpenAPI document call too. Connection
 //! handling lives in `server.rs`; this module sees one request at a time.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use http::header::{self, HeaderValue};
-use http::uri::PathAndQuery;
 use http::{Request, Response, Uri};
 use hyper::body::Incoming;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 
 use tracing::Instrument as _;
 
 use crate::access::{self, RequestContext};
 use crate::auth::Authenticator;
-use crate::body::{self, BoxError, ProxyBody};
-use crate::config::{Limits, Upstream};
+use crate::body::{self, ProxyBody};
+use crate::config::Limits;
 use crate::docs::{Docs, DocsRequest};
 use crate::error::GatewayError;
 use crate::headers::{self, StripRules};
 use crate::metrics::{Metrics, ReloadOutcome};
-use crate::path;
-use crate::policy::{Access, Policy, RouteMatch};
+use crate::policy::{Policy, Route};
 use crate::request_id::X_REQUEST_ID;
-use crate::upstream::Link;
+use crate::stages;
+use crate::upstream::{Failure, Forwarder, Link, Timeouts, Upstream};
 
-/// A compiled policy with what the header stage derives from it.
+/// A compiled policy with what the header and forward stages derive from
+/// it: a request holds one for its whole life, so its route and the
+/// upstream that route names come from the same policy.
 #[derive(Debug)]
 pub struct ActivePolicy {
     pub policy: Policy,
     pub strip: StripRules,
+    /// One per [`Policy::upstreams`], same order: dropped with the policy
+    /// once the last request holding it has finished, so a reload drains
+    /// the connections of a changed or removed upstream, it never cuts them.
+    forwarders: Vec<Forwarder>,
 }
 
 impl ActivePolicy {
-    pub fn new(policy: Policy) -> Self {
+    pub fn new(policy: Policy, timeouts: Timeouts, metrics: &Arc<Metrics>) -> Self {
         let strip = StripRules::new(policy.identity_headers());
-        ActivePolicy { policy, strip }
+        let forwarders = policy
+            .upstreams()
+            .iter()
+            .map(|decl| {
+                let timeouts = Timeouts {
+                    response: decl.timeout.unwrap_or(timeouts.response),
+                    ..timeouts
+                };
+                let target = decl.target.clone();
+                Forwarder::named(target, decl.rewrite.clone(), timeouts, Arc::clone(metrics))
+            })
+            .collect();
+        ActivePolicy {
+            policy,
+            strip,
+            forwarders,
+        }
+    }
+
+    /// Where `route` sends: its named upstream, else `default`.
+    fn forwarder_for<'a>(&'a self, route: &Route, default: &'a Forwarder) -> &'a Forwarder {
+        route
+            .upstream
+            .and_then(|i| self.forwarders.get(i))
+            .unwrap_or(default)
     }
 }
 
@@ -56,10 +84,11 @@ pub struct Gateway {
     /// end, so it sees either the old policy or the new one, never a mix.
     policy: RwLock<Arc<ActivePolicy>>,
     auth: Arc<Authenticator>,
-    client: Client<HttpConnector, ProxyBody>,
-    upstream: Upstream,
-    /// `Host` for the upstream: its authority.
-    upstream_host: Option<HeaderValue>,
+    /// The default upstream's forwarder (`upstream.rs`); the policy's named
+    /// upstreams have theirs in [`ActivePolicy`].
+    forwarder: Forwarder,
+    /// The forwarders' timeouts unless an upstream sets its own.
+    timeouts: Timeouts,
     limits: Limits,
     tls: bool,
     /// Counters for `/metrics` and the status page.
@@ -71,7 +100,7 @@ pub struct Gateway {
 impl std::fmt::Debug for Gateway {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Gateway")
-            .field("upstream", &self.upstream)
+            .field("forwarder", &self.forwarder)
             .finish_non_exhaustive()
     }
 }
@@ -84,21 +113,17 @@ impl Gateway {
         limits: Limits,
         tls: bool,
     ) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(limits.upstream_connect_timeout));
-        connector.set_nodelay(true);
-        connector.set_keepalive(Some(Duration::from_secs(60)));
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .pool_max_idle_per_host(1024)
-            .build(connector);
+        let metrics = Arc::new(Metrics::new(Arc::clone(&auth)));
+        let timeouts = Timeouts {
+            connect: limits.upstream_connect_timeout,
+            response: limits.upstream_timeout,
+        };
         Gateway {
-            policy: RwLock::new(Arc::new(ActivePolicy::new(policy))),
-            metrics: Arc::new(Metrics::new(Arc::clone(&auth))),
+            policy: RwLock::new(Arc::new(ActivePolicy::new(policy, timeouts, &metrics))),
+            forwarder: Forwarder::new(upstream, timeouts, Arc::clone(&metrics)),
+            timeouts,
+            metrics,
             auth,
-            client,
-            upstream_host: HeaderValue::from_str(upstream.authority.as_str()).ok(),
-            upstream,
             limits,
             tls,
             docs: None,
@@ -121,7 +146,7 @@ impl Gateway {
 
     /// Swaps in a new policy atomically; requests already running keep theirs.
     pub fn replace_policy(&self, policy: Policy) {
-        let next = Arc::new(ActivePolicy::new(policy));
+        let next = Arc::new(ActivePolicy::new(policy, self.timeouts, &self.metrics));
         match self.policy.write() {
             Ok(mut guard) => *guard = next,
             Err(poisoned) => *poisoned.into_inner() = next,
@@ -134,7 +159,12 @@ impl Gateway {
     }
 
     pub fn upstream(&self) -> &Upstream {
-        &self.upstream
+        self.forwarder.upstream()
+    }
+
+    /// Where every request to the upstream goes through.
+    pub fn forwarder(&self) -> &Forwarder {
+        &self.forwarder
     }
 
     /// The metrics behind `/metrics` and the status page.
@@ -174,8 +204,10 @@ impl Gateway {
             }
             Err(error) => {
                 ctx.failed(&error);
-                if let GatewayError::UpstreamUnavailable(source) = &error {
-                    span.in_scope(|| tracing::warn!(error = %source, "upstream request failed"));
+                if let GatewayError::Upstream(e) = &error
+                    && e.kind() != Failure::Timeout
+                {
+                    span.in_scope(|| tracing::warn!(error = %e, "upstream request failed"));
                 }
                 error.into_response()
             }
@@ -200,50 +232,28 @@ impl Gateway {
         if let Some(problem) = ambiguous_host_or_framing(&req) {
             return Err(GatewayError::MalformedRequest(problem));
         }
-        // Stage 1: normalise the path. What is matched is what is forwarded.
-        let Some(path_and_query) = req.uri().path_and_query() else {
-            return Err(GatewayError::BadTarget);
-        };
-        if !path_and_query.as_str().starts_with('/') {
-            return Err(GatewayError::BadTarget);
-        }
-        let path = path::normalize(path_and_query.path()).map_err(GatewayError::BadPath)?;
+        // The decision stages (`stages.rs`), shared with `explain`, `test`
+        // and the OpenAPI document.
+        let stages::Target {
+            path,
+            forward: target,
+        } = stages::normalise(req.uri().path_and_query())?;
         ctx.set_path(&path);
-        // The request target as forwarded: the client's own when its path is
-        // already normal (the common case, a reference count), else rebuilt.
-        let target = if path == path_and_query.path() {
-            path_and_query.clone()
-        } else {
-            let rebuilt = match path_and_query.query() {
-                Some(q) => format!("{path}?{q}"),
-                None => path.clone(),
-            };
-            PathAndQuery::try_from(rebuilt).map_err(|_| GatewayError::BadTarget)?
-        };
-
-        // Stage 2: match the route.
-        let route = match policy.route_for(req.method(), &path) {
-            RouteMatch::Found(route) => route,
-            RouteMatch::MethodNotAllowed { allow } => {
-                return Err(GatewayError::MethodNotAllowed { allow });
-            }
-            RouteMatch::NotFound => return Err(GatewayError::NoRoute),
-        };
+        let route = stages::match_route(policy, req.method(), &path)?;
         ctx.route = Some(Arc::from(route.name.as_str()));
-
-        // Stages 3 and 4: authenticate and authorize.
-        let identity = match &route.access {
-            Access::Anonymous => None,
-            Access::Token { .. } => {
-                let caller = self
-                    .auth
-                    .authenticate(req.headers())
-                    .await
-                    .map_err(GatewayError::Auth)?;
-                ctx.caller = Some(Arc::clone(&caller));
-                route.authorize(&caller).map_err(GatewayError::Denied)?;
-                Some(caller)
+        let identity = if stages::needs_token(route) {
+            let caller = self
+                .auth
+                .authenticate(req.headers())
+                .await
+                .map_err(GatewayError::Auth)?;
+            ctx.caller = Some(Arc::clone(&caller));
+            if let Some(denial) = stages::authorize(route, &caller)? {
+                ctx.shadow_denial = Some(denial.reason());
             }
+            Some(caller)
+        } else {
+            None
         };
 
         // Docs paths are answered here once the policy has let them through.
@@ -251,22 +261,18 @@ impl Gateway {
             match docs.classify(req.method(), &path) {
                 Some(DocsRequest::Static) => return Ok(docs.static_response(&path, policy)),
                 Some(DocsRequest::OpenApi) => {
-                    let timeout = self.limits.upstream_timeout;
-                    return docs
-                        .openapi_response(&self.client, &self.upstream, timeout, policy)
-                        .await;
+                    return docs.openapi_response(&self.forwarder, policy).await;
                 }
                 None => {}
             }
         }
 
         // A declared length over the limit is refused before anything is sent.
+        let body_limit = route.max_body_bytes.unwrap_or(self.limits.max_body_bytes);
         if let Some(length) = content_length(&req)
-            && length > self.limits.max_body_bytes
+            && length > body_limit
         {
-            return Err(GatewayError::BodyTooLarge {
-                limit: self.limits.max_body_bytes,
-            });
+            return Err(GatewayError::BodyTooLarge { limit: body_limit });
         }
 
         // Stage 5: rewrite headers — strip, then set.
@@ -282,6 +288,13 @@ impl Gateway {
             &active.strip,
             route.forward_authorization,
         );
+        if !parts.headers.contains_key(header::HOST)
+            && let Some(host) = &original_host
+        {
+            // An HTTP/2 client's `:authority`, for an upstream that wants
+            // the client's `Host` (`host: client`).
+            parts.headers.insert(header::HOST, host.clone());
+        }
         headers::set_forwarded(&mut parts.headers, client, self.tls, original_host);
         if let Some(caller) = &identity {
             headers::set_identity(
@@ -290,73 +303,37 @@ impl Gateway {
                 &caller.header_values,
             );
         }
-        if let Some(host) = &self.upstream_host {
-            parts.headers.insert(header::HOST, host.clone());
-        }
         parts.headers.insert(X_REQUEST_ID, ctx.id.header_value());
-        // An HTTP/2 client's requests go through the shared pool, which
-        // wants the absolute form; the link's connection sends the
-        // origin-form as is.
-        let link = link.filter(|_| parts.version <= http::Version::HTTP_11);
-        parts.uri = if link.is_some() {
-            Uri::from(target)
-        } else {
-            Uri::builder()
-                .scheme(self.upstream.scheme.clone())
-                .authority(self.upstream.authority.clone())
-                .path_and_query(target)
-                .build()
-                .map_err(|_| GatewayError::BadTarget)?
-        };
-        // The upstream connection is HTTP/1.1 whatever the client spoke.
-        parts.version = http::Version::HTTP_11;
-        let upstream_req = Request::from_parts(
-            parts,
-            body::upstream_request_body(body, self.limits.max_body_bytes),
-        );
+        // Origin-form; `Host`, the URI form and the version are the forwarder's.
+        parts.uri = Uri::from(target);
+        let upstream_req =
+            Request::from_parts(parts, body::upstream_request_body(body, body_limit));
 
         // Stage 6: forward.
-        self.forward(upstream_req, link, ctx).await
+        let forwarder = active.forwarder_for(route, &self.forwarder);
+        self.forward(forwarder, upstream_req, link, body_limit, ctx)
+            .await
     }
 
+    /// Stage 6: sends the request through the forwarder and hands the
+    /// response back with its hop-by-hop headers removed.
     async fn forward(
         &self,
+        forwarder: &Forwarder,
         req: Request<ProxyBody>,
         link: Option<&Link>,
+        body_limit: u64,
         ctx: &mut RequestContext,
     ) -> Result<Response<ProxyBody>, GatewayError> {
         let sent = Instant::now();
-        let timeout = self.limits.upstream_timeout;
-        let result = match link {
-            Some(link) => {
-                let send = link.send(req, &self.upstream, self.limits.upstream_connect_timeout);
-                let result = tokio::time::timeout(timeout, send).await;
-                if matches!(result, Err(_) | Ok(Err(_))) {
-                    // Whatever is left on that connection belongs to no one.
-                    link.reset();
-                }
-                result.map(|r| r.map_err(|e| (e.is_connect(), BoxError::from(e))))
-            }
-            None => tokio::time::timeout(timeout, self.client.request(req))
-                .await
-                .map(|r| r.map_err(|e| (e.is_connect(), BoxError::from(e)))),
-        };
+        let result = forwarder.send(req, link).await;
         ctx.upstream = Some(sent.elapsed());
         let response = match result {
-            Err(_elapsed) => {
-                ctx.upstream_error = Some("timeout");
-                return Err(GatewayError::UpstreamTimeout);
+            Ok(response) => response,
+            Err(e) if e.is_body_limit() => {
+                return Err(GatewayError::BodyTooLarge { limit: body_limit });
             }
-            Ok(Err((connect, e))) => {
-                if is_body_limit(e.as_ref()) {
-                    return Err(GatewayError::BodyTooLarge {
-                        limit: self.limits.max_body_bytes,
-                    });
-                }
-                ctx.upstream_error = Some(if connect { "connect" } else { "request" });
-                return Err(GatewayError::UpstreamUnavailable(e));
-            }
-            Ok(Ok(response)) => response,
+            Err(e) => return Err(GatewayError::Upstream(e)),
         };
         let (mut parts, body) = response.into_parts();
         headers::strip_response(&mut parts.headers);
@@ -410,16 +387,4 @@ fn content_length<B>(req: &Request<B>) -> Option<u64> {
         .ok()?
         .parse()
         .ok()
-}
-
-/// Whether a client error came from the request body exceeding its limit.
-fn is_body_limit(error: &(dyn std::error::Error + 'static)) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(e) = source {
-        if e.is::<http_body_util::LengthLimitError>() {
-            return true;
-        }
-        source = e.source();
-    }
-    false
 }

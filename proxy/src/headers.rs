@@ -35,9 +35,15 @@ const HOP_BY_HOP: [&str; 9] = [
 
 /// Client-sent headers that must never reach the upstream, compared after
 /// folding (lowercase, `-`, `_` and `.` removed): method overrides, which
-/// would let a client run a method the policy did not allow, and forwarding
-/// headers, which the gateway sets itself.
-const ALWAYS_STRIPPED_FOLDED: [&str; 9] = [
+/// would let a client run a method the policy did not allow; forwarding
+/// headers, which the gateway sets itself; and request-target overrides,
+/// which servers and frameworks behind a proxy read instead of the path
+/// (IIS and ASP.NET `X-Original-URL` / `X-Rewrite-URL`, nginx's
+/// `X-Original-URI` convention, Traefik's `X-Forwarded-Uri`, Spring's and
+/// ASP.NET Core's `X-Forwarded-Prefix` / `X-Forwarded-Path`, Envoy's
+/// `X-Envoy-Original-Path`): the path the policy decided on is the only
+/// path the upstream may act on. SECURITY.md lists them.
+const ALWAYS_STRIPPED_FOLDED: [&str; 16] = [
     "xhttpmethodoverride",
     "xhttpmethod",
     "xmethodoverride",
@@ -47,7 +53,18 @@ const ALWAYS_STRIPPED_FOLDED: [&str; 9] = [
     "xforwardedport",
     "forwarded",
     "xrealip",
+    "xoriginalurl",
+    "xrewriteurl",
+    "xoriginaluri",
+    "xforwardeduri",
+    "xforwardedpath",
+    "xforwardedprefix",
+    "xenvoyoriginalpath",
 ];
+
+/// Set by the gateway (only) when it strips a prefix from the forwarded path
+/// (`strip_prefix` of an upstream in `policy.yaml`).
+pub const X_FORWARDED_PREFIX: HeaderName = HeaderName::from_static("x-forwarded-prefix");
 
 /// Characters percent-encoded in `X-User-Name` and `X-User-Email`: all but
 /// RFC 3986 unreserved characters and `@`, so any UTF-8 name survives as a
@@ -87,8 +104,8 @@ impl StripRules {
 
 /// Removes from a client request everything the upstream must not receive:
 /// hop-by-hop headers and those named in `Connection`, identity headers and
-/// their look-alikes, method overrides, forwarding headers, and
-/// `Authorization` unless the route forwards it.
+/// their look-alikes, method overrides, forwarding headers, request-target
+/// overrides, and `Authorization` unless the route forwards it.
 pub fn strip_request(headers: &mut HeaderMap, rules: &StripRules, keep_authorization: bool) {
     let mut doomed: Vec<HeaderName> = Vec::new();
     for value in headers.get_all(header::CONNECTION) {
@@ -313,6 +330,25 @@ mod tests {
         }
         assert!(!rules().must_strip("x-user-ids-extra"));
         assert!(!rules().must_strip("content-type"));
+    }
+
+    #[test]
+    fn request_target_overrides_and_their_look_alikes_are_stripped() {
+        for name in [
+            "x-original-url",
+            "x_original_url",
+            "x-rewrite-url",
+            "x-original-uri",
+            "x-forwarded-uri",
+            "x_forwarded.path",
+            "x-forwarded-prefix",
+            "x-envoy-original-path",
+            "X_ENVOY_ORIGINAL_PATH",
+        ] {
+            assert!(rules().must_strip(&name.to_ascii_lowercase()), "{name}");
+        }
+        assert!(!rules().must_strip("x-original-url-extra"));
+        assert!(!rules().must_strip("x-envoy-upstream-service-time"));
     }
 
     #[test]

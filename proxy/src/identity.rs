@@ -26,6 +26,14 @@ impl PrincipalKind {
             PrincipalKind::App => "app",
         }
     }
+
+    /// The other kind.
+    pub fn other(self) -> PrincipalKind {
+        match self {
+            PrincipalKind::User => PrincipalKind::App,
+            PrincipalKind::App => PrincipalKind::User,
+        }
+    }
 }
 
 /// A validated caller. Built only by the authentication stage, after the
@@ -48,6 +56,9 @@ pub struct Identity {
     pub email: Option<String>,
     /// `azp` (v2) or `appid` (v1): the client application that asked for the token.
     pub app_id: Option<String>,
+    /// A B2B guest of the tenant: `acct` is 1, or an `idp` claim names
+    /// another issuer than `iss` (the home tenant's).
+    pub guest: bool,
     /// `exp`, seconds since the epoch: a cached validation never outlives it.
     pub expires_at: u64,
 }

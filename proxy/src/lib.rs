@@ -21,6 +21,7 @@ pub mod policy;
 pub mod reload;
 pub mod request_id;
 pub mod server;
+pub mod stages;
 pub mod status_page;
 pub mod tls;
 pub mod upstream;

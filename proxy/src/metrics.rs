@@ -28,6 +28,7 @@ use prometheus_client::registry::Registry;
 use crate::access::{Decision, RequestContext};
 use crate::auth::Authenticator;
 use crate::body::ProxyBody;
+use crate::upstream::Failure;
 
 /// Every reason a request can be denied, as the access log and
 /// `authz_proxy_denials_total` spell them. Fixed: README "Operating" lists
@@ -42,6 +43,7 @@ pub const DENIAL_REASONS: &[&str] = &[
     "missing_token",
     "invalid_request",
     "malformed_token",
+    "graph_token",
     "disallowed_algorithm",
     "unknown_key",
     "bad_signature",
@@ -56,11 +58,12 @@ pub const DENIAL_REASONS: &[&str] = &[
     "keys_unavailable",
     "missing_scope",
     "missing_role",
+    "wrong_app",
+    "wrong_tenant_for_route",
+    "wrong_caller_type",
+    "guest_denied",
     "body_too_large",
 ];
-
-/// How forwarding can fail, the `kind` of `authz_proxy_upstream_errors_total`.
-pub const UPSTREAM_ERROR_KINDS: &[&str] = &["connect", "timeout", "request", "response_body"];
 
 /// How many denials the status page keeps.
 pub const RECENT_DENIALS: usize = 50;
@@ -156,6 +159,8 @@ pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     denials: Family<ReasonLabels, Counter>,
+    /// Requests an `enforce: shadow` route allowed but would have denied.
+    shadow_denials: Family<ReasonLabels, Counter>,
     gateway_seconds: HistogramFamily,
     upstream_seconds: HistogramFamily,
     upstream_errors: Family<KindLabels, Counter>,
@@ -192,6 +197,12 @@ impl Metrics {
             drop(denials.get_or_create(&ReasonLabels { reason }));
         }
         registry.register("denials", "Requests denied, by reason", denials.clone());
+        let shadow_denials = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "shadow_denials",
+            "Requests an enforce: shadow route allowed but would have denied, by reason",
+            shadow_denials.clone(),
+        );
         let gateway_seconds: HistogramFamily =
             Family::new_with_constructor(|| Histogram::new(GATEWAY_BUCKETS));
         registry.register(
@@ -207,12 +218,14 @@ impl Metrics {
             upstream_seconds.clone(),
         );
         let upstream_errors = Family::<KindLabels, Counter>::default();
-        for &kind in UPSTREAM_ERROR_KINDS {
-            drop(upstream_errors.get_or_create(&KindLabels { kind }));
+        for kind in Failure::ALL {
+            drop(upstream_errors.get_or_create(&KindLabels {
+                kind: kind.as_str(),
+            }));
         }
         registry.register(
             "upstream_errors",
-            "Failed forwards, by kind (connect, timeout, request, response_body)",
+            "Failed forwards, by kind (connect, tls, timeout, protocol, closed_early, request_body, response_body)",
             upstream_errors.clone(),
         );
         let reloads = Family::<OutcomeLabels, Counter>::default();
@@ -253,6 +266,7 @@ impl Metrics {
             registry,
             requests,
             denials,
+            shadow_denials,
             gateway_seconds,
             upstream_seconds,
             upstream_errors,
@@ -300,6 +314,11 @@ impl Metrics {
                 })
                 .inc();
         }
+        if let Some(reason) = ctx.shadow_denial {
+            self.shadow_denials
+                .get_or_create(&ReasonLabels { reason })
+                .inc();
+        }
         if ctx.decision == Decision::Deny {
             self.denials
                 .get_or_create(&ReasonLabels { reason: ctx.reason })
@@ -323,10 +342,12 @@ impl Metrics {
         }
     }
 
-    /// Counts a failed forward; `kind` is one of [`UPSTREAM_ERROR_KINDS`].
-    pub fn record_upstream_error(&self, kind: &'static str) {
+    /// Counts a failed forward.
+    pub fn record_upstream_error(&self, kind: Failure) {
         self.upstream_errors
-            .get_or_create(&KindLabels { kind })
+            .get_or_create(&KindLabels {
+                kind: kind.as_str(),
+            })
             .inc();
     }
 
@@ -636,6 +657,12 @@ mod tests {
             },
             GatewayError::Denied(Denial::MissingScope { required: vec![] }),
             GatewayError::Denied(Denial::MissingRole { required: vec![] }),
+            GatewayError::Denied(Denial::WrongApp),
+            GatewayError::Denied(Denial::WrongTenantForRoute),
+            GatewayError::Denied(Denial::WrongCallerType {
+                required: crate::identity::PrincipalKind::User,
+            }),
+            GatewayError::Denied(Denial::GuestDenied),
             GatewayError::BodyTooLarge { limit: 1 },
         ];
         errors.extend(auth.into_iter().map(GatewayError::Auth));
@@ -668,6 +695,22 @@ mod tests {
             401
         };
         ctx
+    }
+
+    #[test]
+    fn shadow_denials_are_counted_apart_from_denials() {
+        let m = metrics();
+        let mut ctx = context(Some("reports"), Decision::Allow, "allowed");
+        ctx.shadow_denial = Some("wrong_app");
+        m.record(&ctx);
+        let text = m.encode();
+        for line in [
+            r#"authz_proxy_shadow_denials_total{reason="wrong_app"} 1"#,
+            r#"authz_proxy_requests_total{route="reports",method="GET",decision="allow",status="200"} 1"#,
+            r#"authz_proxy_denials_total{reason="wrong_app"} 0"#,
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} not in\n{text}");
+        }
     }
 
     #[test]

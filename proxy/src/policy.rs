@@ -39,6 +39,7 @@ mod method;
 mod route;
 #[cfg(test)]
 mod tests;
+mod upstreams;
 
 use std::path::Path;
 
@@ -49,7 +50,8 @@ use matcher::Matcher;
 pub use error::{PolicyError, PolicyErrors};
 pub use headers::IdentityHeaders;
 pub use method::{KNOWN_METHODS, MethodSet};
-pub use route::{Access, Denial, Route};
+pub use route::{Access, Condition, Conditions, Denial, Route};
+pub use upstreams::UpstreamDecl;
 
 /// A compiled, validated policy. Immutable and cheap to share (`Send + Sync`),
 /// so a reload can swap a whole new one in atomically.
@@ -63,6 +65,8 @@ pub struct Policy {
     /// Glob index → index into `routes`.
     glob_routes: Vec<usize>,
     identity_headers: IdentityHeaders,
+    /// `upstreams:`, which routes refer to by index.
+    upstreams: Vec<UpstreamDecl>,
 }
 
 /// The outcome of matching a request against the routes.
@@ -152,6 +156,11 @@ impl Policy {
     }
 
     /// The header names the identity is forwarded in (validated at load).
+    /// The upstreams declared besides the default one, in name order.
+    pub fn upstreams(&self) -> &[UpstreamDecl] {
+        &self.upstreams
+    }
+
     pub fn identity_headers(&self) -> &IdentityHeaders {
         &self.identity_headers
     }

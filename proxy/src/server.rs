@@ -30,7 +30,7 @@ use crate::error::json_response;
 use crate::gateway::Gateway;
 use crate::metrics::ConnectionGuard;
 use crate::reload::Reloader;
-use crate::upstream::{IdlePool, Link, Linked};
+use crate::upstream::{IdlePool, Linked};
 
 /// How long in-flight requests get to finish after shutdown begins.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -265,7 +265,7 @@ impl Connection {
         let requested = Arc::new(Notify::new());
         // The upstream connection this connection's requests borrow (HTTP/1
         // clients), driven by the connection's task: see `upstream.rs`.
-        let link = Arc::new(Link::new(pool, gateway.metrics().clone()));
+        let link = Arc::new(gateway.forwarder().link(pool));
         let service = service_fn({
             let requested = requested.clone();
             let link = link.clone();
@@ -328,10 +328,19 @@ struct WorkerThread {
 
 /// What a serving thread's connections share: their count, and the idle
 /// upstream connections they borrow from.
-#[derive(Default)]
 struct Seat {
     open: Arc<AtomicUsize>,
     pool: Arc<IdlePool>,
+}
+
+impl Seat {
+    /// The seat of `runtime`'s thread: no connection yet, an empty pool.
+    fn on(runtime: &Handle) -> Seat {
+        Seat {
+            open: Arc::default(),
+            pool: IdlePool::start_on(runtime),
+        }
+    }
 }
 
 /// One open connection in its thread's count.
@@ -345,9 +354,7 @@ impl Drop for OpenOnWorker {
 
 impl Workers {
     async fn start(threads: usize) -> Result<Workers, ServeError> {
-        let local = Seat::default();
-        // Ends once the pool is gone (after the last connection of this serve).
-        tokio::spawn(IdlePool::reap_while_alive(Arc::downgrade(&local.pool)));
+        let local = Seat::on(&Handle::current());
         let mut workers = Workers {
             local,
             threads: Vec::new(),
@@ -383,8 +390,7 @@ impl Workers {
                 Ok(Err(e)) => return Err(e.into()),
                 Err(_) => return Err(std::io::Error::other("a serving thread died").into()),
             };
-            let seat = Seat::default();
-            handle.spawn(IdlePool::reap_while_alive(Arc::downgrade(&seat.pool)));
+            let seat = Seat::on(&handle);
             workers.threads.push(WorkerThread {
                 handle,
                 seat,
@@ -518,7 +524,7 @@ async fn admin(req: Request<Incoming>, gateway: &Gateway) -> Response<ProxyBody>
 
 async fn ready(gateway: &Gateway) -> Response<ProxyBody> {
     let keys = gateway.authenticator().keys_loaded();
-    let upstream = upstream_reachable(gateway).await;
+    let upstream = gateway.forwarder().reachable().await;
     let body = serde_json::json!({
         "ready": keys && upstream,
         "policy_loaded": true,
@@ -532,24 +538,6 @@ async fn ready(gateway: &Gateway) -> Response<ProxyBody> {
         StatusCode::SERVICE_UNAVAILABLE
     };
     json_response(status, &body)
-}
-
-async fn upstream_reachable(gateway: &Gateway) -> bool {
-    let authority = gateway.upstream().authority.clone();
-    let host = authority
-        .host()
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_string();
-    let port = authority.port_u16().unwrap_or(80);
-    matches!(
-        tokio::time::timeout(
-            Duration::from_secs(2),
-            TcpStream::connect((host.as_str(), port))
-        )
-        .await,
-        Ok(Ok(_))
-    )
 }
 
 /// The address the gateway ends up listening on, for logs.

@@ -1,348 +1,347 @@
-//! Upstream connections for HTTP/1 clients.
+//! The forwarder: the one owner of everything on the upstream side of the
+//! gateway — where the upstream is, its connections (the per-thread idle
+//! pools that HTTP/1 clients borrow from, `upstream/link.rs`, and the shared
+//! multiplexing client for HTTP/2 clients), the connect and response
+//! timeouts, the retry of a request whose idle connection turned out to be
+//! closed, the `Host` and prefix rewriting an upstream asks for
+//! ([`Rewrite`]), and the typed [`Failure`] every failed forward is reported
+//! with (`upstream/failure.rs`).
 //!
-//! An HTTP/1 client sends its requests one after the other. For each request
-//! its connection borrows an upstream connection ([`Link`]) from its serving
-//! thread's idle pool ([`IdlePool`], or opens one) and drives it in its own
-//! task ([`Linked`]): the request, its response and their bodies cross no
-//! task or thread boundary, which a pool with a task per pooled connection
-//! cannot avoid (a channel hand-off and a wakeup of another worker on every
-//! request). Once the response has been read to its end, the upstream
-//! connection goes back to the idle pool, so the backend sees as many
-//! connections as there are requests in flight, not one per client
-//! connection (10,000 idle keep-alive clients cost it nothing).
-//!
-//! HTTP/2 clients multiplex requests on one connection and still go through
-//! the shared pool (`Gateway::forward`).
+//! Where its job ends: it sends a request that the gateway's stages have
+//! decided and rewritten, and returns the upstream's response or an
+//! [`UpstreamError`]; what a failure means for the client (status, log,
+//! metrics) is decided by reading the error's [`Failure`].
 
-use std::collections::VecDeque;
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
-use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+mod failure;
+mod link;
 
-use http::{Request, Response};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::uri::{Authority, PathAndQuery, Scheme};
+use http::{Request, Response, StatusCode, Uri, Version};
+use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
-use hyper::client::conn::http1::{self, Connection, SendRequest};
-use hyper_util::rt::TokioIo;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
 use tokio::net::TcpStream;
 
-use crate::body::ProxyBody;
-use crate::config::Upstream;
+use crate::body::{self, ProxyBody};
+use crate::headers::X_FORWARDED_PREFIX;
 use crate::metrics::Metrics;
 
-type UpstreamConnection = Connection<TokioIo<TcpStream>, ProxyBody>;
+pub use failure::{Failure, UpstreamError};
+pub use link::{IdlePool, Link, Linked};
 
-/// Why a request could not be sent to the upstream or answered by it.
-#[derive(Debug, thiserror::Error)]
-pub enum LinkError {
-    #[error("cannot connect to the upstream {authority}: {source}")]
-    Connect {
-        authority: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("connecting to the upstream {0} timed out")]
-    ConnectTimeout(String),
-    #[error(transparent)]
-    Http(#[from] hyper::Error),
-}
-
-impl LinkError {
-    /// Whether no connection to the upstream could be made at all.
-    pub fn is_connect(&self) -> bool {
-        matches!(
-            self,
-            LinkError::Connect { .. } | LinkError::ConnectTimeout(_)
-        )
-    }
-}
-
-/// Idle upstream connections kept longest (nginx's `keepalive_timeout` for
-/// upstreams is 60 s as well); older ones are closed when next looked at.
+/// Idle connections of the shared client are kept this long (as the
+/// per-thread pools keep theirs).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Idle upstream connections kept per serving thread; more are closed.
-const MAX_IDLE: usize = 256;
-
-/// One serving thread's idle upstream connections, most recently used last.
-/// Only that thread's connections use it (their sockets are registered with
-/// its IO driver): the lock is never contended.
-#[derive(Default)]
-pub struct IdlePool {
-    idle: Mutex<VecDeque<Idle>>,
+/// The origin-form `uri` without `prefix` at the front of its path, when its
+/// path is the prefix or continues it with `/`.
+fn strip_prefix(uri: &Uri, prefix: &str) -> Option<PathAndQuery> {
+    let target = uri.path_and_query()?;
+    let rest = target.path().strip_prefix(prefix)?;
+    let path = match rest {
+        "" => "/",
+        rest if rest.starts_with('/') => rest,
+        _ => return None,
+    };
+    let stripped = match target.query() {
+        Some(query) => format!("{path}?{query}"),
+        None => path.to_owned(),
+    };
+    PathAndQuery::try_from(stripped).ok()
 }
 
-struct Idle {
-    sender: SendRequest<ProxyBody>,
-    conn: Pin<Box<UpstreamConnection>>,
-    since: Instant,
+/// How long readiness waits for a connection to the upstream.
+const READY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Where requests go, reduced to what forwarding needs.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    /// `http`, the only scheme supported for now.
+    pub scheme: Scheme,
+    /// `host:port`, also sent as `Host`.
+    pub authority: Authority,
 }
 
-impl std::fmt::Debug for IdlePool {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("IdlePool")
-            .field("idle", &self.lock().len())
-            .finish()
-    }
-}
-
-impl IdlePool {
-    fn lock(&self) -> MutexGuard<'_, VecDeque<Idle>> {
-        match self.idle.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        }
-    }
-
-    /// The most recently used idle connection still young enough.
-    fn take(&self) -> Option<(SendRequest<ProxyBody>, Pin<Box<UpstreamConnection>>)> {
-        self.reap();
-        self.lock().pop_back().map(|i| (i.sender, i.conn))
-    }
-
-    fn put(&self, sender: SendRequest<ProxyBody>, conn: Pin<Box<UpstreamConnection>>) {
-        let mut idle = self.lock();
-        if idle.len() >= MAX_IDLE {
-            idle.pop_front();
-        }
-        idle.push_back(Idle {
-            sender,
-            conn,
-            since: Instant::now(),
-        });
-    }
-
-    /// Closes the connections idle for longer than [`IDLE_TIMEOUT`].
-    fn reap(&self) {
-        let mut idle = self.lock();
-        while idle
-            .front()
-            .is_some_and(|front| front.since.elapsed() >= IDLE_TIMEOUT)
-        {
-            idle.pop_front();
-        }
-    }
-
-    /// Reaps `pool` every half idle timeout while it exists, so that a quiet
-    /// gateway does not keep sockets the upstream has long closed. Spawned
-    /// on the pool's own thread.
-    pub async fn reap_while_alive(pool: Weak<IdlePool>) {
-        loop {
-            tokio::time::sleep(IDLE_TIMEOUT / 2).await;
-            match pool.upgrade() {
-                Some(pool) => pool.reap(),
-                None => return,
-            }
-        }
-    }
-}
-
-/// The upstream connection a client connection has borrowed, if any.
-pub struct Link {
-    pool: Arc<IdlePool>,
-    metrics: Arc<Metrics>,
-    state: Mutex<State>,
-}
-
-#[derive(Default)]
-struct State {
-    /// Where the next request goes; taken out while a request is in flight.
-    sender: Option<SendRequest<ProxyBody>>,
-    /// The connection itself, polled by [`Link::poll_drive`].
-    conn: Option<Pin<Box<UpstreamConnection>>>,
-}
-
-impl std::fmt::Debug for Link {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Link")
-            .field("connected", &self.lock().conn.is_some())
-            .finish()
-    }
-}
-
-impl Link {
-    /// A link borrowing from (and returning to) `pool`: the idle pool of the
-    /// thread the client connection is served on. New connections are
-    /// counted in `metrics`.
-    pub fn new(pool: Arc<IdlePool>, metrics: Arc<Metrics>) -> Link {
-        Link {
-            pool,
-            metrics,
-            state: Mutex::default(),
-        }
-    }
-
-    fn lock(&self) -> MutexGuard<'_, State> {
-        // Only the owning task locks it, never across an await: no contention,
-        // and a panic while holding it leaves nothing half-written that matters.
-        match self.state.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        }
-    }
-
-    /// Makes progress on the upstream connection (writing the request,
-    /// reading the response and its body); forgets it once it has closed,
-    /// and hands it back to the idle pool once its response has been read
-    /// to the end.
-    pub fn poll_drive(&self, cx: &mut Context<'_>) {
-        let mut state = self.lock();
-        let Some(conn) = state.conn.as_mut() else {
-            return;
+impl Upstream {
+    /// An `http://host[:port]` URL; the message says what is wrong with it,
+    /// quoting it (the caller says where it was written).
+    pub fn parse(url: &str) -> Result<Upstream, String> {
+        let Ok(uri) = url.trim().parse::<Uri>() else {
+            return Err(format!("{url:?} is not a URL"));
         };
-        if let Poll::Ready(result) = conn.as_mut().poll(cx) {
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "upstream connection ended with an error");
+        match uri.scheme_str() {
+            Some("http") => {}
+            Some("https") => {
+                return Err(format!(
+                    "{url:?}: https upstreams are not supported yet; \
+                     run the gateway next to the backend and use http"
+                ));
             }
-            state.conn = None;
-            state.sender = None;
-            return;
+            _ => return Err(format!("{url:?} must start with http://")),
         }
-        // `sender` is here only between requests; ready means the response
-        // has been read to its end and the connection is idle.
-        if state.sender.as_ref().is_some_and(SendRequest::is_ready)
-            && let (Some(sender), Some(conn)) = (state.sender.take(), state.conn.take())
-        {
-            self.pool.put(sender, conn);
+        if uri.path() != "/" && !uri.path().is_empty() || uri.query().is_some() {
+            return Err(format!(
+                "{url:?} must not have a path: the authorised path is forwarded as it is"
+            ));
         }
+        let Some(authority) = uri.authority().cloned() else {
+            return Err(format!("{url:?} has no host"));
+        };
+        Ok(Upstream {
+            scheme: Scheme::HTTP,
+            authority,
+        })
     }
 
-    /// Closes the upstream connection (after a timeout or a failed request,
-    /// when what is left on it is unknown); the next request takes another.
-    pub fn reset(&self) {
-        let mut state = self.lock();
-        state.conn = None;
-        state.sender = None;
-    }
-
-    /// Sends `req` (origin-form target, `Host` set) on an idle upstream
-    /// connection, or a new one when none is idle or the idle ones turn out
-    /// to have been closed by the upstream before the request went out.
-    pub async fn send(
-        &self,
-        mut req: Request<ProxyBody>,
-        upstream: &Upstream,
-        connect_timeout: Duration,
-    ) -> Result<Response<Incoming>, LinkError> {
-        loop {
-            let kept = {
-                let mut state = self.lock();
-                match state.sender.take() {
-                    Some(sender) => Some(sender),
-                    None => self.pool.take().map(|(sender, conn)| {
-                        state.conn = Some(conn);
-                        sender
-                    }),
-                }
-            };
-            let Some(mut sender) = kept else { break };
-            if sender.ready().await.is_ok() {
-                match sender.try_send_request(req).await {
-                    Ok(response) => {
-                        self.lock().sender = Some(sender);
-                        return Ok(response);
-                    }
-                    Err(mut e) => match e.take_message() {
-                        // Never written: safe to send again on another connection.
-                        Some(unsent) => req = unsent,
-                        None => {
-                            self.reset();
-                            return Err(e.into_error().into());
-                        }
-                    },
-                }
-            }
-            self.reset();
-        }
-        let mut sender = self.connect(upstream, connect_timeout).await?;
-        match sender.send_request(req).await {
-            Ok(response) => {
-                self.lock().sender = Some(sender);
-                Ok(response)
-            }
-            Err(e) => {
-                self.reset();
-                Err(e.into())
-            }
-        }
-    }
-
-    async fn connect(
-        &self,
-        upstream: &Upstream,
-        timeout: Duration,
-    ) -> Result<SendRequest<ProxyBody>, LinkError> {
-        let authority = upstream.authority.as_str();
-        let host = upstream
+    /// A TCP connection to the upstream, made within `timeout`.
+    async fn connect(&self, timeout: Duration) -> Result<TcpStream, UpstreamError> {
+        let host = self
             .authority
             .host()
             .trim_start_matches('[')
             .trim_end_matches(']');
-        let port = upstream.authority.port_u16().unwrap_or(80);
+        let port = self.authority.port_u16().unwrap_or(80);
         let stream = match tokio::time::timeout(timeout, TcpStream::connect((host, port))).await {
             Ok(Ok(stream)) => stream,
-            Ok(Err(source)) => {
-                return Err(LinkError::Connect {
-                    authority: authority.to_string(),
-                    source,
-                });
+            Ok(Err(e)) => {
+                let message = format!("cannot connect to {}: {e}", self.authority);
+                return Err(UpstreamError::new(Failure::Connect, message));
             }
-            Err(_) => return Err(LinkError::ConnectTimeout(authority.to_string())),
+            Err(_) => {
+                let message = format!("connecting to {} timed out", self.authority);
+                return Err(UpstreamError::new(Failure::Connect, message));
+            }
         };
         let _ = stream.set_nodelay(true);
-        // HTTP/1 needs no exchange before the first request: the request is
-        // queued now and written when the task next drives the connection.
-        let (sender, conn) = http1::Builder::new()
-            .handshake(TokioIo::new(stream))
-            .await?;
-        self.lock().conn = Some(Box::pin(conn));
-        self.metrics.upstream_connection_opened();
-        Ok(sender)
+        Ok(stream)
     }
 }
 
-impl Drop for Link {
-    /// A client connection that ends between requests leaves its idle
-    /// upstream connection to the others.
-    fn drop(&mut self) {
-        let mut state = self.lock();
-        if state.sender.as_ref().is_some_and(SendRequest::is_ready)
-            && let (Some(sender), Some(conn)) = (state.sender.take(), state.conn.take())
+/// The `Host` an upstream gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HostHeader {
+    /// The upstream's own authority (`host: upstream`, the default).
+    #[default]
+    Upstream,
+    /// The client's, as the gateway received it (`host: client`), for
+    /// backends that serve several names.
+    Client,
+}
+
+/// How one upstream is reached, beyond its address (`upstreams:` in
+/// `policy.yaml`; the defaults for `--upstream`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rewrite {
+    pub host: HostHeader,
+    /// Removed from the front of the forwarded path (after matching), and
+    /// sent as `X-Forwarded-Prefix`; written `/x` (no trailing slash).
+    pub strip_prefix: Option<String>,
+}
+
+/// How long the forwarder waits.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// To establish a connection (502 when it runs out).
+    pub connect: Duration,
+    /// From sending a request to its response headers (504).
+    pub response: Duration,
+}
+
+/// Sends requests to the upstream; one per gateway, shared by all
+/// connections and threads.
+pub struct Forwarder {
+    upstream: Upstream,
+    /// `Host` for the upstream: its authority.
+    host: Option<HeaderValue>,
+    /// For HTTP/2 clients (whose requests multiplex on one connection) and
+    /// for the gateway's own requests (the docs' document).
+    shared: Client<HttpConnector, ProxyBody>,
+    timeouts: Timeouts,
+    /// `Host` and path rewriting for this upstream.
+    rewrite: Rewrite,
+    /// `X-Forwarded-Prefix` when a prefix is stripped.
+    prefix_header: Option<HeaderValue>,
+    /// Whether HTTP/1 clients' links may carry this upstream's requests:
+    /// the per-thread idle pools hold connections to the default upstream
+    /// only; the named upstreams of `policy.yaml` use the shared client.
+    per_thread: bool,
+    /// Counts the connections the links open.
+    metrics: Arc<Metrics>,
+}
+
+impl std::fmt::Debug for Forwarder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Forwarder")
+            .field("upstream", &self.upstream)
+            .field("timeouts", &self.timeouts)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Forwarder {
+    /// The forwarder of the default upstream (`--upstream`), whose
+    /// connections HTTP/1 clients borrow from their thread's idle pool;
+    /// connects to nothing yet.
+    pub fn new(upstream: Upstream, timeouts: Timeouts, metrics: Arc<Metrics>) -> Forwarder {
+        Forwarder::build(upstream, Rewrite::default(), timeouts, metrics, true)
+    }
+
+    /// The forwarder of an upstream named in `policy.yaml`; its requests all
+    /// go through its own shared client, which lives as long as the policy
+    /// that declared it and the requests that still hold that policy.
+    pub fn named(
+        upstream: Upstream,
+        rewrite: Rewrite,
+        timeouts: Timeouts,
+        metrics: Arc<Metrics>,
+    ) -> Forwarder {
+        Forwarder::build(upstream, rewrite, timeouts, metrics, false)
+    }
+
+    fn build(
+        upstream: Upstream,
+        rewrite: Rewrite,
+        timeouts: Timeouts,
+        metrics: Arc<Metrics>,
+        per_thread: bool,
+    ) -> Forwarder {
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(timeouts.connect));
+        connector.set_nodelay(true);
+        connector.set_keepalive(Some(IDLE_TIMEOUT));
+        let shared = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(IDLE_TIMEOUT)
+            .pool_max_idle_per_host(1024)
+            .build(connector);
+        Forwarder {
+            host: HeaderValue::from_str(upstream.authority.as_str()).ok(),
+            upstream,
+            shared,
+            timeouts,
+            prefix_header: rewrite
+                .strip_prefix
+                .as_deref()
+                .and_then(|p| HeaderValue::from_str(p).ok()),
+            rewrite,
+            per_thread,
+            metrics,
+        }
+    }
+
+    /// The borrower for one HTTP/1 client connection served on the thread
+    /// whose idle pool is `pool` ([`IdlePool::start_on`]); the connection's
+    /// task drives it ([`Linked`]).
+    pub fn link(&self, pool: Arc<IdlePool>) -> Link {
+        Link::new(pool, Arc::clone(&self.metrics))
+    }
+
+    pub fn upstream(&self) -> &Upstream {
+        &self.upstream
+    }
+
+    /// Sends `req` — its URI the origin-form target, its headers final but
+    /// for `Host` (the client's, or none) and the prefix — and waits for the
+    /// response headers.
+    ///
+    /// An HTTP/1 client's request goes through `link`, its connection's
+    /// borrower from the serving thread's idle pool; an HTTP/2 client's (or
+    /// one without a link) through the shared client. The upstream always
+    /// gets HTTP/1.1. After a timeout or a failure the link's connection is
+    /// closed: what is left on it belongs to no one.
+    pub async fn send(
+        &self,
+        mut req: Request<ProxyBody>,
+        link: Option<&Link>,
+    ) -> Result<Response<Incoming>, UpstreamError> {
+        if self.rewrite.host == HostHeader::Upstream
+            && let Some(host) = &self.host
         {
-            self.pool.put(sender, conn);
+            req.headers_mut().insert(header::HOST, host.clone());
         }
+        if let (Some(prefix), Some(value)) = (&self.rewrite.strip_prefix, &self.prefix_header)
+            && let Some(stripped) = strip_prefix(req.uri(), prefix)
+        {
+            *req.uri_mut() = Uri::from(stripped);
+            req.headers_mut().insert(X_FORWARDED_PREFIX, value.clone());
+        }
+        let link = link.filter(|_| self.per_thread && req.version() <= Version::HTTP_11);
+        *req.version_mut() = Version::HTTP_11;
+        let limit = self.timeouts.response;
+        match link {
+            Some(link) => {
+                let send = link.send(req, &self.upstream, self.timeouts.connect);
+                let result = match tokio::time::timeout(limit, send).await {
+                    Ok(result) => result,
+                    Err(_elapsed) => Err(UpstreamError::timeout(limit)),
+                };
+                if result.is_err() {
+                    link.reset();
+                }
+                result
+            }
+            None => {
+                // The shared client wants the absolute form.
+                let target = req
+                    .uri()
+                    .path_and_query()
+                    .cloned()
+                    .unwrap_or_else(|| PathAndQuery::from_static("/"));
+                *req.uri_mut() = Uri::from_parts({
+                    let mut parts = http::uri::Parts::default();
+                    parts.scheme = Some(self.upstream.scheme.clone());
+                    parts.authority = Some(self.upstream.authority.clone());
+                    parts.path_and_query = Some(target);
+                    parts
+                })
+                .map_err(|e| UpstreamError::new(Failure::Protocol, e))?;
+                match tokio::time::timeout(limit, self.shared.request(req)).await {
+                    Ok(result) => result.map_err(UpstreamError::from_client),
+                    Err(_elapsed) => Err(UpstreamError::timeout(limit)),
+                }
+            }
+        }
+    }
+
+    /// The gateway's own `GET path` (the docs' document): its status and at
+    /// most `max_bytes` of its body, all within the response timeout.
+    pub async fn get(
+        &self,
+        path: &'static str,
+        accept: HeaderValue,
+        max_bytes: usize,
+    ) -> Result<(StatusCode, Bytes), UpstreamError> {
+        let mut request = Request::new(body::empty());
+        *request.uri_mut() = Uri::from_static(path);
+        request.headers_mut().insert(header::ACCEPT, accept);
+        let limit = self.timeouts.response;
+        let fetch = async {
+            let response = self.send(request, None).await?;
+            let status = response.status();
+            let bytes = Limited::new(response.into_body(), max_bytes)
+                .collect()
+                .await
+                .map_err(|e| UpstreamError::new(Failure::ResponseBody, e))?
+                .to_bytes();
+            Ok((status, bytes))
+        };
+        match tokio::time::timeout(limit, fetch).await {
+            Ok(result) => result,
+            Err(_elapsed) => Err(UpstreamError::timeout(limit)),
+        }
+    }
+
+    /// Whether the upstream accepts a connection now (readiness).
+    pub async fn reachable(&self) -> bool {
+        self.upstream.connect(READY_TIMEOUT).await.is_ok()
     }
 }
 
-/// A client connection's future together with the upstream connection its
-/// link has borrowed, if any: both are polled whenever the task wakes, the
-/// upstream side first so that a response read from it is written to the
-/// client in the same pass.
-pub struct Linked<F> {
-    conn: Pin<Box<F>>,
-    link: Arc<Link>,
-}
-
-impl<F> Linked<F> {
-    pub fn new(conn: F, link: Arc<Link>) -> Self {
-        Linked {
-            conn: Box::pin(conn),
-            link,
-        }
-    }
-}
-
-impl<F: Future> Future for Linked<F> {
-    type Output = F::Output;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        self.link.poll_drive(cx);
-        if let Poll::Ready(output) = self.conn.as_mut().poll(cx) {
-            return Poll::Ready(output);
-        }
-        // A request handed over just now is written in this pass too.
-        self.link.poll_drive(cx);
-        Poll::Pending
-    }
-}
+#[cfg(test)]
+mod tests;

@@ -349,6 +349,8 @@ async fn jwks_uri_on_the_issuer_origin_is_fetched_from_the_metadata_origin() {
     let idp = TestIdp::start(JwksMode::Keys(vec![key.jwk()])).await;
     let issuer_instance = "http://idp.invalid:9400";
     idp.set_jwks_uri(&format!("{issuer_instance}/{TENANT}/discovery/v2.0/keys"));
+    // The document names the issuer browsers see, not the host it came from.
+    idp.set_issuer(&format!("{issuer_instance}/{TENANT}/v2.0"));
     let mut settings = idp.settings();
     settings.instance = issuer_instance.to_owned();
     let auth = loaded(settings).await;
@@ -360,5 +362,79 @@ async fn jwks_uri_on_the_issuer_origin_is_fetched_from_the_metadata_origin() {
     assert_eq!(
         reason(auth.authenticate(&bearer(&wrong)).await),
         "wrong_issuer"
+    );
+}
+
+/// OpenID Connect Discovery 1.0 §4.3: a document naming another issuer than
+/// the expected one is not used, nor any key from its `jwks_uri`: nothing
+/// loads, requests get 503, and the error says what was expected.
+#[tokio::test]
+async fn discovery_naming_another_issuer_trusts_no_key() {
+    let key = TestKey::generate("k");
+    let idp = TestIdp::start(JwksMode::Keys(vec![key.jwk()])).await;
+    let token = key.sign(&v2_claims(&idp.instance(), TENANT));
+    let cases = [
+        format!("{}/{OTHER_TENANT}/v2.0", idp.instance()),
+        format!("{}/{{tenantid}}/v2.0", idp.instance()),
+        format!("https://login.example/{TENANT}/v2.0"),
+        format!("{}/{TENANT}/v2.0/", idp.instance()),
+    ];
+    for issuer in cases {
+        idp.set_issuer(&issuer);
+        let jwks_before = idp.jwks_hits();
+        let auth = Authenticator::new(idp.settings()).unwrap();
+        let err = auth.refresh_keys().await.unwrap_err();
+        assert!(
+            matches!(&err, KeyFetchError::UnexpectedIssuer { issuer: got, .. } if *got == issuer),
+            "{issuer}: {err}"
+        );
+        let message = err.to_string();
+        assert!(
+            message.contains(&format!("{}/{TENANT}/v2.0", idp.instance()))
+                && message.contains("no key from it is trusted"),
+            "{message}"
+        );
+        assert_eq!(idp.jwks_hits(), jwks_before, "{issuer}: keys fetched");
+        assert!(!auth.keys_loaded());
+        let denied = auth.authenticate(&bearer(&token)).await.unwrap_err();
+        assert_eq!(denied.status(), StatusCode::SERVICE_UNAVAILABLE);
+    }
+
+    // A multi-tenant API expects the `{tenantid}` template, not one tenant.
+    let mut multi = idp.settings();
+    multi.tenant = authz_proxy::auth::TenantMode::Multi {
+        allowed: authz_proxy::auth::AllowedTenants::Any,
+    };
+    idp.set_issuer(&format!("{}/{TENANT}/v2.0", idp.instance()));
+    let auth = Authenticator::new(multi.clone()).unwrap();
+    assert!(matches!(
+        auth.refresh_keys().await,
+        Err(KeyFetchError::UnexpectedIssuer { .. })
+    ));
+    idp.set_issuer(&format!("{}/{{tenantid}}/v2.0", idp.instance()));
+    let auth = loaded(multi).await;
+    assert_eq!(reason(auth.authenticate(&bearer(&token)).await), "ok");
+}
+
+/// Keys that loaded from a good document stay when a later one names
+/// another issuer: the new document's keys are not trusted, the old ones are.
+#[tokio::test]
+async fn a_later_document_with_another_issuer_keeps_the_last_good_keys() {
+    let key = TestKey::generate("k");
+    let idp = TestIdp::start(JwksMode::Keys(vec![key.jwk()])).await;
+    let auth = loaded(idp.settings()).await;
+    let intruder = TestKey::generate("intruder");
+    idp.set_keys(&[&intruder]);
+    idp.set_issuer("https://login.example/elsewhere/v2.0");
+    assert!(matches!(
+        auth.refresh_keys().await,
+        Err(KeyFetchError::UnexpectedIssuer { .. })
+    ));
+    let token = key.sign(&v2_claims(&idp.instance(), TENANT));
+    assert_eq!(reason(auth.authenticate(&bearer(&token)).await), "ok");
+    let forged = intruder.sign(&v2_claims(&idp.instance(), TENANT));
+    assert_eq!(
+        reason(auth.authenticate(&bearer(&forged)).await),
+        "unknown_key"
     );
 }

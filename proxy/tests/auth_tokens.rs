@@ -209,7 +209,8 @@ async fn multi_tenant_allow_list_decides_after_the_issuer_check() {
     let f = fixture_with(|s| {
         s.tenant = TenantMode::Multi {
             allowed: AllowedTenants::List(vec![TENANT.into(), OTHER_TENANT.to_uppercase()]),
-        }
+        };
+        s.metadata_url = s.metadata_url.replace(TENANT, "organizations");
     })
     .await;
     let instance = f.idp.instance();
@@ -230,7 +231,8 @@ async fn multi_tenant_allow_list_decides_after_the_issuer_check() {
     let any = fixture_with(|s| {
         s.tenant = TenantMode::Multi {
             allowed: AllowedTenants::Any,
-        }
+        };
+        s.metadata_url = s.metadata_url.replace(TENANT, "organizations");
     })
     .await;
     let token = any.key.sign(&v2_claims(&any.idp.instance(), third));
@@ -379,6 +381,18 @@ async fn only_one_bearer_authorization_header_counts() {
         "RFC 6750 §3.1: no error code"
     );
 
+    let mut empty = HeaderMap::new();
+    empty.insert(
+        http::header::AUTHORIZATION,
+        HeaderValue::from_static("Bearer"),
+    );
+    let err = f.auth.authenticate(&empty).await.unwrap_err();
+    assert_eq!(
+        (err.reason(), err.status(), err.www_authenticate_error()),
+        ("missing_token", StatusCode::UNAUTHORIZED, None),
+        "`Bearer` with nothing after it is no token"
+    );
+
     let mut basic = HeaderMap::new();
     basic.insert(
         http::header::AUTHORIZATION,
@@ -495,4 +509,137 @@ async fn bad_settings_are_refused() {
         Authenticator::new(trailing).is_ok(),
         "a trailing slash on the instance is ignored"
     );
+}
+
+/// RFC 7515 §4 / RFC 7519 §7.2: header and claims are JSON objects. Read as
+/// structs, arrays would pass field by field; correctly signed, they are
+/// still refused.
+#[tokio::test]
+async fn a_header_or_claims_set_that_is_not_a_json_object_is_refused() {
+    let f = fixture().await;
+    let array_header = f
+        .key
+        .sign_with_header(&json!(["RS256", f.key.kid]), &f.v2());
+    assert_eq!(
+        f.check(&array_header).await.unwrap_err().reason(),
+        "malformed_token"
+    );
+    let claims = f.v2();
+    let o = claims.as_object().unwrap();
+    let positional: Vec<Value> = ["iss", "aud", "exp", "nbf", "tid", "oid", "scp"]
+        .iter()
+        .map(|k| o[*k].clone())
+        .collect();
+    let array_claims = f.key.sign_with_header(
+        &json!({"alg": "RS256", "typ": "JWT", "kid": f.key.kid}),
+        &Value::Array(positional),
+    );
+    assert_eq!(
+        f.check(&array_claims).await.unwrap_err().reason(),
+        "malformed_token"
+    );
+    // The same claims as an object pass: only the shape was wrong.
+    let object = f
+        .key
+        .sign_with_header(&json!({"alg": "RS256", "kid": f.key.kid}), &claims);
+    assert!(f.check(&object).await.is_ok());
+}
+
+/// Microsoft Graph tokens carry a `nonce` in the JOSE header; only Graph
+/// can verify them, and they are refused with their own reason, before any
+/// key is used.
+#[tokio::test]
+async fn a_microsoft_graph_token_is_refused_as_graph_token() {
+    let f = fixture().await;
+    let graph = f.key.sign_with_header(
+        &json!({"typ": "JWT", "nonce": "nXq7_2M5mXo", "alg": "RS256", "x5t": f.key.kid, "kid": f.key.kid}),
+        &with(f.v2(), json!({"aud": "https://graph.microsoft.com"})),
+    );
+    let err = f.check(&graph).await.unwrap_err();
+    assert_eq!(err.reason(), "graph_token");
+    assert_eq!(err.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(err.www_authenticate_error(), Some("invalid_token"));
+    assert!(err.description().contains("Microsoft Graph"));
+    // Even with this API's audience: the header alone decides.
+    let ours = f.key.sign_with_header(
+        &json!({"nonce": "n", "alg": "RS256", "kid": f.key.kid}),
+        &f.v2(),
+    );
+    assert_eq!(f.check(&ours).await.unwrap_err().reason(), "graph_token");
+}
+
+/// Two tenant claims differing only in case (`tid` and `TID`) are refused:
+/// another reader could take the other one for the tenant.
+#[tokio::test]
+async fn tenant_claims_differing_only_in_case_are_refused() {
+    let f = fixture().await;
+    for name in ["TID", "Tid", "tId"] {
+        let claims = with(f.v2(), json!({ name: OTHER_TENANT }));
+        assert_eq!(f.reason(&claims).await, "invalid_claim", "{name}");
+        let same = with(f.v2(), json!({ name: TENANT }));
+        assert_eq!(f.reason(&same).await, "invalid_claim", "{name}");
+    }
+    assert_eq!(f.reason(&f.v2()).await, "ok");
+}
+
+/// A fixture for a multi-tenant API whose JWKS serves `jwks(instance)`.
+async fn multi_tenant(jwks: impl FnOnce(&str) -> Vec<Value>) -> (TestIdp, Arc<Authenticator>) {
+    let idp = TestIdp::start(JwksMode::EmptySet).await;
+    idp.set_mode(JwksMode::Keys(jwks(&idp.instance())));
+    let mut settings = idp.settings();
+    settings.tenant = TenantMode::Multi {
+        allowed: AllowedTenants::Any,
+    };
+    settings.metadata_url = idp.organizations_metadata_url();
+    let auth = loaded(settings).await;
+    (idp, auth)
+}
+
+/// Microsoft.IdentityModel's signing-key issuer validation: Entra's keys carry
+/// the `{tenantid}` template and verify every tenant's v1 and v2 tokens; a key
+/// published for tenant B (claims-mapping apps get such keys) cannot verify
+/// tenant A's token, although the signature is right.
+#[tokio::test]
+async fn a_key_published_for_one_tenant_cannot_verify_another_tenants_token() {
+    let shared = TestKey::generate("shared");
+    let only_b = TestKey::generate("only-b");
+    let (idp, auth) = multi_tenant(|instance| {
+        vec![
+            shared.jwk_with_issuer(&format!("{instance}/{{tenantid}}/v2.0")),
+            only_b.jwk_with_issuer(&format!("{instance}/{OTHER_TENANT}/v2.0")),
+        ]
+    })
+    .await;
+    let instance = idp.instance();
+    let check = |token: String| {
+        let auth = Arc::clone(&auth);
+        async move {
+            match auth.authenticate(&bearer(&token)).await {
+                Ok(_) => "ok",
+                Err(e) => e.reason(),
+            }
+        }
+    };
+    // The shared, templated key: v2 and v1 tokens of any tenant.
+    assert_eq!(
+        check(shared.sign(&v2_claims(&instance, TENANT))).await,
+        "ok"
+    );
+    assert_eq!(
+        check(shared.sign(&v2_claims(&instance, OTHER_TENANT))).await,
+        "ok"
+    );
+    assert_eq!(check(shared.sign(&v1_claims(TENANT))).await, "ok");
+    // Tenant B's own key: B's tokens, v2 and v1 (the v1 one through the
+    // discovery issuer filled with B), but never A's.
+    assert_eq!(
+        check(only_b.sign(&v2_claims(&instance, OTHER_TENANT))).await,
+        "ok"
+    );
+    assert_eq!(check(only_b.sign(&v1_claims(OTHER_TENANT))).await, "ok");
+    assert_eq!(
+        check(only_b.sign(&v2_claims(&instance, TENANT))).await,
+        "wrong_issuer"
+    );
+    assert_eq!(check(only_b.sign(&v1_claims(TENANT))).await, "wrong_issuer");
 }

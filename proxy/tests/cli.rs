@@ -116,7 +116,7 @@ routes:
         &["check"],
         1,
         "",
-        "policy.yaml:6:5: unknown field `role`, expected one of name, path, paths, methods, allow, roles, scopes, forward_authorization, extra\n",
+        "policy.yaml:6:5: unknown field `role`, expected one of name, path, paths, methods, allow, roles, scopes, forward_authorization, extra, upstream, max_body_bytes, apps, tenants, callers, guests, enforce\n",
     );
     let invalid = "\
 version: 2
@@ -228,7 +228,10 @@ request:   DELETE /todoitems/
 path:      /todoitems/ (normalised: matched and forwarded)
 route:     delete-all (policy.yaml:71)
 requires:  a valid token with scope access_as_user and role Admin
-caller:    user, roles -, scopes access_as_user, tenant 00000000-0000-0000-0000-000000000000
+caller:    user, roles -, scopes access_as_user, tenant 00000000-0000-0000-0000-000000000000, app -
+conditions:
+  ok   scopes   scope access_as_user
+  FAIL roles    role Admin: the role Admin is required (missing_role)
 decision:  deny (missing_role): the role Admin is required
 response:
   HTTP/1.1 403 Forbidden
@@ -263,7 +266,9 @@ request:   GET /todoitems/../todoitems/7
 path:      /todoitems/7 (normalised: matched and forwarded)
 route:     one-todo (policy.yaml:78)
 requires:  a valid token with scope access_as_user
-caller:    user, roles Admin, scopes access_as_user, tenant {TENANT}
+caller:    user, roles Admin, scopes access_as_user, tenant {TENANT}, app -
+conditions:
+  ok   scopes   scope access_as_user
 decision:  allow: forwarded to the upstream as GET /todoitems/7
            x-user-id: 00000000-0000-0000-0000-0000000000aa
            x-user-tenant: {TENANT}
@@ -522,5 +527,118 @@ cases.yaml:3:42: unknown expectation `allowed`; expected allow, 400, 401, 403, 4
             && out.stderr.contains("unknown field `role`"),
         "{}",
         out.stderr
+    );
+}
+
+const CONDITIONS: &str = "version: 1
+defaults:
+  guests: deny
+routes:
+  - name: reports
+    path: /reports/**
+    methods: [GET]
+    scopes: [access_as_user]
+    apps: [c0ffee00-0000-4000-8000-0000000000c3]
+    tenants: [aaaaaaaa-0000-4000-8000-000000000001]
+    callers: [user]
+  - name: jobs
+    path: /jobs
+    methods: [POST]
+    callers: [app]
+    guests: allow
+";
+
+#[test]
+fn explain_lists_each_condition_with_ok_or_fail() {
+    check(
+        &[("policy.yaml", CONDITIONS)],
+        &[
+            "explain",
+            "GET",
+            "/reports/q1",
+            "--scopes",
+            "access_as_user",
+            "--client-app",
+            "c0ffee00-0000-4000-8000-0000000000c3",
+            "--tenant",
+            "bbbbbbbb-0000-4000-8000-000000000002",
+            "--guest",
+        ],
+        0,
+        "\
+request:   GET /reports/q1
+path:      /reports/q1 (normalised: matched and forwarded)
+route:     reports (policy.yaml:5)
+requires:  a valid token with scope access_as_user and calling app c0ffee00-0000-4000-8000-0000000000c3 and tenant aaaaaaaa-0000-4000-8000-000000000001 and user (delegated) tokens only and no guest accounts
+caller:    user, roles -, scopes access_as_user, tenant bbbbbbbb-0000-4000-8000-000000000002, app c0ffee00-0000-4000-8000-0000000000c3, guest
+conditions:
+  ok   scopes   scope access_as_user
+  ok   apps     calling app c0ffee00-0000-4000-8000-0000000000c3
+  FAIL tenants  tenant aaaaaaaa-0000-4000-8000-000000000001: this route admits only certain tenants (wrong_tenant_for_route)
+  ok   callers  user (delegated) tokens only
+  FAIL guests   no guest accounts: guest accounts may not use this route (guest_denied)
+decision:  deny (wrong_tenant_for_route): this route admits only certain tenants
+response:
+  HTTP/1.1 403 Forbidden
+  content-type: application/json
+  www-authenticate: Bearer error=\"insufficient_scope\", error_description=\"this route admits only certain tenants\"
+
+  {\"detail\":\"this route admits only certain tenants\"}
+",
+        "",
+    );
+}
+
+#[test]
+fn test_cases_can_name_the_calling_app_the_tenant_and_a_guest() {
+    let cases = "cases:
+  - {method: GET, path: /reports/q1, scopes: [access_as_user], apps: [c0ffee00-0000-4000-8000-0000000000c3], tenant: aaaaaaaa-0000-4000-8000-000000000001, expect: allow}
+  - {method: GET, path: /reports/q1, scopes: [access_as_user], apps: [c0ffee00-0000-4000-8000-0000000000c3], tenant: aaaaaaaa-0000-4000-8000-000000000001, guest: true, expect: 403}
+  - {method: GET, path: /reports/q1, scopes: [access_as_user], tenant: aaaaaaaa-0000-4000-8000-000000000001, expect: 403}
+  - {method: POST, path: /jobs, app: true, roles: [Jobs.Run], guest: true, expect: allow}
+  - {method: POST, path: /jobs, scopes: [access_as_user], expect: allow}
+";
+    check(
+        &[("policy.yaml", CONDITIONS), ("cases.yaml", cases)],
+        &["test", "cases.yaml"],
+        1,
+        "\
+cases.yaml:2: ok    GET /reports/q1 -> allow (route reports)
+cases.yaml:3: ok    GET /reports/q1 -> 403 (route reports)
+cases.yaml:4: ok    GET /reports/q1 -> 403 (route reports)
+cases.yaml:5: ok    POST /jobs -> allow (route jobs)
+cases.yaml:6: FAIL  POST /jobs: expected allow, got 403 wrong_caller_type: this route admits only app-only tokens (route jobs)
+5 cases: 4 passed, 1 failed
+",
+        "",
+    );
+}
+
+#[test]
+fn explain_a_shadow_route_allows_and_says_what_would_deny() {
+    let policy = "version: 1
+routes:
+  - {name: reports, path: /reports, methods: [GET], callers: [app], enforce: shadow}
+";
+    check(
+        &[("policy.yaml", policy)],
+        &["explain", "GET", "/reports", "--scopes", "access_as_user"],
+        0,
+        "\
+request:   GET /reports
+path:      /reports (normalised: matched and forwarded)
+route:     reports (policy.yaml:3)
+requires:  a valid token with app-only tokens only
+caller:    user, roles -, scopes access_as_user, tenant 00000000-0000-0000-0000-000000000000, app -
+conditions:
+  FAIL callers  app-only tokens only: this route admits only app-only tokens (wrong_caller_type)
+decision:  allow: forwarded to the upstream as GET /reports
+           enforce: shadow: would deny (wrong_caller_type): this route admits only app-only tokens
+           x-user-id: 00000000-0000-0000-0000-0000000000aa
+           x-user-tenant: 00000000-0000-0000-0000-000000000000
+           x-user-roles: \n           x-user-scopes: access_as_user
+           x-user-type: user
+",
+        "",
     );
 }

@@ -23,6 +23,7 @@ fn user(roles: &[&str], scopes: &[&str]) -> Identity {
         name: None,
         email: None,
         app_id: None,
+        guest: false,
         expires_at: 0,
     }
 }

@@ -3,7 +3,10 @@
 //! - random policies × random requests decide exactly like a reference
 //!   evaluator written here from the documented rules (`policy.yaml`'s
 //!   comments), so the compiled `GlobSet` matcher, the first-match order,
-//!   405 vs 404 and the role/scope rules cannot drift from what is documented;
+//!   405 vs 404, the role/scope rules and the caller conditions (`apps`,
+//!   `tenants`, `callers`, `guests`, `defaults:`) cannot drift from what is
+//!   documented; the gateway's stage functions and `explain`/`test`'s
+//!   `decide` agree on every case;
 //! - random client header sets (any case, `_` `.` `-` variants, duplicates,
 //!   named in `Connection`) never get a client value into an identity header
 //!   through `strip_request` + `set_identity`;
@@ -14,10 +17,13 @@
 //! Case counts are moderate so the suite stays fast in CI; the fuzz targets
 //! in `fuzz/` run the same bodies for longer.
 
+use authz_proxy::cli::decide::{Caller, decide};
+use authz_proxy::error::GatewayError;
 use authz_proxy::headers::{IdentityValues, StripRules, set_identity, strip_request};
 use authz_proxy::identity::{Identity, PrincipalKind};
 use authz_proxy::path::normalize;
-use authz_proxy::policy::{Access, Denial, IdentityHeaders, Policy, RouteMatch};
+use authz_proxy::policy::{IdentityHeaders, Policy};
+use authz_proxy::stages;
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use percent_encoding::percent_decode_str;
 use proptest::prelude::*;
@@ -28,6 +34,25 @@ const METHODS: [&str; 5] = ["GET", "POST", "DELETE", "PUT", "PATCH"];
 const ROLES: [&str; 3] = ["Admin", "User", "admin"];
 const SCOPES: [&str; 3] = ["read", "write", "Read"];
 const SEGMENTS: [&str; 4] = ["a", "b", "c", "x"];
+const APPS: [&str; 2] = [
+    "c0ffee00-0000-4000-8000-0000000000a1",
+    "C0FFEE00-0000-4000-8000-0000000000B2",
+];
+const TENANTS: [&str; 2] = [
+    "aaaaaaaa-0000-4000-8000-000000000001",
+    "bbbbbbbb-0000-4000-8000-000000000002",
+];
+const CALLERS: [Option<&str>; 3] = [None, Some("user"), Some("app")];
+const GUESTS: [Option<&str>; 3] = [None, Some("allow"), Some("deny")];
+
+/// The caller conditions of a route or of `defaults:`; `None` = not written.
+#[derive(Debug, Clone, Default)]
+struct ConditionSpec {
+    apps: Option<Vec<&'static str>>,
+    tenants: Option<Vec<&'static str>>,
+    callers: Option<&'static str>,
+    guests: Option<&'static str>,
+}
 
 #[derive(Debug, Clone)]
 struct RouteSpec {
@@ -36,6 +61,47 @@ struct RouteSpec {
     anonymous: bool,
     roles: Vec<&'static str>,
     scopes: Vec<&'static str>,
+    conditions: ConditionSpec,
+    /// `enforce: shadow`.
+    shadow: bool,
+}
+
+fn conditions() -> impl Strategy<Value = ConditionSpec> {
+    let list = |items: &'static [&'static str]| {
+        prop_oneof![
+            2 => Just(None),
+            1 => proptest::sample::subsequence(items, 1..=items.len()).prop_map(Some),
+        ]
+    };
+    (
+        list(&APPS),
+        list(&TENANTS),
+        proptest::sample::select(&CALLERS[..]),
+        proptest::sample::select(&GUESTS[..]),
+    )
+        .prop_map(|(apps, tenants, callers, guests)| ConditionSpec {
+            apps,
+            tenants,
+            callers,
+            guests,
+        })
+}
+
+fn conditions_yaml(c: &ConditionSpec, indent: &str) -> String {
+    let mut text = String::new();
+    if let Some(apps) = &c.apps {
+        text.push_str(&format!("{indent}apps: [{}]\n", apps.join(", ")));
+    }
+    if let Some(tenants) = &c.tenants {
+        text.push_str(&format!("{indent}tenants: [{}]\n", tenants.join(", ")));
+    }
+    if let Some(callers) = c.callers {
+        text.push_str(&format!("{indent}callers: [{callers}]\n"));
+    }
+    if let Some(guests) = c.guests {
+        text.push_str(&format!("{indent}guests: {guests}\n"));
+    }
+    text
 }
 
 fn subset<T: Clone + std::fmt::Debug>(items: &'static [T]) -> impl Strategy<Value = Vec<T>> {
@@ -60,18 +126,34 @@ fn route() -> impl Strategy<Value = RouteSpec> {
         any::<bool>(),
         subset(&ROLES),
         subset(&SCOPES),
+        conditions(),
+        any::<bool>(),
     )
-        .prop_map(|(globs, methods, anonymous, roles, scopes)| RouteSpec {
-            globs,
-            methods,
-            anonymous,
-            roles: if anonymous { vec![] } else { roles },
-            scopes: if anonymous { vec![] } else { scopes },
-        })
+        .prop_map(
+            |(globs, methods, anonymous, roles, scopes, conditions, shadow)| RouteSpec {
+                globs,
+                methods,
+                anonymous,
+                roles: if anonymous { vec![] } else { roles },
+                scopes: if anonymous { vec![] } else { scopes },
+                conditions: if anonymous {
+                    ConditionSpec::default()
+                } else {
+                    conditions
+                },
+                shadow: shadow && !anonymous,
+            },
+        )
 }
 
-fn policy_yaml(routes: &[RouteSpec]) -> String {
-    let mut text = String::from("version: 1\nroutes:\n");
+fn policy_yaml(defaults: &ConditionSpec, routes: &[RouteSpec]) -> String {
+    let mut text = String::from("version: 1\n");
+    let written = conditions_yaml(defaults, "  ");
+    if !written.is_empty() {
+        text.push_str("defaults:\n");
+        text.push_str(&written);
+    }
+    text.push_str("routes:\n");
     for (i, r) in routes.iter().enumerate() {
         let paths: Vec<String> = r
             .globs
@@ -91,6 +173,10 @@ fn policy_yaml(routes: &[RouteSpec]) -> String {
         }
         if !r.scopes.is_empty() {
             text.push_str(&format!("    scopes: [{}]\n", r.scopes.join(", ")));
+        }
+        text.push_str(&conditions_yaml(&r.conditions, "    "));
+        if r.shadow {
+            text.push_str("    enforce: shadow\n");
         }
     }
     text
@@ -122,8 +208,16 @@ fn segments_match(glob: &[&str], path: &[&str]) -> bool {
 }
 
 /// What the reference evaluator says: `allow rN`, `anonymous rN`,
-/// `403 missing_scope`, `403 missing_role`, `405 <Allow>`, `404`.
-fn reference(routes: &[RouteSpec], method: &str, segments: &[&str], who: &Identity) -> String {
+/// `403 <reason>`, `405 <Allow>`, `404`. Conditions in the documented order:
+/// scopes, roles, apps, tenants, callers, guests; each caller condition is
+/// the route's own when written, else `defaults:`'s.
+fn reference(
+    defaults: &ConditionSpec,
+    routes: &[RouteSpec],
+    method: &str,
+    segments: &[&str],
+    who: &Identity,
+) -> String {
     let mut allowed: Vec<&str> = Vec::new();
     for (i, r) in routes.iter().enumerate() {
         if !r.globs.iter().any(|g| glob_matches(g, segments)) {
@@ -136,15 +230,11 @@ fn reference(routes: &[RouteSpec], method: &str, segments: &[&str], who: &Identi
         if r.anonymous {
             return format!("anonymous r{i}");
         }
-        let has_scope = who.kind == PrincipalKind::User
-            && who.scopes.iter().any(|s| r.scopes.contains(&s.as_str()));
-        if !r.scopes.is_empty() && !has_scope {
-            return "403 missing_scope".into();
-        }
-        if !r.roles.is_empty() && !who.roles.iter().any(|h| r.roles.contains(&h.as_str())) {
-            return "403 missing_role".into();
-        }
-        return format!("allow r{i}");
+        return match first_denial(defaults, r, who) {
+            None => format!("allow r{i}"),
+            Some(reason) if r.shadow => format!("allow r{i} (shadow {reason})"),
+            Some(reason) => format!("403 {reason}"),
+        };
     }
     if allowed.is_empty() {
         return "404".into();
@@ -155,43 +245,131 @@ fn reference(routes: &[RouteSpec], method: &str, segments: &[&str], who: &Identi
     format!("405 {}", listed.join(", "))
 }
 
+/// The first condition of `r` that `who` fails, in the documented order.
+fn first_denial(defaults: &ConditionSpec, r: &RouteSpec, who: &Identity) -> Option<&'static str> {
+    let has_scope = who.kind == PrincipalKind::User
+        && who.scopes.iter().any(|s| r.scopes.contains(&s.as_str()));
+    if !r.scopes.is_empty() && !has_scope {
+        return Some("missing_scope");
+    }
+    if !r.roles.is_empty() && !who.roles.iter().any(|h| r.roles.contains(&h.as_str())) {
+        return Some("missing_role");
+    }
+    let c = &r.conditions;
+    let apps = c.apps.as_ref().or(defaults.apps.as_ref());
+    if let Some(apps) = apps {
+        let ok = who
+            .app_id
+            .as_deref()
+            .is_some_and(|id| apps.iter().any(|a| a.to_lowercase() == id.to_lowercase()));
+        if !ok {
+            return Some("wrong_app");
+        }
+    }
+    let tenants = c.tenants.as_ref().or(defaults.tenants.as_ref());
+    if let Some(tenants) = tenants
+        && !tenants
+            .iter()
+            .any(|t| t.to_lowercase() == who.tenant_id.to_lowercase())
+    {
+        return Some("wrong_tenant_for_route");
+    }
+    match c.callers.or(defaults.callers) {
+        Some("user") if who.kind != PrincipalKind::User => {
+            return Some("wrong_caller_type");
+        }
+        Some("app") if who.kind != PrincipalKind::App => {
+            return Some("wrong_caller_type");
+        }
+        _ => {}
+    }
+    if c.guests.or(defaults.guests) == Some("deny") && who.guest {
+        return Some("guest_denied");
+    }
+    None
+}
+
+/// What the gateway's stage functions decide (`stages.rs`).
 fn actual(policy: &Policy, method: &str, path: &str, who: &Identity) -> String {
     let method = Method::from_bytes(method.as_bytes()).unwrap();
-    match policy.route_for(&method, path) {
-        RouteMatch::NotFound => "404".into(),
-        RouteMatch::MethodNotAllowed { allow } => format!("405 {allow}"),
-        RouteMatch::Found(route) if route.access == Access::Anonymous => {
-            format!("anonymous {}", route.name)
-        }
-        RouteMatch::Found(route) => match route.authorize(who) {
-            Ok(()) => format!("allow {}", route.name),
-            Err(Denial::MissingScope { .. }) => "403 missing_scope".into(),
-            Err(Denial::MissingRole { .. }) => "403 missing_role".into(),
+    let outcome = |e: GatewayError| match e {
+        GatewayError::NoRoute => "404".to_owned(),
+        GatewayError::MethodNotAllowed { allow } => format!("405 {allow}"),
+        GatewayError::Denied(d) => format!("403 {}", d.reason()),
+        other => format!("unexpected {other:?}"),
+    };
+    let route = match stages::match_route(policy, &method, path) {
+        Ok(route) => route,
+        Err(e) => return outcome(e),
+    };
+    if !stages::needs_token(route) {
+        return format!("anonymous {}", route.name);
+    }
+    match stages::authorize(route, who) {
+        Ok(None) => format!("allow {}", route.name),
+        Ok(Some(shadow)) => format!("allow {} (shadow {})", route.name, shadow.reason()),
+        Err(e) => outcome(e),
+    }
+}
+
+/// What `explain` and `test` decide (`cli/decide.rs`), in the same words.
+fn offline(policy: &Policy, method: &str, path: &str, who: &Identity) -> String {
+    let method = Method::from_bytes(method.as_bytes()).unwrap();
+    let decision = decide(policy, &method, path, &Caller::Valid(who.clone()));
+    match (decision.result, decision.route) {
+        (Ok(None), Some(route)) => format!("anonymous {}", route.name),
+        (Ok(Some(_)), Some(route)) => match decision.shadow {
+            None => format!("allow {}", route.name),
+            Some(d) => format!("allow {} (shadow {})", route.name, d.reason()),
         },
+        (Err(GatewayError::NoRoute), _) => "404".into(),
+        (Err(GatewayError::MethodNotAllowed { allow }), _) => format!("405 {allow}"),
+        (Err(GatewayError::Denied(d)), _) => format!("403 {}", d.reason()),
+        (other, _) => format!("unexpected {other:?}"),
     }
 }
 
 fn identity() -> impl Strategy<Value = Identity> {
-    (any::<bool>(), subset(&ROLES), subset(&SCOPES)).prop_map(|(app, roles, scopes)| Identity {
-        object_id: "oid".into(),
-        tenant_id: "tid".into(),
-        kind: if app {
-            PrincipalKind::App
-        } else {
-            PrincipalKind::User
-        },
-        roles: roles.iter().map(|r| (*r).to_owned()).collect(),
-        // Only user tokens carry scopes, as claims.rs guarantees.
-        scopes: if app {
-            vec![]
-        } else {
-            scopes.iter().map(|s| (*s).to_owned()).collect()
-        },
-        name: None,
-        email: None,
-        app_id: None,
-        expires_at: 0,
-    })
+    (
+        (any::<bool>(), subset(&ROLES), subset(&SCOPES)),
+        (
+            proptest::option::of(prop_oneof![
+                proptest::sample::select(&APPS[..]).prop_map(str::to_owned),
+                // The same client id in the other case: ids compare case-insensitively.
+                proptest::sample::select(&APPS[..]).prop_map(|a| a.to_uppercase()),
+                Just("dddddddd-0000-4000-8000-0000000000d4".to_owned()),
+            ]),
+            prop_oneof![
+                proptest::sample::select(&TENANTS[..]).prop_map(str::to_owned),
+                proptest::sample::select(&TENANTS[..]).prop_map(|t| t.to_uppercase()),
+                Just("cccccccc-0000-4000-8000-000000000003".to_owned()),
+            ],
+            any::<bool>(),
+        ),
+    )
+        .prop_map(
+            |((app, roles, scopes), (app_id, tenant_id, guest))| Identity {
+                object_id: "oid".into(),
+                tenant_id,
+                kind: if app {
+                    PrincipalKind::App
+                } else {
+                    PrincipalKind::User
+                },
+                roles: roles.iter().map(|r| (*r).to_owned()).collect(),
+                // Only user tokens carry scopes, as claims.rs guarantees.
+                scopes: if app {
+                    vec![]
+                } else {
+                    scopes.iter().map(|s| (*s).to_owned()).collect()
+                },
+                name: None,
+                email: None,
+                app_id,
+                guest,
+                expires_at: 0,
+            },
+        )
 }
 
 proptest! {
@@ -199,6 +377,7 @@ proptest! {
 
     #[test]
     fn random_policies_decide_like_the_reference_evaluator(
+        defaults in conditions(),
         routes in prop::collection::vec(route(), 1..=6),
         requests in prop::collection::vec(
             (
@@ -210,7 +389,7 @@ proptest! {
             1..=16,
         ),
     ) {
-        let text = policy_yaml(&routes);
+        let text = policy_yaml(&defaults, &routes);
         let policy = Policy::parse(&text, "random.yaml")
             .unwrap_or_else(|e| panic!("{e}\n{text}"));
         for (method, segments, trailing_slash, who) in &requests {
@@ -218,10 +397,16 @@ proptest! {
             if *trailing_slash && !segments.is_empty() {
                 path.push('/');
             }
+            let expected = reference(&defaults, &routes, method, segments, who);
             prop_assert_eq!(
                 actual(&policy, method, &path, who),
-                reference(&routes, method, segments, who),
+                expected.clone(),
                 "{} {}\n{}", method, path, text
+            );
+            prop_assert_eq!(
+                offline(&policy, method, &path, who),
+                expected,
+                "explain/test: {} {}\n{}", method, path, text
             );
         }
     }
@@ -363,6 +548,7 @@ proptest! {
             name: Some(name.clone()),
             email: Some(email.clone()),
             app_id: None,
+            guest: false,
             expires_at: 0,
         };
         let names = IdentityHeaders::default();

@@ -560,3 +560,233 @@ async fn two_authorization_headers_are_a_bad_request() {
     assert!(seen(&log).is_empty());
     sys.stop().await.unwrap();
 }
+
+/// Servers and frameworks behind a proxy read these instead of the path
+/// (IIS `X-Original-URL`, Envoy `X-Envoy-Original-Path`, Spring
+/// `X-Forwarded-Prefix`, …): a client must not steer the backend to a path
+/// the policy did not decide on.
+#[tokio::test]
+async fn request_target_overrides_never_reach_the_upstream_on_any_route() {
+    let (sys, log) = system_with_echo().await;
+    let alice = sys.token(MintRequest::user("alice"));
+    let bearer = format!("Bearer {alice}");
+    let overrides = [
+        ("X-Original-URL", "/admin"),
+        ("x-rewrite-url", "/admin"),
+        ("X-ORIGINAL-URI", "/admin"),
+        ("X-Forwarded-Uri", "/admin"),
+        ("X_Forwarded_Path", "/admin"),
+        ("X-Forwarded-Prefix", "/admin"),
+        ("X-Envoy-Original-Path", "/admin"),
+        ("x_envoy_original_path", "/admin"),
+        ("X_Original_URL", "/admin"),
+    ];
+    let mut protected = overrides.to_vec();
+    protected.push(("Authorization", &bearer));
+    assert_eq!(get(&sys, "/todoitems", &protected).await.0, 200);
+    assert_eq!(get(&sys, "/health", &overrides).await.0, 200);
+
+    let seen = seen(&log);
+    assert_eq!(
+        seen.iter().map(|s| s.path.as_str()).collect::<Vec<_>>(),
+        ["/todoitems", "/health"]
+    );
+    for request in &seen {
+        for (name, value) in &request.headers {
+            assert_ne!(value, "/admin", "{name} reached {}", request.path);
+        }
+    }
+    sys.stop().await.unwrap();
+}
+
+/// `Authorization: Bearer` with nothing after it is no token at all: the same
+/// 401 and bare challenge as no header (RFC 6750 §3.1), not a 400.
+#[tokio::test]
+async fn bearer_with_no_token_is_a_missing_token() {
+    let (sys, log) = system_with_echo().await;
+    sys.first_key_fetch().await;
+    for value in ["Bearer", "Bearer    ", "bearer"] {
+        let r = sys
+            .http
+            .get(format!("{}/todoitems", sys.gateway_url))
+            .header("authorization", value)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401, "{value:?}");
+        assert_eq!(r.headers()["www-authenticate"], "Bearer", "{value:?}");
+    }
+    let none = sys
+        .http
+        .get(format!("{}/todoitems", sys.gateway_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(none.status(), 401);
+    assert_eq!(none.headers()["www-authenticate"], "Bearer");
+    assert!(seen(&log).is_empty());
+    sys.stop().await.unwrap();
+}
+
+/// Tokens that no key may verify are refused before any key is used: a
+/// Microsoft Graph token (its header carries a `nonce`) and a header that is
+/// a JSON array instead of an object.
+#[tokio::test]
+async fn graph_tokens_and_non_object_headers_are_refused_before_any_key() {
+    let (sys, log) = system_with_echo().await;
+    sys.first_key_fetch().await;
+    let genuine = sys.token(MintRequest::user("bob"));
+    let claims = claims_of(&genuine);
+    let kid = sys.idp.current_kid().unwrap();
+    let signature = B64.decode(genuine.rsplit('.').next().unwrap()).unwrap();
+    let graph = forge(
+        json!({"typ": "JWT", "nonce": "nXq7_2M5mXo", "alg": "RS256", "x5t": kid, "kid": kid}),
+        &claims,
+        &signature,
+    );
+    let array = forge(json!(["RS256", kid]), &claims, &signature);
+    let fetches = sys.gateway.authenticator().fetch_count();
+    for (token, detail) in [
+        (
+            graph,
+            "this is a token for microsoft graph, not for this api",
+        ),
+        (
+            array,
+            "the token is malformed: the header is not a json object",
+        ),
+    ] {
+        let r = sys
+            .http
+            .get(format!("{}/todoitems", sys.gateway_url))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401);
+        let challenge = r.headers()["www-authenticate"].to_str().unwrap().to_owned();
+        assert!(challenge.contains("error=\"invalid_token\""), "{challenge}");
+        let body: Value = r.json().await.unwrap();
+        let got = body["detail"].as_str().unwrap().to_lowercase();
+        assert!(got.contains(detail), "{got}");
+    }
+    assert_eq!(sys.gateway.authenticator().fetch_count(), fetches);
+    assert!(seen(&log).is_empty());
+    sys.stop().await.unwrap();
+}
+
+/// OpenID Connect Discovery 1.0 §4.3: the gateway is told to fetch another
+/// tenant's discovery document, whose issuer is not its tenant's: no key is
+/// trusted, protected routes answer 503 and `/ready` fails.
+#[tokio::test]
+async fn discovery_of_another_issuer_loads_no_key_and_ready_fails() {
+    let (url, log) = echo_upstream().await;
+    let sys = System::start_with(Options {
+        upstream: Some(url),
+        metadata_tenant: Some(e2e_tests::OTHER_TENANT.into()),
+        ..Options::default()
+    })
+    .await
+    .unwrap();
+    sys.first_key_fetch().await;
+    assert!(!sys.gateway.authenticator().keys_loaded());
+    let token = sys.token(MintRequest::user("alice"));
+    let (status, _) = get(
+        &sys,
+        "/todoitems",
+        &[("Authorization", &format!("Bearer {token}"))],
+    )
+    .await;
+    assert_eq!(status, 503);
+    let ready = sys
+        .http
+        .get(format!("{}/ready", sys.admin_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 503);
+    assert!(seen(&log).iter().all(|s| s.path != "/todoitems"));
+    sys.stop().await.unwrap();
+}
+
+/// Route conditions through the running system, with the dev IdP's real
+/// user and daemon tokens: `apps` and `callers` allow and deny (403, never
+/// forwarded), and an `enforce: shadow` route allows what it would deny,
+/// counting it apart from denials.
+#[tokio::test]
+async fn route_conditions_allow_deny_and_shadow_through_the_gateway() {
+    let (url, log) = echo_upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(
+        &policy,
+        "version: 1
+defaults:
+  guests: deny
+routes:
+  - {name: jobs, path: /jobs, methods: [POST], apps: [c0ffee00-0000-4000-8000-0000000000c3], callers: [app]}
+  - {name: mine, path: /mine, methods: [GET], callers: [user], tenants: [aaaaaaaa-0000-4000-8000-000000000001]}
+  - {name: preview, path: /preview, methods: [GET], callers: [app], enforce: shadow}
+",
+    )
+    .unwrap();
+    let sys = System::start_with(Options {
+        upstream: Some(url),
+        policy,
+        ..Options::default()
+    })
+    .await
+    .unwrap();
+    sys.first_key_fetch().await;
+    let alice = sys.token(MintRequest::user("alice"));
+    let daemon = sys.token(MintRequest::app("daemon"));
+    let call = |method: Method, path: &'static str, token: String| {
+        let req = sys
+            .http
+            .request(method, format!("{}{path}", sys.gateway_url))
+            .bearer_auth(token);
+        async move {
+            let r = req.send().await.unwrap();
+            let status = r.status().as_u16();
+            let body: Value = r.json().await.unwrap_or(Value::Null);
+            (status, body["detail"].as_str().unwrap_or("").to_owned())
+        }
+    };
+    assert_eq!(call(Method::POST, "/jobs", daemon.clone()).await.0, 200);
+    assert_eq!(
+        call(Method::POST, "/jobs", alice.clone()).await,
+        (
+            403,
+            "this route admits only certain client applications".into()
+        )
+    );
+    assert_eq!(call(Method::GET, "/mine", alice.clone()).await.0, 200);
+    assert_eq!(
+        call(Method::GET, "/mine", daemon.clone()).await,
+        (403, "this route admits only user (delegated) tokens".into())
+    );
+    // Shadow: a user token on an app-only route goes through, and is counted.
+    assert_eq!(call(Method::GET, "/preview", alice.clone()).await.0, 200);
+    let forwarded: Vec<String> = seen(&log).iter().map(|s| s.path.clone()).collect();
+    assert_eq!(forwarded, ["/jobs", "/mine", "/preview"]);
+    let metrics = sys
+        .http
+        .get(format!("{}/metrics", sys.admin_url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        r#"authz_proxy_shadow_denials_total{reason="wrong_caller_type"} 1"#,
+        r#"authz_proxy_denials_total{reason="wrong_caller_type"} 1"#,
+        r#"authz_proxy_denials_total{reason="wrong_app"} 1"#,
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "{line} not in\n{metrics}"
+        );
+    }
+    sys.stop().await.unwrap();
+}

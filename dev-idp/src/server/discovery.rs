@@ -34,10 +34,13 @@ pub(crate) fn v1_document(idp: &Idp, tenant: &str) -> Response {
     }
 }
 
-/// `GET /{tenant}/discovery/v2.0/keys` (v2 keys carry an `issuer`).
+/// `GET /{tenant}/discovery/v2.0/keys`. As Entra's, each v2 key carries an
+/// `issuer`, the `{tenantid}` template whatever the tenant segment (the keys
+/// are shared by every tenant): a gateway validating the signing key's issuer
+/// fills in the token's `tid`. v1 key sets carry none.
 pub(crate) fn v2_keys(idp: &Idp, tenant: &str) -> Response {
     match TenantPath::resolve(idp.config(), tenant) {
-        Ok(t) => jwks(idp, Some(&idp.issuer_v2(t.issuer_tid()))),
+        Ok(_) => jwks(idp, Some(&idp.issuer_v2("{tenantid}"))),
         Err(e) => e.to_json_response(),
     }
 }

@@ -23,8 +23,11 @@ pub(crate) const MAX_TOKEN_LEN: usize = 16 * 1024;
 /// - two or more `Authorization` headers: `invalid_request` (RFC 6750 §3.1),
 ///   since which one counts would be a guess that a proxy in front might
 ///   guess differently;
-/// - `Bearer` without a token, with two tokens, or with characters outside
-///   RFC 6750 §2.1 `b64token`: `invalid_request`.
+/// - `Bearer` with nothing after it: [`AuthError::MissingToken`] as well, so
+///   the client gets the same `401` and bare `WWW-Authenticate: Bearer` as
+///   with no header (a client library that sends an empty token has no token);
+/// - `Bearer` with two tokens, or with characters outside RFC 6750 §2.1
+///   `b64token`: `invalid_request`.
 ///
 /// The scheme is matched case-insensitively (RFC 9110 §11.1).
 pub(crate) fn bearer_token(headers: &HeaderMap) -> Result<&str, AuthError> {
@@ -57,9 +60,7 @@ pub(crate) fn bearer_token(headers: &HeaderMap) -> Result<&str, AuthError> {
         .unwrap_or(rest.len());
     let token = &rest[start..];
     if token.is_empty() {
-        return Err(AuthError::InvalidRequest(
-            "the Authorization header has no bearer token",
-        ));
+        return Err(AuthError::MissingToken);
     }
     if !is_b64token(token) {
         return Err(AuthError::InvalidRequest(
@@ -123,8 +124,9 @@ mod tests {
         check(&[b"Bearer abc=="], Ok("abc=="));
         check(&[b"Basic dXNlcjpwYXNz"], Err("missing_token"));
         check(&[b"Bearerabc.def"], Err("missing_token"));
-        check(&[b"Bearer"], Err("invalid_request"));
-        check(&[b"Bearer "], Err("invalid_request"));
+        check(&[b"Bearer"], Err("missing_token"));
+        check(&[b"Bearer "], Err("missing_token"));
+        check(&[b"Bearer \t "], Err("missing_token"));
         check(&[b"Bearer a b"], Err("invalid_request"));
         check(&[b"Bearer a,b"], Err("invalid_request"));
         check(&[b"Bearer a\"b"], Err("invalid_request"));

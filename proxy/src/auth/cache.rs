@@ -191,6 +191,7 @@ mod tests {
             name: None,
             email: None,
             app_id: None,
+            guest: false,
             expires_at: exp,
         }))
     }

@@ -66,6 +66,22 @@ struct RawClaims {
     nbf: Option<Value>,
     #[serde(default, deserialize_with = "present")]
     tid: Option<Value>,
+    /// `TID`, `Tid`, …: a tenant claim differing from `tid` only in case.
+    /// Readers that match claim names case-insensitively would take it for
+    /// the tenant, so a token carrying one is refused (as Microsoft.IdentityModel
+    /// does); two such spellings at once are a duplicate, hence malformed.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        rename = "TID",
+        alias = "Tid",
+        alias = "tId",
+        alias = "tiD",
+        alias = "TId",
+        alias = "TiD",
+        alias = "tID"
+    )]
+    tid_other_case: Option<Value>,
     #[serde(default, deserialize_with = "present")]
     oid: Option<Value>,
     #[serde(default, deserialize_with = "present")]
@@ -90,6 +106,10 @@ struct RawClaims {
     appid: Option<Value>,
     #[serde(default, deserialize_with = "present")]
     nonce: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    acct: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    idp: Option<Value>,
 }
 
 /// Keeps `null` as `Some(Value::Null)` so it is not mistaken for absence.
@@ -97,16 +117,105 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
     Value::deserialize(d).map(Some)
 }
 
+/// The literal placeholder Entra writes where the tenant id goes in the
+/// issuers of multi-tenant metadata and of its signing keys.
+pub(crate) const TENANT_TEMPLATE: &str = "{tenantid}";
+
+/// Who the key that verified a token was published for: Microsoft.IdentityModel's
+/// signing-key issuer validation. Entra's keys are shared by every tenant, so
+/// its JWKS names each key's `issuer` as the `{tenantid}` template; a key
+/// published for one tenant names that tenant's issuer, and must not verify
+/// another tenant's tokens.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct KeyIssuer<'a> {
+    /// The key's `issuer` field in the JWKS; `None`: the key says nothing
+    /// (v1 key sets), and any issuer checked by the claim rules may use it.
+    pub key: Option<&'a str>,
+    /// The discovery document's `issuer`, already checked to be an expected
+    /// one: a v1 token (`https://sts.windows.net/{tid}/`) verified with a v2
+    /// key passes because the key's issuer equals this one, filled the same way.
+    pub discovery: Option<&'a str>,
+}
+
+impl KeyIssuer<'_> {
+    /// The key's issuer with `{tenantid}` = `tid` equals `iss`, or equals the
+    /// discovery issuer filled the same way. `iss` must contain `tid` in
+    /// any case. Compares without building either string.
+    fn allows(&self, iss: &str, tid: &str) -> bool {
+        let Some(key) = self.key.filter(|k| !k.trim().is_empty()) else {
+            return true;
+        };
+        if !iss.contains(tid) {
+            return false;
+        }
+        if is_filled(key, tid, iss) {
+            return true;
+        }
+        // The key's issuer and the discovery issuer, both filled with `tid`,
+        // are equal. Equal templates fill equally; a concrete one is compared
+        // piecewise; two different templates (rare) are filled for real.
+        self.discovery.is_some_and(|discovery| {
+            discovery == key
+                || match (
+                    discovery.contains(TENANT_TEMPLATE),
+                    key.contains(TENANT_TEMPLATE),
+                ) {
+                    (false, _) => is_filled(key, tid, discovery),
+                    (true, false) => is_filled(discovery, tid, key),
+                    (true, true) => {
+                        key.replace(TENANT_TEMPLATE, tid) == discovery.replace(TENANT_TEMPLATE, tid)
+                    }
+                }
+        })
+    }
+}
+
+/// Whether `value` is `template` with every `{tenantid}` replaced by `tid`.
+fn is_filled(template: &str, tid: &str, value: &str) -> bool {
+    let mut parts = template.split(TENANT_TEMPLATE);
+    let Some(mut rest) = value.strip_prefix(parts.next().unwrap_or_default()) else {
+        return false;
+    };
+    for part in parts {
+        match rest.strip_prefix(tid).and_then(|r| r.strip_prefix(part)) {
+            Some(r) => rest = r,
+            None => return false,
+        }
+    }
+    rest.is_empty()
+}
+
+/// A tenant id claim: a GUID in practice, never anything with `/` or `{`.
+fn is_tenant_id(tid: &str) -> bool {
+    !tid.is_empty()
+        && tid.len() <= 64
+        && tid.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
 impl ClaimRules {
     /// Checks the (already signature-verified) payload and builds the identity.
     ///
-    /// `now` is seconds since the epoch. Order: lifetime, issuer and tenant,
+    /// `now` is seconds since the epoch; `signer` says whom the verifying key
+    /// was published for ([`KeyIssuer::default`] when no key is at hand, as
+    /// offline). Order: lifetime, issuer and tenant, the key's issuer,
     /// audience, subject, permissions; `groups`, `wids` and `scope` are never
     /// read, so they can grant nothing.
-    pub(crate) fn check(&self, payload_b64: &str, now: u64) -> Result<Identity, AuthError> {
+    pub(crate) fn check(
+        &self,
+        payload_b64: &str,
+        now: u64,
+        signer: KeyIssuer<'_>,
+    ) -> Result<Identity, AuthError> {
         let payload = URL_SAFE_NO_PAD
             .decode(payload_b64)
             .map_err(|_| AuthError::MalformedToken("the payload is not base64url"))?;
+        // RFC 7519 §7.2: the claims set is a JSON object; serde would read
+        // an array positionally.
+        if !super::jws::is_json_object(&payload) {
+            return Err(AuthError::MalformedToken(
+                "the payload is not a JSON object of claims",
+            ));
+        }
         let claims: RawClaims = serde_json::from_slice(&payload)
             .map_err(|_| AuthError::MalformedToken("the payload is not a JSON object of claims"))?;
 
@@ -124,14 +233,14 @@ impl ClaimRules {
         // Entra's keys are shared by every tenant: only iss + tid say who
         // issued the token. iss must be exactly the v1 or v2 issuer for tid.
         let iss = string(claims.iss, "iss")?.ok_or(AuthError::MissingClaim("iss"))?;
-        let tid = string(claims.tid, "tid")?.ok_or(AuthError::MissingClaim("tid"))?;
-        if tid.is_empty()
-            || tid.len() > 64
-            || !tid.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        {
+        if claims.tid_other_case.is_some() {
             return Err(AuthError::InvalidClaim("tid"));
         }
-        if !self.is_issuer_for(&iss, &tid) {
+        let tid = string(claims.tid, "tid")?.ok_or(AuthError::MissingClaim("tid"))?;
+        if !is_tenant_id(&tid) {
+            return Err(AuthError::InvalidClaim("tid"));
+        }
+        if !self.is_issuer_for(&iss, &tid) || !signer.allows(&iss, &tid) {
             return Err(AuthError::WrongIssuer);
         }
         if !self.tenants.allows(&tid) {
@@ -160,6 +269,7 @@ impl ClaimRules {
         let email = string(claims.email, "email")?;
         let azp = string(claims.azp, "azp")?;
         let appid = string(claims.appid, "appid")?;
+        let guest = is_guest(claims.acct, claims.idp, &iss)?;
 
         Ok(Identity {
             object_id: oid,
@@ -170,6 +280,7 @@ impl ClaimRules {
             name,
             email: preferred_username.or(upn).or(unique_name).or(email),
             app_id: azp.or(appid),
+            guest,
             expires_at: exp,
         })
     }
@@ -324,15 +435,11 @@ impl ClaimRules {
             );
         }
         let iss = string(claims.iss, "iss");
+        let other_case = claims.tid_other_case.is_some();
         let tid = string(claims.tid, "tid").and_then(|tid| match tid {
+            _ if other_case => Err(AuthError::InvalidClaim("tid")),
             None => Err(AuthError::MissingClaim("tid")),
-            Some(tid)
-                if tid.is_empty()
-                    || tid.len() > 64
-                    || !tid.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') =>
-            {
-                Err(AuthError::InvalidClaim("tid"))
-            }
+            Some(tid) if !is_tenant_id(&tid) => Err(AuthError::InvalidClaim("tid")),
             Some(tid) => Ok(tid),
         });
         push(
@@ -374,6 +481,20 @@ impl ClaimRules {
         });
         checks
     }
+}
+
+/// A B2B guest: the optional claim `acct` is 1 (0 is a member), or the
+/// `idp` claim names another issuer than the token's `iss` (a guest's home
+/// tenant or identity provider). Any other `acct` is `invalid_claim`.
+fn is_guest(acct: Option<Value>, idp: Option<Value>, iss: &str) -> Result<bool, AuthError> {
+    let by_acct = match acct {
+        None => false,
+        Some(Value::Number(n)) if n.as_u64() == Some(1) => true,
+        Some(Value::Number(n)) if n.as_u64() == Some(0) => false,
+        Some(_) => return Err(AuthError::InvalidClaim("acct")),
+    };
+    let idp = string(idp, "idp")?;
+    Ok(by_acct || idp.is_some_and(|idp| idp != iss))
 }
 
 /// An optional string claim; any other JSON type is `invalid_claim`.
@@ -442,7 +563,9 @@ mod tests {
 
     fn check_with(claims: Value, rules: &ClaimRules) -> Result<Identity, &'static str> {
         let b64 = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).unwrap());
-        rules.check(&b64, NOW).map_err(|e| e.reason())
+        rules
+            .check(&b64, NOW, KeyIssuer::default())
+            .map_err(|e| e.reason())
     }
 
     /// Marks a claim to remove in [`reason`]'s patch.
@@ -596,7 +719,11 @@ mod tests {
                 .each_check(&b64, NOW)
                 .into_iter()
                 .find_map(|c| c.result.err());
-            assert_eq!(first, rules().check(&b64, NOW).err(), "{patch}");
+            assert_eq!(
+                first,
+                rules().check(&b64, NOW, KeyIssuer::default()).err(),
+                "{patch}"
+            );
         }
     }
 
@@ -624,6 +751,32 @@ mod tests {
     }
 
     #[test]
+    fn guests_are_acct_1_or_an_idp_other_than_the_issuer() {
+        let guest = |patch: Value| {
+            let mut claims = base();
+            for (k, v) in patch.as_object().unwrap() {
+                claims[k] = v.clone();
+            }
+            check_with(claims, &rules()).map(|id| id.guest)
+        };
+        assert_eq!(guest(json!({})), Ok(false));
+        assert_eq!(guest(json!({"acct": 0})), Ok(false));
+        assert_eq!(guest(json!({"acct": 1})), Ok(true));
+        assert_eq!(
+            guest(json!({"idp": "https://sts.windows.net/33333333-3333-3333-3333-333333333333/"})),
+            Ok(true)
+        );
+        assert_eq!(guest(json!({"idp": "live.com"})), Ok(true));
+        assert_eq!(
+            guest(json!({"idp": format!("https://login.example/{TID}/v2.0")})),
+            Ok(false)
+        );
+        assert_eq!(guest(json!({"acct": "1"})), Err("invalid_claim"));
+        assert_eq!(guest(json!({"acct": 2})), Err("invalid_claim"));
+        assert_eq!(guest(json!({"idp": 5})), Err("invalid_claim"));
+    }
+
+    #[test]
     fn app_only_token_without_idtyp_is_an_app() {
         let mut claims = base();
         let c = claims.as_object_mut().unwrap();
@@ -642,8 +795,139 @@ mod tests {
         );
         let b64 = URL_SAFE_NO_PAD.encode(payload);
         assert_eq!(
-            rules().check(&b64, NOW).unwrap_err().reason(),
+            rules()
+                .check(&b64, NOW, KeyIssuer::default())
+                .unwrap_err()
+                .reason(),
             "malformed_token"
         );
+    }
+
+    #[test]
+    fn claims_that_are_not_a_json_object_are_malformed() {
+        for payload in [
+            format!(
+                r#"["https://login.example/{TID}/v2.0","app",{}]"#,
+                NOW + 600
+            ),
+            " [1]".to_owned(),
+            "\"iss\"".to_owned(),
+            "null".to_owned(),
+        ] {
+            let b64 = URL_SAFE_NO_PAD.encode(&payload);
+            let got = rules().check(&b64, NOW, KeyIssuer::default());
+            assert_eq!(got.unwrap_err().reason(), "malformed_token", "{payload}");
+            let first = rules()
+                .each_check(&b64, NOW)
+                .into_iter()
+                .find_map(|c| c.result.err());
+            assert_eq!(first.unwrap().reason(), "malformed_token", "{payload}");
+        }
+        let spaced = URL_SAFE_NO_PAD.encode(format!("\n  {}", base()));
+        assert!(rules().check(&spaced, NOW, KeyIssuer::default()).is_ok());
+    }
+
+    #[test]
+    fn a_tenant_claim_differing_from_tid_only_in_case_is_refused() {
+        let other = "22222222-2222-2222-2222-222222222222";
+        for name in ["TID", "Tid", "tiD", "tID"] {
+            assert_eq!(reason(json!({ name: other })), "invalid_claim", "{name}");
+            assert_eq!(reason(json!({ name: TID })), "invalid_claim", "{name}");
+            assert_eq!(
+                reason(json!({ "tid": ABSENT, name: TID })),
+                "invalid_claim",
+                "{name} alone"
+            );
+        }
+        assert_eq!(
+            reason(json!({"TID": other, "Tid": other})),
+            "malformed_token"
+        );
+        // Case in the value is not case in the name.
+        assert_eq!(reason(json!({"xtid": other, "tids": other})), "ok");
+    }
+
+    const KEY_V2: &str = "https://login.example/{tenantid}/v2.0";
+
+    fn signed_by(claims: Value, key: Option<&str>, discovery: Option<&str>) -> &'static str {
+        let b64 = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).unwrap());
+        let mut multi = rules();
+        multi.tenants = TenantRule::Any;
+        match multi.check(&b64, NOW, KeyIssuer { key, discovery }) {
+            Ok(_) => "ok",
+            Err(e) => e.reason(),
+        }
+    }
+
+    #[test]
+    fn a_key_with_an_issuer_verifies_only_tokens_of_that_issuer() {
+        let other = "22222222-2222-2222-2222-222222222222";
+        let v2 = base();
+        let mut v1 = base();
+        v1["iss"] = json!(format!("https://sts.example/{TID}/"));
+        let mut other_v2 = base();
+        other_v2["tid"] = json!(other);
+        other_v2["iss"] = json!(format!("https://login.example/{other}/v2.0"));
+        let v2_discovery = Some(KEY_V2);
+        let v1_discovery = Some("https://sts.example/{tenantid}/");
+        let tenant_discovery = format!("https://login.example/{TID}/v2.0");
+        let tenant_key = format!("https://login.example/{TID}/v2.0");
+        let cases = [
+            // Entra's templated key: v2 tokens match it directly.
+            ("ok", &v2, Some(KEY_V2), v2_discovery),
+            ("ok", &v2, Some(KEY_V2), Some(tenant_discovery.as_str())),
+            ("ok", &other_v2, Some(KEY_V2), v2_discovery),
+            // v1 tokens through v2 metadata: the key equals the discovery issuer.
+            ("ok", &v1, Some(KEY_V2), v2_discovery),
+            ("ok", &v1, Some(KEY_V2), Some(tenant_discovery.as_str())),
+            // v1 metadata with a v2-issuer key: neither matches.
+            ("wrong_issuer", &v1, Some(KEY_V2), v1_discovery),
+            // No issuer on the key (v1 key sets): the claim rules decide.
+            ("ok", &v1, None, v1_discovery),
+            ("ok", &v2, None, None),
+            ("ok", &v2, Some(" "), None),
+            // A key published for tenant TID cannot verify tenant `other`'s
+            // token, whatever the discovery document says.
+            ("ok", &v2, Some(tenant_key.as_str()), v2_discovery),
+            (
+                "wrong_issuer",
+                &other_v2,
+                Some(tenant_key.as_str()),
+                v2_discovery,
+            ),
+            ("wrong_issuer", &other_v2, Some(tenant_key.as_str()), None),
+            // A v1 token of TID with TID's own key through v2 metadata.
+            ("ok", &v1, Some(tenant_key.as_str()), v2_discovery),
+            // A key of another cloud or host.
+            (
+                "wrong_issuer",
+                &v2,
+                Some("https://evil.example/{tenantid}/v2.0"),
+                v2_discovery,
+            ),
+            (
+                "wrong_issuer",
+                &v2,
+                Some("https://login.example/{tenantid}/v2.0/x"),
+                None,
+            ),
+        ];
+        for (i, (expected, claims, key, discovery)) in cases.into_iter().enumerate() {
+            assert_eq!(
+                signed_by(claims.clone(), key, discovery),
+                expected,
+                "case {i}: key {key:?} discovery {discovery:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn template_filling_matches_exactly() {
+        assert!(is_filled(KEY_V2, "t", "https://login.example/t/v2.0"));
+        assert!(!is_filled(KEY_V2, "t", "https://login.example/t/v2.0/"));
+        assert!(!is_filled(KEY_V2, "t", "https://login.example/u/v2.0"));
+        assert!(is_filled("a{tenantid}b{tenantid}", "t", "atbt"));
+        assert!(!is_filled("a{tenantid}b{tenantid}", "t", "atb"));
+        assert!(is_filled("no-template", "t", "no-template"));
     }
 }

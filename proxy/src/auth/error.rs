@@ -20,16 +20,21 @@ use jsonwebtoken::Algorithm;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum AuthError {
-    /// No `Authorization: Bearer` credential at all (also a non-Bearer scheme).
+    /// No `Authorization: Bearer` credential at all (also a non-Bearer scheme,
+    /// and `Bearer` with nothing after it).
     #[error("no bearer token was presented")]
     MissingToken,
     /// The request itself is malformed: two `Authorization` headers, a Bearer
-    /// header with no token or with more than one, a non-token character.
+    /// header with more than one token, a non-token character.
     #[error("{0}")]
     InvalidRequest(&'static str),
     /// The credential is not a compact JWS with a JSON header and payload.
     #[error("the token is malformed: {0}")]
     MalformedToken(&'static str),
+    /// The JOSE header carries a `nonce`: a token for Microsoft Graph, which
+    /// only Graph can verify; it was never meant for this API.
+    #[error("this is a token for Microsoft Graph, not for this API")]
+    GraphToken,
     /// `alg` is `none`, HMAC, unknown or simply not in the allow-list.
     #[error("the token's signing algorithm is not allowed")]
     DisallowedAlgorithm,
@@ -79,6 +84,7 @@ impl AuthError {
             AuthError::MissingToken,
             AuthError::InvalidRequest("more than one Authorization header was sent"),
             AuthError::MalformedToken("the header has no kid"),
+            AuthError::GraphToken,
             AuthError::DisallowedAlgorithm,
             AuthError::UnknownKey,
             AuthError::BadSignature,
@@ -97,6 +103,7 @@ impl AuthError {
                 AuthError::MissingToken
                 | AuthError::InvalidRequest(_)
                 | AuthError::MalformedToken(_)
+                | AuthError::GraphToken
                 | AuthError::DisallowedAlgorithm
                 | AuthError::UnknownKey
                 | AuthError::BadSignature
@@ -122,6 +129,7 @@ impl AuthError {
             AuthError::MissingToken => "missing_token",
             AuthError::InvalidRequest(_) => "invalid_request",
             AuthError::MalformedToken(_) => "malformed_token",
+            AuthError::GraphToken => "graph_token",
             AuthError::DisallowedAlgorithm => "disallowed_algorithm",
             AuthError::UnknownKey => "unknown_key",
             AuthError::BadSignature => "bad_signature",
@@ -248,6 +256,21 @@ pub enum KeyFetchError {
         /// The parse error.
         #[source]
         source: serde_json::Error,
+    },
+    /// The discovery document names another issuer than the one the gateway
+    /// expects (OpenID Connect Discovery 1.0 §4.3): none of its keys is
+    /// trusted. A wrong `--tenant`, `--instance` or `--metadata-url`, or a
+    /// document that is not the IdP's.
+    #[error(
+        "{url} names issuer {issuer:?}, expected {expected}: no key from it is trusted (check --tenant, --instance and --metadata-url)"
+    )]
+    UnexpectedIssuer {
+        /// The discovery URL.
+        url: String,
+        /// The `issuer` the document gave (configuration, not a secret).
+        issuer: String,
+        /// The accepted issuers, joined with ` or `.
+        expected: String,
     },
     /// The discovery document's `jwks_uri` is not an http(s) URL.
     #[error("the discovery document's jwks_uri is not an http(s) URL")]

@@ -13,6 +13,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::Algorithm;
 use serde::Deserialize;
+use serde::de::IgnoredAny;
 use serde_json::Value;
 
 use super::AuthError;
@@ -44,14 +45,26 @@ struct RawHeader<'a> {
     kid: Option<Cow<'a, str>>,
     #[serde(default)]
     crit: Option<Value>,
+    /// Only Microsoft Graph's tokens carry a `nonce` in the JOSE header (Graph
+    /// hashes it before checking the signature, so nobody else can verify
+    /// one); its presence is all we look at.
+    #[serde(default, deserialize_with = "present")]
+    nonce: Option<IgnoredAny>,
+}
+
+/// Any value, `null` included, counts as present.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<IgnoredAny>, D::Error> {
+    IgnoredAny::deserialize(d).map(Some)
 }
 
 /// Splits a compact JWS and checks its header.
 ///
-/// Exactly three parts (a five-part JWE is refused), a JSON-object header with
-/// an allowed `alg` and a non-empty `kid`, and no `crit` (RFC 7515 §4.1.11: a
+/// Exactly three parts (a five-part JWE is refused), a JSON-object header
+/// (RFC 7515 §4: an array would otherwise be read field by field) with an
+/// allowed `alg` and a non-empty `kid`, no `crit` (RFC 7515 §4.1.11: a
 /// recipient must reject critical extensions it does not understand, and we
-/// understand none).
+/// understand none), and no `nonce` (a Microsoft Graph token:
+/// [`AuthError::GraphToken`]).
 pub(crate) fn parse<'a>(
     token: &'a str,
     allowed: &[Algorithm],
@@ -65,8 +78,14 @@ pub(crate) fn parse<'a>(
     let header_json = URL_SAFE_NO_PAD
         .decode(header_b64)
         .map_err(|_| AuthError::MalformedToken("the header is not base64url"))?;
+    if !is_json_object(&header_json) {
+        return Err(AuthError::MalformedToken("the header is not a JSON object"));
+    }
     let header: RawHeader<'_> = serde_json::from_slice(&header_json)
         .map_err(|_| AuthError::MalformedToken("the header is not a JSON object"))?;
+    if header.nonce.is_some() {
+        return Err(AuthError::GraphToken);
+    }
     if header.crit.is_some() {
         return Err(AuthError::MalformedToken(
             "critical header extensions are not supported",
@@ -99,6 +118,17 @@ pub(crate) fn parse<'a>(
         payload,
         signature,
     })
+}
+
+/// Whether `json` starts like a JSON object (RFC 8259 §2 whitespace skipped).
+///
+/// serde reads a struct from a JSON array too, positionally; a JOSE header
+/// and a claims set are objects (RFC 7515 §4, RFC 7519 §7.2), so an array is
+/// refused before serde sees it.
+pub(crate) fn is_json_object(json: &[u8]) -> bool {
+    json.iter()
+        .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+        .is_some_and(|&b| b == b'{')
 }
 
 #[cfg(test)]
@@ -148,6 +178,17 @@ mod tests {
                 header(r#"{"alg":"RS256","kid":"k","crit":["b64"]}"#),
             ),
             ("malformed_token", header(r#"["RS256"]"#)),
+            ("malformed_token", header(r#"["RS256","k"]"#)),
+            ("malformed_token", header(r#" ["RS256","k",null]"#)),
+            ("ok", header(" \n{\"alg\":\"RS256\",\"kid\":\"k\"}")),
+            (
+                "graph_token",
+                header(r#"{"alg":"RS256","kid":"k","nonce":"AQAB"}"#),
+            ),
+            (
+                "graph_token",
+                header(r#"{"alg":"RS256","kid":"k","nonce":null}"#),
+            ),
             ("malformed_token", "a.b".to_owned()),
             ("malformed_token", "a.b.c.d.e".to_owned()),
             ("malformed_token", "a..c".to_owned()),

@@ -40,6 +40,10 @@ pub(crate) struct VerifyingKey {
     /// recognise the same key across refreshes.
     n: Vec<u8>,
     e: Vec<u8>,
+    /// The JWK's `issuer` (Entra's: the `{tenantid}` template, or one
+    /// tenant's issuer for keys published for it): whom the key may verify
+    /// tokens for (`claims::KeyIssuer`).
+    issuer: Option<String>,
     /// The key parsed once, at load, for each algorithm it may verify: an
     /// RSA verification then costs the modular exponentiation alone, not
     /// rebuilding the key from `n` and `e` every time.
@@ -51,11 +55,17 @@ impl std::fmt::Debug for VerifyingKey {
         f.debug_struct("VerifyingKey")
             .field("alg", &self.alg)
             .field("bits", &(self.n.len() * 8))
+            .field("issuer", &self.issuer)
             .finish_non_exhaustive()
     }
 }
 
 impl VerifyingKey {
+    /// The JWK's `issuer` field, if it had one.
+    pub(crate) fn issuer(&self) -> Option<&str> {
+        self.issuer.as_deref()
+    }
+
     /// Verifies the token's signature (RFC 7515 §5.2) with this key.
     pub(crate) fn verify(&self, token: &ParsedToken<'_>) -> Result<(), AuthError> {
         if self.alg.is_some_and(|a| a != token.alg) {
@@ -97,9 +107,17 @@ fn rsa_parameters(alg: Algorithm) -> Option<&'static RsaParameters> {
 #[derive(Debug, Default)]
 pub(crate) struct KeySet {
     keys: HashMap<String, Arc<VerifyingKey>>,
+    /// The `issuer` of the discovery document the keys came from, checked to
+    /// be one the gateway expects; `None` for a key set read from a file.
+    issuer: Option<String>,
 }
 
 impl KeySet {
+    /// The discovery document's issuer.
+    pub(crate) fn issuer(&self) -> Option<&str> {
+        self.issuer.as_deref()
+    }
+
     /// The key named by `kid`, if the set holds it.
     pub(crate) fn get(&self, kid: &str) -> Option<&Arc<VerifyingKey>> {
         self.keys.get(kid)
@@ -133,7 +151,12 @@ impl KeySet {
             match parse_jwk(entry, allowed) {
                 Some((kid, key)) if !keys.contains_key(&kid) => {
                     let key = match previous.and_then(|p| p.keys.get(&kid)) {
-                        Some(old) if old.n == key.n && old.e == key.e && old.alg == key.alg => {
+                        Some(old)
+                            if old.n == key.n
+                                && old.e == key.e
+                                && old.alg == key.alg
+                                && old.issuer == key.issuer =>
+                        {
                             Arc::clone(old)
                         }
                         _ => Arc::new(key),
@@ -144,7 +167,7 @@ impl KeySet {
                 _ => skipped += 1,
             }
         }
-        Ok((KeySet { keys }, skipped))
+        Ok((KeySet { keys, issuer: None }, skipped))
     }
 }
 
@@ -158,6 +181,7 @@ struct RawJwk {
     #[serde(rename = "use")]
     use_: Option<String>,
     alg: Option<String>,
+    issuer: Option<String>,
 }
 
 fn parse_jwk(entry: Value, allowed: &[Algorithm]) -> Option<(String, VerifyingKey)> {
@@ -200,7 +224,16 @@ fn parse_jwk(entry: Value, allowed: &[Algorithm]) -> Option<(String, VerifyingKe
     if parsed.is_empty() {
         return None;
     }
-    Some((kid, VerifyingKey { alg, n, e, parsed }))
+    Some((
+        kid,
+        VerifyingKey {
+            alg,
+            n,
+            e,
+            issuer: jwk.issuer,
+            parsed,
+        },
+    ))
 }
 
 fn strip_leading_zeros(mut bytes: Vec<u8>) -> Vec<u8> {
@@ -216,12 +249,19 @@ pub(crate) struct KeyFetcher {
     metadata_url: Url,
     /// Origin of the configured `instance`, e.g. `http://localhost:9400`.
     instance_origin: String,
+    /// The discovery `issuer` values the gateway accepts (OpenID Connect
+    /// Discovery 1.0 §4.3): the v2 and v1 issuer of the configured tenant,
+    /// or their `{tenantid}` templates for a multi-tenant API. Compared
+    /// with the configured `instance`, not the metadata URL, so discovery
+    /// may come from another host (`--metadata-url`).
+    expected_issuers: Vec<String>,
 }
 
 impl KeyFetcher {
     pub(crate) fn new(
         metadata_url: &str,
         instance: &str,
+        expected_issuers: Vec<String>,
         timeout: Duration,
     ) -> Result<Self, AuthSetupError> {
         let metadata_url = http_url("metadata_url", metadata_url)?;
@@ -239,12 +279,16 @@ impl KeyFetcher {
             client,
             metadata_url,
             instance_origin,
+            expected_issuers,
         })
     }
 
     /// Fetches discovery and the JWKS and builds a new key set.
     ///
-    /// An empty or unusable JWKS is an error, so it never replaces good keys.
+    /// A discovery document naming an unexpected `issuer` is an error before
+    /// its `jwks_uri` is fetched: none of its keys is trusted (OpenID Connect
+    /// Discovery 1.0 §4.3). An empty or unusable JWKS is an error, so it
+    /// never replaces good keys.
     pub(crate) async fn fetch(
         &self,
         allowed: &[Algorithm],
@@ -252,6 +296,7 @@ impl KeyFetcher {
     ) -> Result<KeySet, KeyFetchError> {
         #[derive(Deserialize)]
         struct Discovery {
+            issuer: String,
             jwks_uri: String,
         }
         let body = self.get(self.metadata_url.as_str()).await?;
@@ -260,9 +305,18 @@ impl KeyFetcher {
                 url: self.metadata_url.to_string(),
                 source,
             })?;
+        if !self.expected_issuers.contains(&discovery.issuer) {
+            return Err(KeyFetchError::UnexpectedIssuer {
+                url: self.metadata_url.to_string(),
+                issuer: discovery.issuer,
+                expected: self.expected_issuers.join(" or "),
+            });
+        }
         let jwks_url = self.jwks_url(&discovery.jwks_uri)?;
         let body = self.get(jwks_url.as_str()).await?;
-        let (set, skipped) =
+        // Keys of a document with another issuer are judged afresh.
+        let previous = previous.filter(|p| p.issuer.as_deref() == Some(&discovery.issuer));
+        let (mut set, skipped) =
             KeySet::from_jwks(&body, allowed, previous).map_err(|source| KeyFetchError::Json {
                 url: jwks_url.to_string(),
                 source,
@@ -273,6 +327,7 @@ impl KeyFetcher {
                 skipped,
             });
         }
+        set.issuer = Some(discovery.issuer);
         if skipped > 0 {
             tracing::debug!(
                 skipped,
@@ -429,7 +484,7 @@ mod tests {
     }
 
     fn fetcher(metadata: &str, instance: &str) -> KeyFetcher {
-        KeyFetcher::new(metadata, instance, Duration::from_secs(1)).unwrap()
+        KeyFetcher::new(metadata, instance, Vec::new(), Duration::from_secs(1)).unwrap()
     }
 
     #[test]

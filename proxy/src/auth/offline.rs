@@ -14,7 +14,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::Algorithm;
 use serde_json::Value;
 
-use super::claims::{ClaimRules, TenantRule};
+use super::claims::{ClaimRules, KeyIssuer, TenantRule};
 use super::keys::KeySet;
 use super::{AuthError, jws};
 use crate::identity::Identity;
@@ -178,7 +178,7 @@ fn inspect_payload(payload_b64: &str, settings: &OfflineSettings, now: u64) -> I
         .collect();
     Inspection {
         checks,
-        verdict: rules.check(payload_b64, now),
+        verdict: rules.check(payload_b64, now, KeyIssuer::default()),
     }
 }
 

@@ -53,6 +53,15 @@ struct Case {
     /// An app-only token.
     #[serde(default)]
     app: bool,
+    /// The calling client application (`azp`): one id, written as a list
+    /// like the policy's `apps`.
+    #[serde(default)]
+    apps: Vec<String>,
+    /// The caller's tenant (`tid`).
+    tenant: Option<String>,
+    /// A B2B guest (`acct: 1`).
+    #[serde(default)]
+    guest: bool,
     /// The token's claims, instead of roles/scopes/app.
     claims: Option<serde_json::Value>,
     expect: Spanned<Expect>,
@@ -106,6 +115,14 @@ pub fn run(args: &TestArgs) -> Output {
                     continue;
                 }
             };
+        if case.apps.len() > 1 {
+            errors.push(place(
+                &cases_file,
+                case.method.referenced,
+                "a case's `apps` names the one calling app; a token has one `azp`".to_owned(),
+            ));
+            continue;
+        }
         let Ok(method) = Method::from_bytes(case.method.value.as_bytes()) else {
             errors.push(place(
                 &cases_file,
@@ -172,10 +189,23 @@ fn place(file: &str, location: serde_saphyr::Location, message: String) -> Polic
 fn caller(case: &Case, now: u64) -> Caller {
     let claims = match &case.claims {
         Some(claims) => claims.clone(),
-        None if case.roles.is_empty() && case.scopes.is_empty() && !case.app => {
+        None if case.roles.is_empty()
+            && case.scopes.is_empty()
+            && !case.app
+            && case.apps.is_empty()
+            && case.tenant.is_none()
+            && !case.guest =>
+        {
             return Caller::NoToken;
         }
-        None => decide::claims_for(&case.roles, &case.scopes, case.app, None),
+        None => decide::claims_for(&decide::CallerSpec {
+            roles: &case.roles,
+            scopes: &case.scopes,
+            app: case.app,
+            tenant: case.tenant.as_deref(),
+            client_app: case.apps.first().map(String::as_str),
+            guest: case.guest,
+        }),
     };
     let claims = decide::complete_claims(&claims, now);
     let inspection = inspect_claims(&claims, &OfflineSettings::default(), now);

@@ -8,7 +8,9 @@ use clap::Args;
 use http::Method;
 
 use super::{Output, read};
-use crate::policy::{Policy, PolicyError, RouteMatch};
+use crate::error::GatewayError;
+use crate::policy::{Policy, PolicyError};
+use crate::stages;
 
 #[derive(Debug, Clone, Args)]
 pub struct CheckArgs {
@@ -153,17 +155,17 @@ fn coverage(policy: &Policy, operations: &[Operation], file: &str, openapi: &Pat
     let mut used = vec![false; policy.routes().len()];
     for op in operations {
         // A parameter stands for one segment; `{id}` is matched as written.
-        match policy.route_for(&op.method, &op.path) {
-            RouteMatch::Found(route) => {
+        match stages::match_route(policy, &op.method, &op.path) {
+            Ok(route) => {
                 if let Some(i) = policy.routes().iter().position(|r| std::ptr::eq(r, route)) {
                     used[i] = true;
                 }
             }
-            RouteMatch::MethodNotAllowed { allow } => problems.push(format!(
+            Err(GatewayError::MethodNotAllowed { allow }) => problems.push(format!(
                 "{name}: {} {} is not covered: routes match the path for {allow} only (405)",
                 op.method, op.path
             )),
-            RouteMatch::NotFound => problems.push(format!(
+            Err(_) => problems.push(format!(
                 "{name}: {} {} is not covered: no route matches the path (404)",
                 op.method, op.path
             )),

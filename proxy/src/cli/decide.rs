@@ -1,7 +1,8 @@
-//! One request decided offline, by the gateway's own stages: normalise the
-//! path, match the route, authenticate (an identity judged by the auth
-//! module's claim rules), authorize. Failures are [`GatewayError`]s, so the
-//! status, headers and body shown are what `into_response` gives a client.
+//! One request decided offline, by the gateway's own stage functions
+//! (`stages.rs`): normalise the path, match the route, authenticate (here:
+//! an identity judged by the auth module's claim rules), authorize. Failures
+//! are [`GatewayError`]s, so the status, headers and body shown are what
+//! `into_response` gives a client.
 
 use std::fmt::Write as _;
 
@@ -12,8 +13,8 @@ use crate::auth::AuthError;
 use crate::error::GatewayError;
 use crate::headers;
 use crate::identity::Identity;
-use crate::path;
-use crate::policy::{Access, Policy, Route, RouteMatch};
+use crate::policy::{Access, Condition, Denial, Policy, Route};
+use crate::stages;
 
 /// Who is calling.
 #[derive(Debug, Clone)]
@@ -35,6 +36,8 @@ pub struct Decision<'p> {
     pub route: Option<&'p Route>,
     /// `Ok`: forwarded to the upstream (with this identity, if any).
     pub result: Result<Option<Identity>, GatewayError>,
+    /// Allowed by `enforce: shadow` although this would have denied it.
+    pub shadow: Option<Denial>,
 }
 
 impl Decision<'_> {
@@ -57,37 +60,43 @@ pub fn decide<'p>(
         path: None,
         route: None,
         result: Ok(None),
+        shadow: None,
     };
-    let path = match path::normalize(raw_path) {
+    let path = match stages::normalise_path(raw_path) {
         Ok(path) => path,
         Err(e) => {
-            decision.result = Err(GatewayError::BadPath(e));
+            decision.result = Err(e);
             return decision;
         }
     };
     decision.path = Some(path.clone());
-    let route = match policy.route_for(method, &path) {
-        RouteMatch::Found(route) => route,
-        RouteMatch::MethodNotAllowed { allow } => {
-            decision.result = Err(GatewayError::MethodNotAllowed { allow });
-            return decision;
-        }
-        RouteMatch::NotFound => {
-            decision.result = Err(GatewayError::NoRoute);
+    let route = match stages::match_route(policy, method, &path) {
+        Ok(route) => route,
+        Err(e) => {
+            decision.result = Err(e);
             return decision;
         }
     };
     decision.route = Some(route);
-    decision.result = match (&route.access, caller) {
-        (Access::Anonymous, _) => Ok(None),
-        (Access::Token { .. }, Caller::NoToken) => Err(GatewayError::Auth(AuthError::MissingToken)),
-        (Access::Token { .. }, Caller::Invalid(e)) => Err(GatewayError::Auth(e.clone())),
-        (Access::Token { .. }, Caller::Valid(identity)) => route
-            .authorize(identity)
-            .map(|()| Some(identity.clone()))
-            .map_err(GatewayError::Denied),
+    decision.result = if stages::needs_token(route) {
+        authenticate(caller).and_then(|identity| {
+            decision.shadow = stages::authorize(route, identity)?;
+            Ok(Some(identity.clone()))
+        })
+    } else {
+        Ok(None)
     };
     decision
+}
+
+/// Stage 3 offline: the caller's identity, or the error the gateway's
+/// authenticator gives for it.
+fn authenticate(caller: &Caller) -> Result<&Identity, GatewayError> {
+    match caller {
+        Caller::NoToken => Err(GatewayError::Auth(AuthError::MissingToken)),
+        Caller::Invalid(e) => Err(GatewayError::Auth(e.clone())),
+        Caller::Valid(identity) => Ok(identity),
+    }
 }
 
 /// What a route asks of the caller, in words.
@@ -96,18 +105,11 @@ pub fn requirement(route: &Route) -> String {
         Access::Anonymous => {
             "nothing (anonymous: no token needed, a token sent is ignored)".to_owned()
         }
-        Access::Token { roles, scopes } => {
-            let any = |kind: &str, list: &[String]| match list {
-                [one] => format!("{kind} {one}"),
-                many => format!("one of the {kind}s {}", many.join(", ")),
-            };
-            let mut parts = Vec::new();
-            if !scopes.is_empty() {
-                parts.push(any("scope", scopes));
-            }
-            if !roles.is_empty() {
-                parts.push(any("role", roles));
-            }
+        Access::Token { .. } => {
+            let parts: Vec<String> = Condition::ALL
+                .into_iter()
+                .filter_map(|c| route.describe(c))
+                .collect();
             if parts.is_empty() {
                 "a valid token".to_owned()
             } else {
@@ -115,6 +117,27 @@ pub fn requirement(route: &Route) -> String {
             }
         }
     }
+}
+
+/// Each condition of the route judged on its own for `identity`, in the
+/// order the gateway checks them, as `ok   <key> <requirement>` or
+/// `FAIL <key> <requirement>: <why> (<reason>)` lines: the first FAIL is
+/// the decision.
+pub fn condition_lines(route: &Route, identity: &Identity) -> Vec<String> {
+    route
+        .checks(identity)
+        .map(|(condition, result)| {
+            let wants = route.describe(condition).unwrap_or_default();
+            match result {
+                Ok(()) => format!("ok   {:<8} {wants}", condition.key()),
+                Err(denial) => format!(
+                    "FAIL {:<8} {wants}: {denial} ({})",
+                    condition.key(),
+                    denial.reason()
+                ),
+            }
+        })
+        .collect()
 }
 
 /// The response a client gets for `error`, as it goes on the wire: status
@@ -154,14 +177,33 @@ pub fn identity_headers(policy: &Policy, identity: &Identity) -> Vec<String> {
         .collect()
 }
 
-/// The claims of a token holding `roles` and `scopes` (an app-only token
-/// when `app`), issued by `tenant`.
-pub fn claims_for(
-    roles: &[String],
-    scopes: &[String],
-    app: bool,
-    tenant: Option<&str>,
-) -> serde_json::Value {
+/// A caller described by hand (`explain --roles …`, a `test` case).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CallerSpec<'a> {
+    /// `roles`.
+    pub roles: &'a [String],
+    /// `scp`, joined with spaces.
+    pub scopes: &'a [String],
+    /// An app-only token (`idtyp: app`).
+    pub app: bool,
+    /// `tid` (and the `iss` made for it).
+    pub tenant: Option<&'a str>,
+    /// The calling client application: `azp`.
+    pub client_app: Option<&'a str>,
+    /// A B2B guest: `acct: 1`.
+    pub guest: bool,
+}
+
+/// The claims of the token `spec` describes.
+pub fn claims_for(spec: &CallerSpec<'_>) -> serde_json::Value {
+    let CallerSpec {
+        roles,
+        scopes,
+        app,
+        tenant,
+        client_app,
+        guest,
+    } = *spec;
     let mut claims = serde_json::Map::new();
     if !roles.is_empty() {
         claims.insert("roles".into(), roles.into());
@@ -174,6 +216,12 @@ pub fn claims_for(
     }
     if let Some(tenant) = tenant {
         claims.insert("tid".into(), tenant.into());
+    }
+    if let Some(client_app) = client_app {
+        claims.insert("azp".into(), client_app.into());
+    }
+    if guest {
+        claims.insert("acct".into(), 1.into());
     }
     serde_json::Value::Object(claims)
 }

@@ -23,11 +23,11 @@ pub struct ExplainArgs {
     #[arg(long, env = "POLICY_FILE", default_value = "policy.yaml")]
     pub policy: PathBuf,
     /// The bearer token the client sends.
-    #[arg(long, conflicts_with_all = ["claims", "roles", "scopes", "app"])]
+    #[arg(long, conflicts_with_all = ["claims", "roles", "scopes", "app", "client_app", "guest"])]
     pub token: Option<String>,
     /// A JSON file of token claims (a JWT payload); exp, iss, aud, tid and oid
     /// default to a valid token's.
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["roles", "scopes", "app"])]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["roles", "scopes", "app", "client_app", "guest"])]
     pub claims: Option<PathBuf>,
     /// The caller's roles, comma-separated.
     #[arg(long, value_delimiter = ',')]
@@ -38,6 +38,12 @@ pub struct ExplainArgs {
     /// The caller is an application (app-only token: roles, no scopes).
     #[arg(long)]
     pub app: bool,
+    /// The calling client application's id (`azp`), for routes with `apps`.
+    #[arg(long, value_name = "CLIENT_ID")]
+    pub client_app: Option<String>,
+    /// The caller is a B2B guest (`acct: 1`), for routes with `guests: deny`.
+    #[arg(long)]
+    pub guest: bool,
     /// The tenant: the caller's with --roles/--scopes, the allowed one with --token/--claims.
     #[arg(long, env = "AAD_TENANT_ID")]
     pub tenant: Option<String>,
@@ -86,9 +92,20 @@ pub fn run(args: &ExplainArgs) -> Output {
         };
         let inspection = inspect_claims(&claims, &settings, now);
         (decide::caller_from(&inspection.verdict), Some(inspection))
-    } else if !args.roles.is_empty() || !args.scopes.is_empty() || args.app {
-        let claims =
-            decide::claims_for(&args.roles, &args.scopes, args.app, args.tenant.as_deref());
+    } else if !args.roles.is_empty()
+        || !args.scopes.is_empty()
+        || args.app
+        || args.client_app.is_some()
+        || args.guest
+    {
+        let claims = decide::claims_for(&decide::CallerSpec {
+            roles: &args.roles,
+            scopes: &args.scopes,
+            app: args.app,
+            tenant: args.tenant.as_deref(),
+            client_app: args.client_app.as_deref(),
+            guest: args.guest,
+        });
         let claims = decide::complete_claims(&claims, now);
         let inspection = inspect_claims(&claims, &OfflineSettings::default(), now);
         (decide::caller_from(&inspection.verdict), None)
@@ -118,12 +135,27 @@ pub fn run(args: &ExplainArgs) -> Output {
     if let Some(inspection) = &inspection {
         token_lines(&mut out, inspection);
     }
+    if let (Some(route), Caller::Valid(identity)) = (decision.route, &caller) {
+        let lines = decide::condition_lines(route, identity);
+        if !lines.is_empty() {
+            out.out("conditions:");
+            for line in lines {
+                out.out(format!("  {line}"));
+            }
+        }
+    }
     match decision.result {
         Ok(identity) => {
             let path = decision.path.unwrap_or_default();
             out.out(format!(
                 "decision:  allow: forwarded to the upstream as {method} {path}"
             ));
+            if let Some(denial) = &decision.shadow {
+                out.out(format!(
+                    "           enforce: shadow: would deny ({}): {denial}",
+                    denial.reason()
+                ));
+            }
             if let Some(identity) = identity {
                 for header in decide::identity_headers(&policy, &identity) {
                     out.out(format!("           {header}"));
@@ -176,11 +208,13 @@ fn describe_caller(caller: &Caller, route: Option<&Route>) -> String {
                 }
             };
             format!(
-                "{}, roles {}, scopes {}, tenant {}",
+                "{}, roles {}, scopes {}, tenant {}, app {}{}",
                 identity.kind.as_str(),
                 list(&identity.roles),
                 list(&identity.scopes),
-                identity.tenant_id
+                identity.tenant_id,
+                identity.app_id.as_deref().unwrap_or("-"),
+                if identity.guest { ", guest" } else { "" }
             )
         }
     };

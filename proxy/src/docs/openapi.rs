@@ -2,8 +2,8 @@
 //!
 //! Pure: takes the document the backend serves and the loaded [`Policy`],
 //! returns what `/openapi.json` shows. Every operation is decided with the
-//! same [`Policy::route_for`] the request path uses, so the docs cannot
-//! disagree with what the gateway enforces:
+//! same stage function the request path uses ([`stages::match_route`]), so
+//! the docs cannot disagree with what the gateway enforces:
 //! - an anonymous route leaves the operation public;
 //! - a token route adds `security` (the `oauth2` scheme with the route's
 //!   scopes) and says in the description which scopes and roles it requires;
@@ -13,7 +13,8 @@
 use http::Method;
 use serde_json::{Map, Value, json};
 
-use crate::policy::{Access, Policy, RouteMatch};
+use crate::policy::{Access, Condition, Conditions, Policy, Route};
+use crate::stages;
 
 use super::DocsSettings;
 
@@ -109,12 +110,9 @@ fn secure_path_item(
         };
         // `{id}` stays as written: a literal segment only `*` or `**` matches,
         // which is what the backend's template means.
-        let route = match policy.route_for(&method, path) {
-            RouteMatch::Found(route) => route,
-            RouteMatch::MethodNotAllowed { .. } | RouteMatch::NotFound => {
-                item.remove(key);
-                continue;
-            }
+        let Ok(route) = stages::match_route(policy, &method, path) else {
+            item.remove(key);
+            continue;
         };
         left += 1;
         let Access::Token { roles, scopes } = &route.access else {
@@ -133,7 +131,10 @@ fn secure_path_item(
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_string();
-        for line in requirements(roles, scopes) {
+        for line in requirements(roles, scopes)
+            .into_iter()
+            .chain(caller_requirements(route))
+        {
             if !text.is_empty() {
                 text.push_str("\n\n");
             }
@@ -151,10 +152,29 @@ fn secure_path_item(
                 responses.entry("403").or_insert_with(|| {
                     json!({"description": "The token lacks a required scope or role (answered by the gateway)"})
                 });
+            } else if route.conditions != Conditions::default() {
+                responses.entry("403").or_insert_with(|| {
+                    json!({"description": "The caller does not meet the route's conditions (answered by the gateway)"})
+                });
             }
         }
     }
     left > 0
+}
+
+/// "Requires calling app …", "Requires user (delegated) tokens only", …:
+/// the route's conditions beyond scopes and roles, as `explain` words them.
+pub fn caller_requirements(route: &Route) -> Vec<String> {
+    [
+        Condition::Apps,
+        Condition::Tenants,
+        Condition::Callers,
+        Condition::Guests,
+    ]
+    .into_iter()
+    .filter_map(|c| route.describe(c))
+    .map(|wants| format!("Requires {wants}"))
+    .collect()
 }
 
 /// "Requires scope: access_as_user", "Requires role: Admin", … for a route.
@@ -207,6 +227,28 @@ routes:
 
     fn op(path: &str, method: &str) -> Value {
         json!({"paths": {path: {method: {"description": "Backend text.", "responses": {"200": {"description": "ok"}}}}}})
+    }
+
+    #[test]
+    fn caller_conditions_are_described_and_answer_403() {
+        let policy = Policy::parse(
+            "version: 1
+defaults: {guests: deny}
+routes:
+  - {name: jobs, path: /jobs, methods: [POST], callers: [app], tenants: [aaaaaaaa-0000-4000-8000-000000000001]}
+",
+            "policy.yaml",
+        )
+        .expect("test policy");
+        let doc = secure_document(op("/jobs", "post"), &policy, &settings());
+        let operation = &doc["paths"]["/jobs"]["post"];
+        assert_eq!(
+            operation["description"],
+            "Backend text.\n\nRequires a signed-in caller (any valid access token)\n\n\
+             Requires tenant aaaaaaaa-0000-4000-8000-000000000001\n\n\
+             Requires app-only tokens only\n\nRequires no guest accounts"
+        );
+        assert!(operation["responses"]["403"].is_object());
     }
 
     #[test]

@@ -12,24 +12,26 @@ use serde_saphyr::{Location, Spanned};
 
 use super::Policy;
 use super::error::{PolicyError, PolicyErrors};
-use super::file::{IdentityHeadersFile, PolicyFile, RouteFile, SpannedList};
+use super::file::{DefaultsFile, IdentityHeadersFile, PolicyFile, RouteFile, SpannedList};
 use super::glob::compile_glob;
 use super::headers::{IdentityHeaders, parse_header_name};
 use super::matcher::Matcher;
 use super::method::{MethodSet, parse_method};
-use super::route::{Access, Route};
+use super::route::{Access, Conditions, Route};
+use super::upstreams::compile_upstreams;
+use crate::identity::PrincipalKind;
 
 /// The only schema version there is.
 const VERSION: u64 = 1;
 
 /// Collects errors with their places.
-struct Errors<'a> {
+pub(super) struct Errors<'a> {
     file: &'a str,
     list: Vec<PolicyError>,
 }
 
 impl Errors<'_> {
-    fn at(&mut self, location: Location, message: String) {
+    pub(super) fn at(&mut self, location: Location, message: String) {
         self.list.push(PolicyError {
             file: self.file.to_owned(),
             line: usize::try_from(location.line()).unwrap_or(usize::MAX),
@@ -66,6 +68,8 @@ pub(super) fn compile(file: PolicyFile, file_name: &str) -> Result<Policy, Polic
     }
 
     let identity_headers = compile_identity_headers(file.identity_headers, &mut errors);
+    let (upstreams, upstream_names) = compile_upstreams(file.upstreams, &mut errors);
+    let defaults = compile_conditions(ConditionKeys::from_defaults(file.defaults), &mut errors);
 
     let mut routes = Vec::new();
     let mut all_globs = Vec::new();
@@ -79,7 +83,9 @@ pub(super) fn compile(file: PolicyFile, file_name: &str) -> Result<Policy, Polic
         Some(list) => {
             let mut names: HashMap<String, usize> = HashMap::new();
             for route in list.value {
-                let Some((compiled, globs)) = compile_route(route, &mut names, &mut errors) else {
+                let compiled =
+                    compile_route(route, &defaults, &mut names, &upstream_names, &mut errors);
+                let Some((compiled, globs)) = compiled else {
                     continue;
                 };
                 for glob in globs {
@@ -106,13 +112,16 @@ pub(super) fn compile(file: PolicyFile, file_name: &str) -> Result<Policy, Polic
         matcher,
         glob_routes,
         identity_headers,
+        upstreams,
     })
 }
 
 /// One route; `None` when it has errors (which are recorded).
 fn compile_route(
     spanned: Spanned<RouteFile>,
+    defaults: &SetConditions,
     names: &mut HashMap<String, usize>,
+    upstream_names: &HashMap<String, usize>,
     errors: &mut Errors<'_>,
 ) -> Option<(Route, Vec<globset::Glob>)> {
     let before = errors.list.len();
@@ -193,14 +202,39 @@ fn compile_route(
         .scopes
         .map(|list| compile_names(list, "scope", errors));
     let forward_authorization = route.forward_authorization;
+    let keys = ConditionKeys {
+        apps: route.apps,
+        tenants: route.tenants,
+        callers: route.callers,
+        guests: route.guests,
+    };
+    let set_here = keys.any_set();
+    let shadow = match &route.enforce {
+        None => false,
+        Some(e) if e.value == "shadow" => true,
+        Some(e) if e.value == "deny" => false,
+        Some(e) => {
+            errors.at(
+                e.referenced,
+                format!(
+                    "unknown `enforce` value `{}`; expected `deny` or `shadow`",
+                    e.value
+                ),
+            );
+            false
+        }
+    };
+    let mut conditions = compile_conditions(keys, errors).over(defaults);
     let access = match route.allow {
         Some(allow) if allow.value == "anonymous" => {
-            if roles.is_some() || scopes.is_some() {
+            if roles.is_some() || scopes.is_some() || set_here || route.enforce.is_some() {
                 errors.at(
                     allow.referenced,
-                    "`allow: anonymous` cannot be combined with `roles` or `scopes`".to_owned(),
+                    "`allow: anonymous` cannot be combined with `roles`, `scopes`, `apps`, `tenants`, `callers`, `guests` or `enforce`".to_owned(),
                 );
             }
+            // `defaults:` are about token routes; an anonymous one has no caller.
+            conditions = Conditions::default();
             if let Some(forward) = &forward_authorization
                 && forward.value
             {
@@ -227,6 +261,25 @@ fn compile_route(
         },
     };
 
+    let upstream = route.upstream.and_then(|name| {
+        let found = upstream_names.get(&name.value).copied();
+        if found.is_none() {
+            let mut declared: Vec<&str> = upstream_names.keys().map(String::as_str).collect();
+            declared.sort_unstable();
+            let declared = if declared.is_empty() {
+                "no `upstreams:` are declared".to_owned()
+            } else {
+                format!("declared: {}", declared.join(", "))
+            };
+            errors.at(
+                name.referenced,
+                format!("unknown upstream `{}` ({declared})", name.value),
+            );
+        }
+        found
+    });
+    let max_body_bytes = route.max_body_bytes.map(|limit| limit.value);
+
     if errors.list.len() != before {
         return None;
     }
@@ -238,8 +291,185 @@ fn compile_route(
         methods,
         paths,
         extra: route.extra.is_some_and(|e| e.value),
+        upstream,
+        max_body_bytes,
+        conditions,
+        shadow,
     };
     Some((route, globs))
+}
+
+/// The condition keys of a route or of `defaults:`, as written.
+struct ConditionKeys {
+    apps: Option<SpannedList>,
+    tenants: Option<SpannedList>,
+    callers: Option<SpannedList>,
+    guests: Option<Spanned<String>>,
+}
+
+impl ConditionKeys {
+    fn from_defaults(file: Option<DefaultsFile>) -> ConditionKeys {
+        let file = file.unwrap_or(DefaultsFile {
+            apps: None,
+            tenants: None,
+            callers: None,
+            guests: None,
+        });
+        ConditionKeys {
+            apps: file.apps,
+            tenants: file.tenants,
+            callers: file.callers,
+            guests: file.guests,
+        }
+    }
+
+    fn any_set(&self) -> bool {
+        self.apps.is_some()
+            || self.tenants.is_some()
+            || self.callers.is_some()
+            || self.guests.is_some()
+    }
+}
+
+/// Conditions as set in one place: `None` where the key is absent, so a
+/// route's own key can override `defaults:`.
+#[derive(Debug, Default)]
+struct SetConditions {
+    apps: Option<Vec<String>>,
+    tenants: Option<Vec<String>>,
+    /// `Some(None)`: `callers` lists both kinds, which admits either.
+    callers: Option<Option<PrincipalKind>>,
+    deny_guests: Option<bool>,
+}
+
+impl SetConditions {
+    /// These conditions, each key not set here taken from `defaults`.
+    fn over(self, defaults: &SetConditions) -> Conditions {
+        Conditions {
+            apps: self
+                .apps
+                .or_else(|| defaults.apps.clone())
+                .unwrap_or_default(),
+            tenants: self
+                .tenants
+                .or_else(|| defaults.tenants.clone())
+                .unwrap_or_default(),
+            callers: self.callers.or(defaults.callers).flatten(),
+            deny_guests: self.deny_guests.or(defaults.deny_guests).unwrap_or(false),
+        }
+    }
+}
+
+fn compile_conditions(keys: ConditionKeys, errors: &mut Errors<'_>) -> SetConditions {
+    SetConditions {
+        apps: keys.apps.map(|list| {
+            compile_guids(
+                list,
+                "app",
+                "a client id (Entra admin center: App registrations → the client app → Application (client) ID)",
+                errors,
+            )
+        }),
+        tenants: keys.tenants.map(|list| {
+            compile_guids(
+                list,
+                "tenant",
+                "a tenant id (Entra admin center: Overview → Tenant ID)",
+                errors,
+            )
+        }),
+        callers: keys.callers.map(|list| compile_callers(list, errors)),
+        deny_guests: keys.guests.map(|g| match g.value.as_str() {
+            "allow" => false,
+            "deny" => true,
+            other => {
+                errors.at(
+                    g.referenced,
+                    format!("unknown `guests` value `{other}`; expected `allow` or `deny`"),
+                );
+                false
+            }
+        }),
+    }
+}
+
+/// Client or tenant ids: GUIDs, compared case-insensitively (kept lowercase).
+fn compile_guids(
+    list: SpannedList,
+    kind: &str,
+    what: &str,
+    errors: &mut Errors<'_>,
+) -> Vec<String> {
+    if list.value.is_empty() {
+        errors.at(
+            list.referenced,
+            format!("`{kind}s` is empty; omit it to admit any {kind}"),
+        );
+    }
+    let mut ids: Vec<String> = Vec::new();
+    for written in list.value {
+        let id = written.value.to_ascii_lowercase();
+        if !is_guid(&id) {
+            errors.at(
+                written.referenced,
+                format!("{kind} `{}` is not {what}", written.value),
+            );
+        } else if ids.contains(&id) {
+            errors.at(
+                written.referenced,
+                format!("duplicate {kind} `{}`", written.value),
+            );
+        } else {
+            ids.push(id);
+        }
+    }
+    ids
+}
+
+/// `callers: [user]`, `[app]` or both (which admits either).
+fn compile_callers(list: SpannedList, errors: &mut Errors<'_>) -> Option<PrincipalKind> {
+    if list.value.is_empty() {
+        errors.at(
+            list.referenced,
+            "`callers` is empty; omit it to admit users and apps".to_owned(),
+        );
+    }
+    let mut kinds: Vec<PrincipalKind> = Vec::new();
+    for written in list.value {
+        let kind = match written.value.as_str() {
+            "user" => PrincipalKind::User,
+            "app" => PrincipalKind::App,
+            other => {
+                errors.at(
+                    written.referenced,
+                    format!("unknown caller `{other}`; expected `user` or `app`"),
+                );
+                continue;
+            }
+        };
+        if kinds.contains(&kind) {
+            errors.at(
+                written.referenced,
+                format!("duplicate caller `{}`", written.value),
+            );
+        } else {
+            kinds.push(kind);
+        }
+    }
+    match kinds.as_slice() {
+        [one] => Some(*one),
+        _ => None,
+    }
+}
+
+/// `8-4-4-4-12` hexadecimal digits, as Entra writes object ids.
+fn is_guid(id: &str) -> bool {
+    let groups: Vec<&str> = id.split('-').collect();
+    groups.len() == 5
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(g, len)| g.len() == len && g.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 fn compile_methods(list: SpannedList, errors: &mut Errors<'_>) -> MethodSet {

@@ -8,6 +8,8 @@
 //! refused here, by serde, because a misspelt key (`role:` for `roles:`)
 //! would otherwise silently open a route.
 
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
@@ -20,7 +22,19 @@ pub(super) type SpannedList = Spanned<Vec<Spanned<String>>>;
 pub(super) struct PolicyFile {
     pub version: Option<Spanned<u64>>,
     pub identity_headers: Option<IdentityHeadersFile>,
+    pub upstreams: Option<Spanned<BTreeMap<String, Spanned<UpstreamFile>>>>,
     pub routes: Option<Spanned<Vec<Spanned<RouteFile>>>>,
+    pub defaults: Option<DefaultsFile>,
+}
+
+/// `defaults:`; each key applies to every token route that does not set it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct DefaultsFile {
+    pub apps: Option<SpannedList>,
+    pub tenants: Option<SpannedList>,
+    pub callers: Option<SpannedList>,
+    pub guests: Option<Spanned<String>>,
 }
 
 /// `identity_headers:`; each key overrides one default header name.
@@ -37,6 +51,16 @@ pub(super) struct IdentityHeadersFile {
     pub kind: Option<Spanned<String>>,
 }
 
+/// One entry of `upstreams:`, under its name.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct UpstreamFile {
+    pub url: Option<Spanned<String>>,
+    pub host: Option<Spanned<String>>,
+    pub strip_prefix: Option<Spanned<String>>,
+    pub timeout_seconds: Option<Spanned<u64>>,
+}
+
 /// One item of `routes:`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -50,4 +74,11 @@ pub(super) struct RouteFile {
     pub scopes: Option<SpannedList>,
     pub forward_authorization: Option<Spanned<bool>>,
     pub extra: Option<Spanned<bool>>,
+    pub upstream: Option<Spanned<String>>,
+    pub max_body_bytes: Option<Spanned<u64>>,
+    pub apps: Option<SpannedList>,
+    pub tenants: Option<SpannedList>,
+    pub callers: Option<SpannedList>,
+    pub guests: Option<Spanned<String>>,
+    pub enforce: Option<Spanned<String>>,
 }

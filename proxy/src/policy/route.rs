@@ -30,6 +30,83 @@ pub struct Route {
     /// `extra: true`: the route serves paths the backend's OpenAPI document
     /// does not list, on purpose (`check --openapi` does not ask for one).
     pub extra: bool,
+    /// `upstream:`: the index of a declared upstream in
+    /// [`Policy::upstreams`](super::Policy::upstreams); `None`: the default
+    /// upstream (`--upstream`).
+    pub upstream: Option<usize>,
+    /// `max_body_bytes:`: replaces `--max-body-bytes` for this route.
+    pub max_body_bytes: Option<u64>,
+    /// Who else must hold for a token route: the calling app, the tenant, the
+    /// caller type, guests (`apps`, `tenants`, `callers`, `guests`, or
+    /// `defaults:`). Empty for anonymous routes.
+    pub conditions: Conditions,
+    /// `enforce: shadow`: a request the conditions would deny is allowed,
+    /// and logged (`"enforce":"shadow"`) and counted as a shadow denial, so
+    /// a new rule can be watched before it bites. Authentication is never
+    /// shadowed: an invalid token is refused all the same.
+    pub shadow: bool,
+}
+
+/// The conditions on the caller beyond roles and scopes, each read from the
+/// validated token alone (no Graph). Each list is any-of; an empty list or
+/// `None` sets no condition.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Conditions {
+    /// `apps`: client ids (lowercase) one of which must be the token's `azp`
+    /// (v2) or `appid` (v1).
+    pub apps: Vec<String>,
+    /// `tenants`: tenant ids (lowercase) one of which must be the token's
+    /// `tid`, within the gateway's allowed tenants.
+    pub tenants: Vec<String>,
+    /// `callers: [user]` or `[app]`: the only kind of token admitted; both
+    /// (or none) admit either.
+    pub callers: Option<PrincipalKind>,
+    /// `guests: deny`: B2B guests (`acct == 1`, or an `idp` other than the
+    /// issuer) are refused.
+    pub deny_guests: bool,
+}
+
+/// One named condition of a token route, in the order they are checked:
+/// the one list [`Route::authorize`] (the verdict) and [`Route::checks`]
+/// (`explain`) both walk, so a condition is written once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Condition {
+    /// `scopes`: one of them in `scp` (user tokens only).
+    Scopes,
+    /// `roles`: one of them in `roles`.
+    Roles,
+    /// `apps`: the calling client application.
+    Apps,
+    /// `tenants`: the issuing tenant.
+    Tenants,
+    /// `callers`: user (delegated) or app-only token.
+    Callers,
+    /// `guests: deny`: no B2B guest.
+    Guests,
+}
+
+impl Condition {
+    /// Every condition, in checking order.
+    pub const ALL: [Condition; 6] = [
+        Condition::Scopes,
+        Condition::Roles,
+        Condition::Apps,
+        Condition::Tenants,
+        Condition::Callers,
+        Condition::Guests,
+    ];
+
+    /// The policy key that sets it.
+    pub fn key(self) -> &'static str {
+        match self {
+            Condition::Scopes => "scopes",
+            Condition::Roles => "roles",
+            Condition::Apps => "apps",
+            Condition::Tenants => "tenants",
+            Condition::Callers => "callers",
+            Condition::Guests => "guests",
+        }
+    }
 }
 
 /// What a route requires of the caller.
@@ -53,6 +130,14 @@ pub enum Denial {
     MissingScope { required: Vec<String> },
     /// The token has none of the route's roles.
     MissingRole { required: Vec<String> },
+    /// The calling app (`azp` / `appid`) is none of the route's `apps`.
+    WrongApp,
+    /// The issuing tenant is none of the route's `tenants`.
+    WrongTenantForRoute,
+    /// The token is not of the kind the route's `callers` admits.
+    WrongCallerType { required: PrincipalKind },
+    /// A guest, on a route with `guests: deny`.
+    GuestDenied,
 }
 
 impl Denial {
@@ -61,6 +146,10 @@ impl Denial {
         match self {
             Denial::MissingScope { .. } => "missing_scope",
             Denial::MissingRole { .. } => "missing_role",
+            Denial::WrongApp => "wrong_app",
+            Denial::WrongTenantForRoute => "wrong_tenant_for_route",
+            Denial::WrongCallerType { .. } => "wrong_caller_type",
+            Denial::GuestDenied => "guest_denied",
         }
     }
 
@@ -74,9 +163,25 @@ impl Denial {
 
 impl fmt::Display for Denial {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Client and tenant ids are the policy's business: not listed.
         let (what, required) = match self {
             Denial::MissingScope { required } => ("scope", required),
             Denial::MissingRole { required } => ("role", required),
+            Denial::WrongApp => {
+                return f.write_str("this route admits only certain client applications");
+            }
+            Denial::WrongTenantForRoute => {
+                return f.write_str("this route admits only certain tenants");
+            }
+            Denial::WrongCallerType { required } => {
+                return f.write_str(match required {
+                    PrincipalKind::User => "this route admits only user (delegated) tokens",
+                    PrincipalKind::App => "this route admits only app-only tokens",
+                });
+            }
+            Denial::GuestDenied => {
+                return f.write_str("guest accounts may not use this route");
+            }
         };
         match required.as_slice() {
             [one] => write!(f, "the {what} {one} is required"),
@@ -88,29 +193,106 @@ impl fmt::Display for Denial {
 impl std::error::Error for Denial {}
 
 impl Route {
-    /// Decides whether `identity` may use this route. Scopes are checked
-    /// first: a delegated token without the API's scope was not meant for
-    /// this call at all, whatever roles the user has.
+    /// Decides whether `identity` may use this route: the first condition of
+    /// [`Condition::ALL`] that fails. Scopes are checked first: a delegated
+    /// token without the API's scope was not meant for this call at all,
+    /// whatever roles the user has. Allocates nothing unless it denies.
     pub fn authorize(&self, identity: &Identity) -> Result<(), Denial> {
-        let Access::Token { roles, scopes } = &self.access else {
-            return Ok(());
-        };
-        // App-only tokens carry application permissions in `roles`; they
-        // never act for a user, so no scope rule is ever met by one, even if
-        // a scope value was smuggled into `scopes`.
-        let has_scope = identity.kind == PrincipalKind::User
-            && identity.scopes.iter().any(|held| scopes.contains(held));
-        if !scopes.is_empty() && !has_scope {
-            return Err(Denial::MissingScope {
-                required: scopes.clone(),
-            });
-        }
-        if !roles.is_empty() && !identity.roles.iter().any(|held| roles.contains(held)) {
-            return Err(Denial::MissingRole {
-                required: roles.clone(),
-            });
+        for condition in Condition::ALL {
+            if let Some(Err(denial)) = self.check(condition, identity) {
+                return Err(denial);
+            }
         }
         Ok(())
+    }
+
+    /// Every condition the route sets, each judged on its own, in checking
+    /// order (for `explain`): the first failure is [`Route::authorize`]'s.
+    pub fn checks<'a>(
+        &'a self,
+        identity: &'a Identity,
+    ) -> impl Iterator<Item = (Condition, Result<(), Denial>)> + 'a {
+        Condition::ALL
+            .into_iter()
+            .filter_map(move |c| Some((c, self.check(c, identity)?)))
+    }
+
+    /// What one condition asks, in words (`scope access_as_user`, `one of
+    /// the roles Admin, Owner`, `user (delegated) tokens only`); `None` when
+    /// the route does not set it. For `explain` and `/openapi.json`.
+    pub fn describe(&self, condition: Condition) -> Option<String> {
+        let Access::Token { roles, scopes } = &self.access else {
+            return None;
+        };
+        let any = |kind: &str, list: &[String]| match list {
+            [] => None,
+            [one] => Some(format!("{kind} {one}")),
+            many => Some(format!("one of the {kind}s {}", many.join(", "))),
+        };
+        let c = &self.conditions;
+        match condition {
+            Condition::Scopes => any("scope", scopes),
+            Condition::Roles => any("role", roles),
+            Condition::Apps => any("calling app", &c.apps),
+            Condition::Tenants => any("tenant", &c.tenants),
+            Condition::Callers => c.callers.map(|kind| {
+                match kind {
+                    PrincipalKind::User => "user (delegated) tokens only",
+                    PrincipalKind::App => "app-only tokens only",
+                }
+                .to_owned()
+            }),
+            Condition::Guests => c.deny_guests.then(|| "no guest accounts".to_owned()),
+        }
+    }
+
+    /// One condition: `None` when the route does not set it.
+    pub fn check(&self, condition: Condition, identity: &Identity) -> Option<Result<(), Denial>> {
+        let Access::Token { roles, scopes } = &self.access else {
+            return None;
+        };
+        let c = &self.conditions;
+        let holds = match condition {
+            Condition::Scopes if !scopes.is_empty() => {
+                // App-only tokens carry application permissions in `roles`;
+                // they never act for a user, so no scope rule is ever met by
+                // one, even if a scope value was smuggled into `scopes`.
+                identity.kind == PrincipalKind::User
+                    && identity.scopes.iter().any(|held| scopes.contains(held))
+            }
+            Condition::Roles if !roles.is_empty() => {
+                identity.roles.iter().any(|held| roles.contains(held))
+            }
+            Condition::Apps if !c.apps.is_empty() => identity
+                .app_id
+                .as_deref()
+                .is_some_and(|app| c.apps.iter().any(|a| a.eq_ignore_ascii_case(app))),
+            Condition::Tenants if !c.tenants.is_empty() => c
+                .tenants
+                .iter()
+                .any(|t| t.eq_ignore_ascii_case(&identity.tenant_id)),
+            Condition::Callers => identity.kind == c.callers?,
+            Condition::Guests if c.deny_guests => !identity.guest,
+            _ => return None,
+        };
+        Some(if holds {
+            Ok(())
+        } else {
+            Err(match condition {
+                Condition::Scopes => Denial::MissingScope {
+                    required: scopes.clone(),
+                },
+                Condition::Roles => Denial::MissingRole {
+                    required: roles.clone(),
+                },
+                Condition::Apps => Denial::WrongApp,
+                Condition::Tenants => Denial::WrongTenantForRoute,
+                Condition::Callers => Denial::WrongCallerType {
+                    required: identity.kind.other(),
+                },
+                Condition::Guests => Denial::GuestDenied,
+            })
+        })
     }
 
     /// The value of an `Allow` header listing this route's methods.

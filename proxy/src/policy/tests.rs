@@ -4,6 +4,7 @@
 mod authorize;
 mod errors;
 mod matching;
+mod upstreams;
 mod warnings;
 
 use http::Method;

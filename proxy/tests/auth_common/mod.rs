@@ -65,6 +65,35 @@ impl TestKey {
         })
     }
 
+    /// The JWK with Entra's `issuer` field: the `{tenantid}` template for
+    /// shared keys, or one tenant's issuer for keys published for it.
+    pub fn jwk_with_issuer(&self, issuer: &str) -> Value {
+        let mut jwk = self.jwk();
+        jwk["issuer"] = json!(issuer);
+        jwk
+    }
+
+    /// Signs `claims` with RS256 under any JOSE header (the caller puts the
+    /// kid in it).
+    pub fn sign_with_header(&self, header: &Value, claims: &Value) -> String {
+        let input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header.to_string()),
+            URL_SAFE_NO_PAD.encode(claims.to_string())
+        );
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        let mut sig = vec![0; self.pair.public_modulus_len()];
+        self.pair
+            .sign(
+                &aws_lc_rs::signature::RSA_PKCS1_SHA256,
+                &rng,
+                input.as_bytes(),
+                &mut sig,
+            )
+            .expect("sign");
+        format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig))
+    }
+
     /// The public key's X.509 SubjectPublicKeyInfo, PEM: what an attacker
     /// would use as an HMAC secret.
     pub fn public_pem(&self) -> String {
@@ -181,6 +210,8 @@ struct IdpState {
     mode: Mutex<JwksMode>,
     /// Override of the `jwks_uri` advertised by discovery.
     jwks_uri: Mutex<Option<String>>,
+    /// Override of the `issuer` advertised by discovery.
+    issuer: Mutex<Option<String>>,
     discovery_hits: AtomicUsize,
     jwks_hits: AtomicUsize,
 }
@@ -205,6 +236,7 @@ impl TestIdp {
         let state = Arc::new(IdpState {
             mode: Mutex::new(mode),
             jwks_uri: Mutex::new(None),
+            issuer: Mutex::new(None),
             discovery_hits: AtomicUsize::new(0),
             jwks_hits: AtomicUsize::new(0),
         });
@@ -251,6 +283,20 @@ impl TestIdp {
         self.set_mode(JwksMode::Keys(keys.iter().map(|k| k.jwk()).collect()));
     }
 
+    /// Discovery for the `organizations` alias, whose issuer is Entra's
+    /// `{tenantid}` template: what a multi-tenant API fetches.
+    pub fn organizations_metadata_url(&self) -> String {
+        format!(
+            "{}/organizations/v2.0/.well-known/openid-configuration",
+            self.instance()
+        )
+    }
+
+    /// Makes discovery name this issuer instead of the right one.
+    pub fn set_issuer(&self, issuer: &str) {
+        *self.state.issuer.lock().unwrap() = Some(issuer.to_owned());
+    }
+
     pub fn set_jwks_uri(&self, uri: &str) {
         *self.state.jwks_uri.lock().unwrap() = Some(uri.to_owned());
     }
@@ -293,8 +339,20 @@ async fn handle(
             .unwrap()
             .clone()
             .unwrap_or_else(|| format!("http://{addr}/{TENANT}/discovery/v2.0/keys"));
+        // Entra's: the tenant's issuer, or the `{tenantid}` template for
+        // the multi-tenant aliases; v1 documents name the sts issuer.
+        let segment = path.trim_start_matches('/').split('/').next().unwrap_or("");
+        let tid = match segment {
+            "organizations" | "common" => "{tenantid}",
+            tid => tid,
+        };
+        let issuer = match state.issuer.lock().unwrap().clone() {
+            Some(issuer) => issuer,
+            None if path.contains("/v2.0/") => format!("http://{addr}/{tid}/v2.0"),
+            None => format!("{STS}/{tid}/"),
+        };
         let doc = json!({
-            "issuer": format!("http://{addr}/{TENANT}/v2.0"),
+            "issuer": issuer,
             "jwks_uri": jwks_uri,
             "id_token_signing_alg_values_supported": ["RS256"],
         });

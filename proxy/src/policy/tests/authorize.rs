@@ -1,4 +1,5 @@
-//! `Route::authorize`: roles, scopes, app tokens, anonymous routes.
+//! `Route::authorize`: roles, scopes, app tokens, anonymous routes, and the
+//! caller conditions (`apps`, `tenants`, `callers`, `guests`, `defaults:`).
 
 use super::policy;
 use crate::identity::{Identity, PrincipalKind};
@@ -50,6 +51,7 @@ fn identity(spec: &str) -> Identity {
         name: None,
         email: None,
         app_id: None,
+        guest: false,
         expires_at: 0,
     }
 }
@@ -180,4 +182,151 @@ fn denials_carry_what_was_required() {
             required: vec!["Admin".to_owned(), "Owner".to_owned()]
         })
     );
+}
+
+const CONDITIONS: &str = "
+    version: 1
+    defaults:
+      guests: deny
+    routes:
+      - {name: open, path: /open, methods: [GET], allow: anonymous}
+      - {name: members, path: /members, methods: [GET]}
+      - {name: guests-ok, path: /guests, methods: [GET], guests: allow}
+      - {name: app, path: /app, methods: [GET], guests: allow, apps: [c0ffee00-0000-4000-8000-0000000000a1]}
+      - {name: tenant, path: /tenant, methods: [GET], guests: allow, tenants: [BBBBBBBB-0000-4000-8000-000000000002]}
+      - {name: users, path: /users, methods: [GET], guests: allow, callers: [user]}
+      - {name: apps-only, path: /apps, methods: [GET], guests: allow, callers: [app]}
+      - {name: either, path: /either, methods: [GET], guests: allow, callers: [app, user]}
+      - {name: all, path: /all, methods: [GET], roles: [Admin], callers: [user], apps: [c0ffee00-0000-4000-8000-0000000000a1]}
+";
+
+/// An identity of `who` with a client app, tenant and guest flag.
+fn caller(who: &str, app: Option<&str>, tenant: &str, guest: bool) -> Identity {
+    Identity {
+        app_id: app.map(str::to_owned),
+        tenant_id: tenant.to_owned(),
+        guest,
+        ..identity(who)
+    }
+}
+
+#[track_caller]
+fn check_caller(policy: &Policy, route: &str, who: &Identity, expected: &str) {
+    let route = policy
+        .routes()
+        .iter()
+        .find(|r| r.name == route)
+        .expect("route");
+    let actual = match route.authorize(who) {
+        Ok(()) => "ok".to_owned(),
+        Err(denial) => format!("{}: {}", denial.reason(), denial.description()),
+    };
+    assert_eq!(actual, expected, "route {}", route.name);
+    // The explanation's first failure is the verdict.
+    let first = route.checks(who).find_map(|(_, r)| r.err());
+    assert_eq!(first, route.authorize(who).err(), "route {}", route.name);
+}
+
+const A1: &str = "c0ffee00-0000-4000-8000-0000000000a1";
+const T1: &str = "aaaaaaaa-0000-4000-8000-000000000001";
+const T2: &str = "bbbbbbbb-0000-4000-8000-000000000002";
+
+#[test]
+fn guests_are_denied_by_default_and_allowed_where_a_route_says() {
+    let p = policy(CONDITIONS);
+    let guest = caller("user scopes=x", None, T1, true);
+    let member = caller("user scopes=x", None, T1, false);
+    check_caller(&p, "members", &member, "ok");
+    check_caller(
+        &p,
+        "members",
+        &guest,
+        "guest_denied: guest accounts may not use this route",
+    );
+    check_caller(&p, "guests-ok", &guest, "ok");
+    check_caller(&p, "open", &guest, "ok");
+}
+
+#[test]
+fn apps_match_azp_or_appid_in_any_case() {
+    let p = policy(CONDITIONS);
+    let upper = A1.to_uppercase();
+    check_caller(&p, "app", &caller("user", Some(A1), T1, false), "ok");
+    check_caller(&p, "app", &caller("user", Some(&upper), T1, false), "ok");
+    let denied = "wrong_app: this route admits only certain client applications";
+    check_caller(&p, "app", &caller("user", None, T1, false), denied);
+    check_caller(
+        &p,
+        "app",
+        &caller(
+            "user",
+            Some("dddddddd-0000-4000-8000-0000000000d4"),
+            T1,
+            false,
+        ),
+        denied,
+    );
+}
+
+#[test]
+fn tenants_match_tid_in_any_case() {
+    let p = policy(CONDITIONS);
+    check_caller(&p, "tenant", &caller("app roles=R", None, T2, false), "ok");
+    check_caller(
+        &p,
+        "tenant",
+        &caller("app roles=R", None, T1, false),
+        "wrong_tenant_for_route: this route admits only certain tenants",
+    );
+}
+
+#[test]
+fn callers_admit_user_or_app_tokens() {
+    let p = policy(CONDITIONS);
+    let user = caller("user scopes=x", None, T1, false);
+    let app = caller("app roles=R", None, T1, false);
+    check_caller(&p, "users", &user, "ok");
+    check_caller(
+        &p,
+        "users",
+        &app,
+        "wrong_caller_type: this route admits only user (delegated) tokens",
+    );
+    check_caller(&p, "apps-only", &app, "ok");
+    check_caller(
+        &p,
+        "apps-only",
+        &user,
+        "wrong_caller_type: this route admits only app-only tokens",
+    );
+    check_caller(&p, "either", &user, "ok");
+    check_caller(&p, "either", &app, "ok");
+}
+
+#[test]
+fn conditions_are_checked_in_order_and_explained_each() {
+    let p = policy(CONDITIONS);
+    let route = p.routes().iter().find(|r| r.name == "all").unwrap();
+    let guest_app = caller("app roles=Reader", None, T1, true);
+    let checks: Vec<String> = route
+        .checks(&guest_app)
+        .map(|(c, r)| format!("{} {}", c.key(), r.map_or_else(|d| d.reason(), |()| "ok")))
+        .collect();
+    assert_eq!(
+        checks,
+        [
+            "roles missing_role",
+            "apps wrong_app",
+            "callers wrong_caller_type",
+            "guests guest_denied"
+        ]
+    );
+    check_caller(
+        &p,
+        "all",
+        &guest_app,
+        "missing_role: the role Admin is required",
+    );
+    let good = caller("user roles=Admin scopes=x", Some(A1), T2, false);
+    assert!(route.checks(&good).all(|(_, r)| r.is_ok()));
 }

@@ -44,14 +44,14 @@ fn unknown_keys_are_errors() {
             methods: [GET]
             role: [Admin]
         ",
-        "policy.yaml:6:5: unknown field `role`, expected one of name, path, paths, methods, allow, roles, scopes, forward_authorization, extra",
+        "policy.yaml:6:5: unknown field `role`, expected one of name, path, paths, methods, allow, roles, scopes, forward_authorization, extra, upstream, max_body_bytes, apps, tenants, callers, guests, enforce",
     );
     check(
         "
         version: 1
         rules: []
         ",
-        "policy.yaml:2:1: unknown field `rules`, expected one of version, identity_headers, routes",
+        "policy.yaml:2:1: unknown field `rules`, expected one of version, identity_headers, upstreams, routes, defaults",
     );
     check(
         "
@@ -311,7 +311,7 @@ fn anonymous_cannot_be_combined_with_requirements() {
             allow: public
         ",
         "
-        policy.yaml:6:12: `allow: anonymous` cannot be combined with `roles` or `scopes`
+        policy.yaml:6:12: `allow: anonymous` cannot be combined with `roles`, `scopes`, `apps`, `tenants`, `callers`, `guests` or `enforce`
         policy.yaml:8:28: `forward_authorization` cannot be used with `allow: anonymous`
         policy.yaml:12:12: unknown `allow` value `public`; expected `anonymous` or `authenticated`
         ",
@@ -375,5 +375,63 @@ fn an_unreadable_file_names_the_file() {
             .to_string()
             .starts_with("/nonexistent/policy.yaml: cannot read policy: "),
         "{errors}"
+    );
+}
+
+#[test]
+fn caller_conditions_are_validated_where_written() {
+    check(
+        "
+        version: 1
+        defaults:
+          guests: maybe
+          callers: []
+        routes:
+          - name: a
+            path: /a
+            methods: [GET]
+            apps: [c0ffee00-0000-4000-8000-0000000000a1, api://client, C0FFEE00-0000-4000-8000-0000000000A1]
+            tenants: [contoso.onmicrosoft.com]
+            callers: [user, robot, user]
+            guests: never
+          - name: b
+            path: /b
+            methods: [GET]
+            allow: anonymous
+            guests: deny
+          - name: c
+            path: /c
+            methods: [GET]
+            apps: []
+        ",
+        "
+        policy.yaml:3:11: unknown `guests` value `maybe`; expected `allow` or `deny`
+        policy.yaml:4:12: `callers` is empty; omit it to admit users and apps
+        policy.yaml:9:50: app `api://client` is not a client id (Entra admin center: App registrations → the client app → Application (client) ID)
+        policy.yaml:9:64: duplicate app `C0FFEE00-0000-4000-8000-0000000000A1`
+        policy.yaml:10:15: tenant `contoso.onmicrosoft.com` is not a tenant id (Entra admin center: Overview → Tenant ID)
+        policy.yaml:11:21: unknown caller `robot`; expected `user` or `app`
+        policy.yaml:11:28: duplicate caller `user`
+        policy.yaml:12:13: unknown `guests` value `never`; expected `allow` or `deny`
+        policy.yaml:16:12: `allow: anonymous` cannot be combined with `roles`, `scopes`, `apps`, `tenants`, `callers`, `guests` or `enforce`
+        policy.yaml:21:11: `apps` is empty; omit it to admit any app
+        ",
+    );
+}
+
+#[test]
+fn enforce_is_deny_or_shadow_on_token_routes() {
+    check(
+        "
+        version: 1
+        routes:
+          - {name: a, path: /a, methods: [GET], roles: [Admin], enforce: shadow}
+          - {name: b, path: /b, methods: [GET], enforce: dry-run}
+          - {name: c, path: /c, methods: [GET], allow: anonymous, enforce: shadow}
+        ",
+        "
+        policy.yaml:4:50: unknown `enforce` value `dry-run`; expected `deny` or `shadow`
+        policy.yaml:5:48: `allow: anonymous` cannot be combined with `roles`, `scopes`, `apps`, `tenants`, `callers`, `guests` or `enforce`
+        ",
     );
 }

@@ -1,0 +1,134 @@
+//! `upstreams:` and the routes' `upstream:` / `max_body_bytes:`: what
+//! compiles into what, and every error with its place.
+
+use std::time::Duration;
+
+use super::{dedent, policy};
+use crate::policy::Policy;
+use crate::upstream::HostHeader;
+
+#[track_caller]
+fn check_error(yaml: &str, expected: &str) {
+    let errors = match Policy::parse(&dedent(yaml), "policy.yaml") {
+        Ok(_) => panic!("policy compiled, expected:\n{expected}"),
+        Err(errors) => errors.to_string(),
+    };
+    assert_eq!(errors, dedent(expected).trim_end());
+}
+
+#[test]
+fn a_version_1_file_without_upstreams_sends_every_route_to_the_default() {
+    let p = policy(
+        "
+        version: 1
+        routes:
+          - {name: a, path: /a, methods: [GET]}
+        ",
+    );
+    assert!(p.upstreams().is_empty());
+    assert_eq!(p.routes()[0].upstream, None);
+    assert_eq!(p.routes()[0].max_body_bytes, None);
+}
+
+#[test]
+fn routes_name_declared_upstreams() {
+    let p = policy(
+        "
+        version: 1
+        upstreams:
+          reports:
+            url: http://127.0.0.1:9000
+            host: client
+            strip_prefix: /reports
+            timeout_seconds: 5
+          orders: {url: 'http://orders:8080'}
+        routes:
+          - {name: r, path: /reports/**, methods: [GET], upstream: reports, max_body_bytes: 10}
+          - {name: o, path: /orders, methods: [GET], upstream: orders}
+          - {name: d, path: /d, methods: [GET]}
+        ",
+    );
+    let names: Vec<&str> = p.upstreams().iter().map(|u| u.name.as_str()).collect();
+    assert_eq!(names, ["orders", "reports"]);
+    let reports = &p.upstreams()[1];
+    assert_eq!(reports.target.authority.as_str(), "127.0.0.1:9000");
+    assert_eq!(reports.rewrite.host, HostHeader::Client);
+    assert_eq!(reports.rewrite.strip_prefix.as_deref(), Some("/reports"));
+    assert_eq!(reports.timeout, Some(Duration::from_secs(5)));
+    assert_eq!(p.upstreams()[0].rewrite.host, HostHeader::Upstream);
+    let routes = p.routes();
+    assert_eq!(
+        routes
+            .iter()
+            .map(|r| (r.upstream, r.max_body_bytes))
+            .collect::<Vec<_>>(),
+        [(Some(1), Some(10)), (Some(0), None), (None, None)]
+    );
+}
+
+#[test]
+fn an_unknown_upstream_is_an_error_at_its_name() {
+    check_error(
+        "
+        version: 1
+        upstreams:
+          orders: {url: 'http://orders:8080'}
+        routes:
+          - {name: r, path: /r, methods: [GET], upstream: reports}
+        ",
+        "policy.yaml:5:51: unknown upstream `reports` (declared: orders)",
+    );
+    check_error(
+        "
+        version: 1
+        routes:
+          - {name: r, path: /r, methods: [GET], upstream: reports}
+        ",
+        "policy.yaml:3:51: unknown upstream `reports` (no `upstreams:` are declared)",
+    );
+}
+
+#[test]
+fn bad_upstream_settings_are_errors_at_their_values() {
+    check_error(
+        "
+        version: 1
+        upstreams:
+          a: {url: 'http://a:1/api'}
+          b: {host: x}
+          c: {url: 'ftp://c'}
+          d: {url: 'http://d', strip_prefix: /d/}
+          e: {url: 'http://e', strip_prefix: /e/../f, timeout_seconds: 0}
+        routes:
+          - {name: r, path: /r, methods: [GET], upstream: b}
+        ",
+        r#"
+        policy.yaml:3:12: `url`: "http://a:1/api" must not have a path: the authorised path is forwarded as it is
+        policy.yaml:4:6: upstream `b` has no `url`
+        policy.yaml:4:13: unknown `host` value `x`; expected `upstream` or `client`
+        policy.yaml:5:12: `url`: "ftp://c" must start with http://
+        policy.yaml:6:38: `strip_prefix` "/d/" must be a path like `/reports`, without a trailing `/`
+        policy.yaml:7:38: `strip_prefix` "/e/../f" is not a normalised path
+        policy.yaml:7:64: `timeout_seconds` must be at least 1
+        "#,
+    );
+}
+
+#[test]
+fn tls_settings_are_not_accepted_yet() {
+    let errors = Policy::parse(
+        &dedent(
+            "
+            version: 1
+            upstreams:
+              r: {url: 'http://r', ca: /etc/ca.pem}
+            routes:
+              - {name: r, path: /r, methods: [GET], upstream: r}
+            ",
+        ),
+        "policy.yaml",
+    )
+    .map(|_| ())
+    .expect_err("unknown key");
+    assert!(errors.to_string().starts_with("policy.yaml:3:"), "{errors}");
+}
