@@ -59,6 +59,8 @@ fuzz_target!(|data: &[u8]| {
         email: Some(email.clone()),
         app_id: None,
         guest: false,
+        audiences: Vec::new(),
+        default_audience: true,
         expires_at: 0,
     };
     let names = IdentityHeaders::default();

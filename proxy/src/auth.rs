@@ -142,7 +142,9 @@ impl AuthSettings {
 /// [`Authenticator::spawn_refresh_task`] to load and refresh the keys.
 #[derive(Debug)]
 pub struct Authenticator {
-    rules: ClaimRules,
+    /// Replaced whole when a policy brings other route audiences
+    /// ([`Authenticator::set_route_audiences`]); read once per verification.
+    rules: RwLock<Arc<ClaimRules>>,
     algorithms: Vec<Algorithm>,
     /// `None` until a key set has loaded once; afterwards never `None` again:
     /// a failed refresh keeps the last good set.
@@ -263,13 +265,14 @@ impl Authenticator {
         let mut algorithms = settings.algorithms;
         algorithms.dedup();
         Ok(Authenticator {
-            rules: ClaimRules {
+            rules: RwLock::new(Arc::new(ClaimRules {
                 audiences: settings.audiences,
+                route_audiences: Arc::from([]),
                 instance,
                 sts_instance,
                 tenants,
                 leeway: settings.leeway.as_secs(),
-            },
+            })),
             algorithms,
             keys: RwLock::new(None),
             fetcher,
@@ -387,6 +390,19 @@ impl Authenticator {
         })
     }
 
+    /// The audiences routes accept besides the gateway's own (the policy's
+    /// [`route_audiences`](crate::policy::Policy::route_audiences)); set when
+    /// a policy is loaded. Tokens already cached stay cached: the authorize
+    /// stage holds every token to its route's audiences anyway.
+    pub fn set_route_audiences(&self, audiences: Vec<String>) {
+        let mut rules = self.rules.write().unwrap_or_else(|p| p.into_inner());
+        if *rules.route_audiences != *audiences {
+            let mut next = ClaimRules::clone(&rules);
+            next.route_audiences = audiences.into();
+            *rules = Arc::new(next);
+        }
+    }
+
     /// Whether a key set has ever loaded (for `/ready`).
     pub fn keys_loaded(&self) -> bool {
         self.keys
@@ -471,7 +487,8 @@ impl Authenticator {
             key: key.issuer(),
             discovery: keys.issuer(),
         };
-        let caller = Arc::new(Authenticated::new(self.rules.check(
+        let rules = Arc::clone(&self.rules.read().unwrap_or_else(|p| p.into_inner()));
+        let caller = Arc::new(Authenticated::new(rules.check(
             parsed.payload,
             now,
             signer,

@@ -42,6 +42,11 @@ pub enum GatewayError {
     /// The token is missing or invalid, or no key is loaded yet.
     #[error("{}", .0.description())]
     Auth(#[source] AuthError),
+    /// The token is valid, but for another API than the route's: its `aud`
+    /// is none of the route's `audiences:` (or, for a route without them,
+    /// only another route's).
+    #[error("the token is not meant for this API (wrong audience for route `{route}`)")]
+    WrongAudience { route: String },
     /// The token is valid but lacks a scope or role the route requires.
     #[error("{}", .0.description())]
     Denied(Denial),
@@ -67,6 +72,7 @@ impl GatewayError {
             GatewayError::NoRoute => "no_route",
             GatewayError::MethodNotAllowed { .. } => "method_not_allowed",
             GatewayError::Auth(e) => e.reason(),
+            GatewayError::WrongAudience { .. } => "wrong_audience",
             GatewayError::Denied(d) => d.reason(),
             GatewayError::BodyTooLarge { .. } => "body_too_large",
             GatewayError::Upstream(e) => match e.kind() {
@@ -86,6 +92,7 @@ impl GatewayError {
             GatewayError::NoRoute => StatusCode::NOT_FOUND,
             GatewayError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             GatewayError::Auth(e) => e.status(),
+            GatewayError::WrongAudience { .. } => StatusCode::UNAUTHORIZED,
             GatewayError::Denied(_) => StatusCode::FORBIDDEN,
             GatewayError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             GatewayError::Upstream(e) => match e.kind() {
@@ -122,6 +129,15 @@ impl GatewayError {
                 }
                 if e.status() == StatusCode::SERVICE_UNAVAILABLE {
                     headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+                }
+            }
+            GatewayError::WrongAudience { .. } => {
+                let challenge = format!(
+                    "Bearer error=\"invalid_token\", error_description=\"{}\"",
+                    quoted_safe(&self.to_string())
+                );
+                if let Ok(v) = HeaderValue::from_str(&challenge) {
+                    headers.insert(header::WWW_AUTHENTICATE, v);
                 }
             }
             GatewayError::Denied(d) => {

@@ -114,6 +114,7 @@ impl Gateway {
         tls: bool,
     ) -> Self {
         let metrics = Arc::new(Metrics::new(Arc::clone(&auth)));
+        auth.set_route_audiences(policy.route_audiences());
         let timeouts = Timeouts {
             connect: limits.upstream_connect_timeout,
             response: limits.upstream_timeout,
@@ -146,11 +147,20 @@ impl Gateway {
 
     /// Swaps in a new policy atomically; requests already running keep theirs.
     pub fn replace_policy(&self, policy: Policy) {
+        // Requests still on the old policy may carry tokens for its route
+        // audiences: accept both sets while the swap happens, then the new.
+        let audiences = policy.route_audiences();
+        let mut both = self.policy().policy.route_audiences();
+        both.extend(audiences.iter().cloned());
+        both.sort_unstable();
+        both.dedup();
+        self.auth.set_route_audiences(both);
         let next = Arc::new(ActivePolicy::new(policy, self.timeouts, &self.metrics));
         match self.policy.write() {
             Ok(mut guard) => *guard = next,
             Err(poisoned) => *poisoned.into_inner() = next,
         }
+        self.auth.set_route_audiences(audiences);
     }
 
     /// The token validator, for readiness and for tests.

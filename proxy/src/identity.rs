@@ -59,6 +59,12 @@ pub struct Identity {
     /// A B2B guest of the tenant: `acct` is 1, or an `idp` claim names
     /// another issuer than `iss` (the home tenant's).
     pub guest: bool,
+    /// `aud`: the audiences the token names (usually one).
+    pub audiences: Vec<String>,
+    /// Whether one of them is an audience the gateway accepts on every route
+    /// (`--client-id`, `--audience`). A route with `audiences:` asks for one
+    /// of its own instead ([`Route::accepts_audience`](crate::policy::Route::accepts_audience)).
+    pub default_audience: bool,
     /// `exp`, seconds since the epoch: a cached validation never outlives it.
     pub expires_at: u64,
 }

@@ -155,12 +155,28 @@ impl Policy {
         &self.routes
     }
 
-    /// The header names the identity is forwarded in (validated at load).
     /// The upstreams declared besides the default one, in name order.
     pub fn upstreams(&self) -> &[UpstreamDecl] {
         &self.upstreams
     }
 
+    /// Every audience some route accepts with `audiences:`, sorted, each
+    /// once: the authenticator accepts these besides the gateway's own, and
+    /// the authorize stage holds each token to its route's list.
+    pub fn route_audiences(&self) -> Vec<String> {
+        let mut all: Vec<String> = self
+            .routes
+            .iter()
+            .filter_map(|route| route.audiences.as_deref())
+            .flatten()
+            .cloned()
+            .collect();
+        all.sort_unstable();
+        all.dedup();
+        all
+    }
+
+    /// The header names the identity is forwarded in (validated at load).
     pub fn identity_headers(&self) -> &IdentityHeaders {
         &self.identity_headers
     }

@@ -82,12 +82,20 @@ pub fn needs_token(route: &Route) -> bool {
     !matches!(route.access, Access::Anonymous)
 }
 
-/// Stage 4: whether the authenticated `identity` satisfies the route; a
-/// refusal is a 403 with the route's unmet requirement. On an
+/// Stage 4: whether the authenticated `identity` satisfies the route. A
+/// token issued for another API than the route's (`audiences:`, else the
+/// gateway's own) is a 401 `invalid_token`, never shadowed: it is a token
+/// problem, not a permission. Otherwise a refusal is a 403 with the route's
+/// unmet requirement. On an
 /// `enforce: shadow` route the refusal is returned as `Ok(Some(denial))`
 /// instead: the request goes on, and the caller records what would have
 /// denied it.
 pub fn authorize(route: &Route, identity: &Identity) -> Result<Option<Denial>, GatewayError> {
+    if !route.accepts_audience(identity) {
+        return Err(GatewayError::WrongAudience {
+            route: route.name.clone(),
+        });
+    }
     match route.authorize(identity) {
         Ok(()) => Ok(None),
         Err(denial) if route.shadow => Ok(Some(denial)),

@@ -116,7 +116,7 @@ routes:
         &["check"],
         1,
         "",
-        "policy.yaml:6:5: unknown field `role`, expected one of name, path, paths, methods, allow, roles, scopes, forward_authorization, extra, upstream, max_body_bytes, apps, tenants, callers, guests, enforce\n",
+        "policy.yaml:6:5: unknown field `role`, expected one of name, path, paths, methods, allow, roles, scopes, forward_authorization, extra, upstream, max_body_bytes, audiences, apps, tenants, callers, guests, enforce\n",
     );
     let invalid = "\
 version: 2
@@ -640,5 +640,115 @@ decision:  allow: forwarded to the upstream as GET /reports
            x-user-type: user
 ",
         "",
+    );
+}
+
+const TWO_APIS: &str = "\
+version: 1
+upstreams:
+  reports: {url: 'http://reports:8080'}
+routes:
+  - {name: health, path: /health, methods: [GET], allow: anonymous}
+  - {name: orders, path: /orders, methods: [GET]}
+  - {name: reports, path: /reports, methods: [GET], upstream: reports, audiences: [api://reports]}
+";
+
+#[test]
+fn check_lists_where_each_route_sends_and_which_tokens_it_accepts() {
+    check(
+        &[("policy.yaml", TWO_APIS)],
+        &["check"],
+        0,
+        "ok: 3 routes
+  route `health` (line 5): the default upstream (--upstream); no token (anonymous)
+  route `orders` (line 6): the default upstream (--upstream); tokens for the gateway's audiences (--client-id, --audience)
+  route `reports` (line 7): upstream `reports`; tokens for api://reports
+",
+        "",
+    );
+}
+
+#[test]
+fn explain_says_a_token_for_another_api_is_refused_on_a_route() {
+    let dir = dir_with(&[("policy.yaml", TWO_APIS)]);
+    let refused = run(
+        dir.path(),
+        &[
+            "explain",
+            "GET",
+            "/reports",
+            "--aud",
+            "api://orders",
+            "--scopes",
+            "x",
+        ],
+    );
+    assert_eq!(refused.code, 0, "{refused:?}");
+    assert!(
+        refused
+            .stdout
+            .contains("requires:  a valid token for api://reports\n"),
+        "{}",
+        refused.stdout
+    );
+    assert!(
+        refused.stdout.contains(
+            "decision:  deny (wrong_audience): the token is not meant for this API \
+             (wrong audience for route `reports`)\n"
+        ),
+        "{}",
+        refused.stdout
+    );
+    assert!(
+        refused.stdout.contains("HTTP/1.1 401 Unauthorized"),
+        "{}",
+        refused.stdout
+    );
+
+    // A described caller with no `--aud` holds a token every route accepts.
+    let allowed = run(
+        dir.path(),
+        &["explain", "GET", "/reports", "--roles", "Reader"],
+    );
+    assert!(
+        allowed.stdout.contains("decision:  allow"),
+        "{}",
+        allowed.stdout
+    );
+
+    // A real token for the reports API, checked as the gateway would: it
+    // passes authentication (a route accepts its audience) and the reports
+    // route, and is refused on the orders route.
+    let key = TestKey::generate("key-1");
+    let mut claims = claims();
+    claims["aud"] = json!("api://reports");
+    let token = key.sign(&claims);
+    let base = [
+        "--token",
+        token.as_str(),
+        "--client-id",
+        CLIENT_ID,
+        "--tenant",
+        TENANT,
+    ];
+    let on_reports = run(
+        dir.path(),
+        &[&["explain", "GET", "/reports"][..], &base].concat(),
+    );
+    assert!(
+        on_reports.stdout.contains("decision:  allow"),
+        "{}",
+        on_reports.stdout
+    );
+    let on_orders = run(
+        dir.path(),
+        &[&["explain", "GET", "/orders"][..], &base].concat(),
+    );
+    assert!(
+        on_orders
+            .stdout
+            .contains("wrong audience for route `orders`"),
+        "{}",
+        on_orders.stdout
     );
 }

@@ -24,6 +24,8 @@ fn user(roles: &[&str], scopes: &[&str]) -> Identity {
         email: None,
         app_id: None,
         guest: false,
+        audiences: Vec::new(),
+        default_audience: true,
         expires_at: 0,
     }
 }

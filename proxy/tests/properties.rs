@@ -367,6 +367,8 @@ fn identity() -> impl Strategy<Value = Identity> {
                 email: None,
                 app_id,
                 guest,
+                audiences: Vec::new(),
+                default_audience: true,
                 expires_at: 0,
             },
         )
@@ -549,6 +551,8 @@ proptest! {
             email: Some(email.clone()),
             app_id: None,
             guest: false,
+            audiences: Vec::new(),
+            default_audience: true,
             expires_at: 0,
         };
         let names = IdentityHeaders::default();

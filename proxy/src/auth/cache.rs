@@ -192,6 +192,8 @@ mod tests {
             email: None,
             app_id: None,
             guest: false,
+            audiences: Vec::new(),
+            default_audience: true,
             expires_at: exp,
         }))
     }

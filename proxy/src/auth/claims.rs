@@ -6,6 +6,8 @@
 //! `roles` as an array, app-only tokens. No IO and no state; every wrongly
 //! typed claim is refused, never coerced.
 
+use std::sync::Arc;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Deserializer};
@@ -38,8 +40,12 @@ impl TenantRule {
 /// Everything the claim checks need, compiled once from the settings.
 #[derive(Debug, Clone)]
 pub(crate) struct ClaimRules {
-    /// Accepted `aud` values (any-of).
+    /// Accepted `aud` values on every route (any-of).
     pub audiences: Vec<String>,
+    /// Accepted too, but only on the routes that name them: the union of the
+    /// policy's route `audiences:`. A token for one of them passes here and
+    /// is held to its route's list by the authorize stage.
+    pub route_audiences: Arc<[String]>,
     /// v2 issuer base: `iss` = `{instance}/{tid}/v2.0`.
     pub instance: String,
     /// v1 issuer base: `iss` = `{sts}/{tid}/`.
@@ -247,7 +253,7 @@ impl ClaimRules {
             return Err(AuthError::WrongTenant);
         }
 
-        self.check_audience(claims.aud)?;
+        let (audiences, default_audience) = self.check_audience(claims.aud)?;
 
         let oid = string(claims.oid, "oid")?.ok_or(AuthError::MissingClaim("oid"))?;
         if oid.is_empty() {
@@ -281,6 +287,8 @@ impl ClaimRules {
             email: preferred_username.or(upn).or(unique_name).or(email),
             app_id: azp.or(appid),
             guest,
+            audiences,
+            default_audience,
             expires_at: exp,
         })
     }
@@ -301,28 +309,27 @@ impl ClaimRules {
         v1 || v2
     }
 
-    /// RFC 7519 §4.1.3: a string or an array of strings; any-of matches.
-    fn check_audience(&self, aud: Option<Value>) -> Result<(), AuthError> {
-        let accepted = |a: &str| self.audiences.iter().any(|x| x == a);
-        match aud {
-            None => Err(AuthError::MissingClaim("aud")),
-            Some(Value::String(a)) if accepted(&a) => Ok(()),
-            Some(Value::String(_)) => Err(AuthError::WrongAudience),
-            Some(Value::Array(items)) => {
-                let mut ok = false;
-                for item in &items {
-                    match item {
-                        Value::String(a) => ok |= accepted(a),
-                        _ => return Err(AuthError::InvalidClaim("aud")),
-                    }
-                }
-                if ok {
-                    Ok(())
-                } else {
-                    Err(AuthError::WrongAudience)
-                }
-            }
-            Some(_) => Err(AuthError::InvalidClaim("aud")),
+    /// RFC 7519 §4.1.3: a string or an array of strings; any-of matches,
+    /// against the gateway's own audiences or a route's. Returns the token's
+    /// audiences and whether one is the gateway's own.
+    fn check_audience(&self, aud: Option<Value>) -> Result<(Vec<String>, bool), AuthError> {
+        let audiences = match aud {
+            None => return Err(AuthError::MissingClaim("aud")),
+            Some(Value::String(a)) => vec![a],
+            Some(Value::Array(items)) => items
+                .into_iter()
+                .map(|item| match item {
+                    Value::String(a) => Ok(a),
+                    _ => Err(AuthError::InvalidClaim("aud")),
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+            Some(_) => return Err(AuthError::InvalidClaim("aud")),
+        };
+        let default = audiences.iter().any(|a| self.audiences.contains(a));
+        if default || audiences.iter().any(|a| self.route_audiences.contains(a)) {
+            Ok((audiences, default))
+        } else {
+            Err(AuthError::WrongAudience)
         }
     }
 }
@@ -461,7 +468,7 @@ impl ClaimRules {
                 Ok(_) => Ok(()),
             },
         );
-        push("aud", self.check_audience(claims.aud));
+        push("aud", self.check_audience(claims.aud).map(|_| ()));
         push(
             "oid",
             string(claims.oid, "oid").and_then(|oid| match oid {
@@ -539,6 +546,7 @@ mod tests {
     fn rules() -> ClaimRules {
         ClaimRules {
             audiences: vec!["api://app".into(), "app".into()],
+            route_audiences: Arc::from([]),
             instance: "https://login.example".into(),
             sts_instance: "https://sts.example".into(),
             tenants: TenantRule::One(TID.into()),
@@ -929,5 +937,23 @@ mod tests {
         assert!(is_filled("a{tenantid}b{tenantid}", "t", "atbt"));
         assert!(!is_filled("a{tenantid}b{tenantid}", "t", "atb"));
         assert!(is_filled("no-template", "t", "no-template"));
+    }
+
+    #[test]
+    fn route_audiences_pass_authentication_but_are_not_the_gateways_own() {
+        let mut claims = base();
+        claims["aud"] = json!("api://reports");
+        assert_eq!(check_with(claims.clone(), &rules()), Err("wrong_audience"));
+        let mut with_routes = rules();
+        with_routes.route_audiences = Arc::from(["api://reports".to_owned()]);
+        let id = check_with(claims, &with_routes).unwrap();
+        assert_eq!(id.audiences, ["api://reports"]);
+        assert!(!id.default_audience);
+
+        let mut both = base();
+        both["aud"] = json!(["api://reports", "app"]);
+        let id = check_with(both, &with_routes).unwrap();
+        assert_eq!(id.audiences, ["api://reports", "app"]);
+        assert!(id.default_audience);
     }
 }

@@ -26,6 +26,9 @@ pub use super::claims::ClaimCheck;
 pub struct OfflineSettings {
     /// Accepted audiences (`<client id>`, `api://<client id>`, extras).
     pub audiences: Option<Vec<String>>,
+    /// Audiences the policy's routes accept besides those
+    /// ([`Policy::route_audiences`](crate::policy::Policy::route_audiences)).
+    pub route_audiences: Vec<String>,
     /// The one tenant allowed to issue tokens.
     pub tenant: Option<String>,
     /// v2 issuer base, as `--instance`.
@@ -148,6 +151,7 @@ fn inspect_payload(payload_b64: &str, settings: &OfflineSettings, now: u64) -> I
         .unwrap_or_default();
     let rules = ClaimRules {
         audiences,
+        route_audiences: settings.route_audiences.clone().into(),
         instance: instance.trim_end_matches('/').to_owned(),
         sts_instance: sts_instance.trim_end_matches('/').to_owned(),
         tenants: match &settings.tenant {

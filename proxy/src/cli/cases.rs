@@ -62,6 +62,8 @@ struct Case {
     /// A B2B guest (`acct: 1`).
     #[serde(default)]
     guest: bool,
+    /// The token's audience (`aud`); without it, one every route accepts.
+    aud: Option<String>,
     /// The token's claims, instead of roles/scopes/app.
     claims: Option<serde_json::Value>,
     expect: Spanned<Expect>,
@@ -131,7 +133,7 @@ pub fn run(args: &TestArgs) -> Output {
             ));
             continue;
         };
-        let caller = caller(&case, now);
+        let caller = caller(&case, &policy, now);
         let decision = decide::decide(&policy, &method, &case.path, &caller);
         let got = decision.outcome();
         let route = decision.route.map(|r| r.name.clone());
@@ -186,28 +188,33 @@ fn place(file: &str, location: serde_saphyr::Location, message: String) -> Polic
 }
 
 /// The case's caller; no roles, scopes, app or claims means no token.
-fn caller(case: &Case, now: u64) -> Caller {
-    let claims = match &case.claims {
-        Some(claims) => claims.clone(),
-        None if case.roles.is_empty()
-            && case.scopes.is_empty()
-            && !case.app
-            && case.apps.is_empty()
-            && case.tenant.is_none()
-            && !case.guest =>
-        {
-            return Caller::NoToken;
-        }
-        None => decide::claims_for(&decide::CallerSpec {
-            roles: &case.roles,
-            scopes: &case.scopes,
-            app: case.app,
-            tenant: case.tenant.as_deref(),
-            client_app: case.apps.first().map(String::as_str),
-            guest: case.guest,
-        }),
+fn caller(case: &Case, policy: &Policy, now: u64) -> Caller {
+    if let Some(claims) = &case.claims {
+        let claims = decide::complete_claims(claims, now);
+        let settings = OfflineSettings {
+            route_audiences: policy.route_audiences(),
+            ..OfflineSettings::default()
+        };
+        return decide::caller_from(&inspect_claims(&claims, &settings, now).verdict);
+    }
+    if case.roles.is_empty()
+        && case.scopes.is_empty()
+        && !case.app
+        && case.apps.is_empty()
+        && case.tenant.is_none()
+        && !case.guest
+        && case.aud.is_none()
+    {
+        return Caller::NoToken;
+    }
+    let spec = decide::CallerSpec {
+        roles: &case.roles,
+        scopes: &case.scopes,
+        app: case.app,
+        tenant: case.tenant.as_deref(),
+        client_app: case.apps.first().map(String::as_str),
+        guest: case.guest,
+        audience: case.aud.as_deref(),
     };
-    let claims = decide::complete_claims(&claims, now);
-    let inspection = inspect_claims(&claims, &OfflineSettings::default(), now);
-    decide::caller_from(&inspection.verdict)
+    decide::caller_for(&spec, policy, now)
 }

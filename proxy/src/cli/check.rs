@@ -92,7 +92,44 @@ pub fn run(args: &CheckArgs) -> Output {
         return output;
     }
     output.out(summary);
+    for line in route_lines(&policy) {
+        output.out(line);
+    }
     output
+}
+
+/// Where each route sends and which tokens it accepts, one line a route,
+/// when the policy has more than one of either (`upstreams:`,
+/// `audiences:`); a single-API policy gets the summary alone.
+fn route_lines(policy: &Policy) -> Vec<String> {
+    let several =
+        !policy.upstreams().is_empty() || policy.routes().iter().any(|r| r.audiences.is_some());
+    if !several {
+        return Vec::new();
+    }
+    policy
+        .routes()
+        .iter()
+        .map(|route| {
+            let upstream = route
+                .upstream
+                .and_then(|i| policy.upstreams().get(i))
+                .map_or("the default upstream (--upstream)".to_owned(), |u| {
+                    format!("upstream `{}`", u.name)
+                });
+            let audiences = match (&route.access, &route.audiences) {
+                (crate::policy::Access::Anonymous, _) => "no token (anonymous)".to_owned(),
+                (_, None) => {
+                    "tokens for the gateway's audiences (--client-id, --audience)".to_owned()
+                }
+                (_, Some(list)) => format!("tokens for {}", list.join(", ")),
+            };
+            format!(
+                "  route `{}` (line {}): {upstream}; {audiences}",
+                route.name, route.line
+            )
+        })
+        .collect()
 }
 
 /// `file:line:col: warning: message`.

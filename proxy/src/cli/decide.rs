@@ -10,6 +10,7 @@ use http::{HeaderMap, Method};
 use http_body_util::BodyExt as _;
 
 use crate::auth::AuthError;
+use crate::auth::offline::{OfflineSettings, inspect_claims};
 use crate::error::GatewayError;
 use crate::headers;
 use crate::identity::Identity;
@@ -110,10 +111,14 @@ pub fn requirement(route: &Route) -> String {
                 .into_iter()
                 .filter_map(|c| route.describe(c))
                 .collect();
+            let token = match &route.audiences {
+                None => "a valid token".to_owned(),
+                Some(list) => format!("a valid token for {}", list.join(" or ")),
+            };
             if parts.is_empty() {
-                "a valid token".to_owned()
+                token
             } else {
-                format!("a valid token with {}", parts.join(" and "))
+                format!("{token} with {}", parts.join(" and "))
             }
         }
     }
@@ -192,6 +197,8 @@ pub struct CallerSpec<'a> {
     pub client_app: Option<&'a str>,
     /// A B2B guest: `acct: 1`.
     pub guest: bool,
+    /// `aud`; `None`: a token every route accepts (see [`caller_for`]).
+    pub audience: Option<&'a str>,
 }
 
 /// The claims of the token `spec` describes.
@@ -203,6 +210,7 @@ pub fn claims_for(spec: &CallerSpec<'_>) -> serde_json::Value {
         tenant,
         client_app,
         guest,
+        audience,
     } = *spec;
     let mut claims = serde_json::Map::new();
     if !roles.is_empty() {
@@ -223,7 +231,27 @@ pub fn claims_for(spec: &CallerSpec<'_>) -> serde_json::Value {
     if guest {
         claims.insert("acct".into(), 1.into());
     }
+    if let Some(audience) = audience {
+        claims.insert("aud".into(), audience.into());
+    }
     serde_json::Value::Object(claims)
+}
+
+/// The caller `spec` describes, judged by the claim rules as of `now`. With
+/// no `audience` it holds a token for this API whatever the route: the
+/// gateway's own audience and every route's `audiences:`, so that a
+/// described caller is judged on its roles and conditions; give an
+/// audience to see a token for another API refused.
+pub fn caller_for(spec: &CallerSpec<'_>, policy: &Policy, now: u64) -> Caller {
+    let claims = complete_claims(&claims_for(spec), now);
+    let inspection = inspect_claims(&claims, &OfflineSettings::default(), now);
+    match caller_from(&inspection.verdict) {
+        Caller::Valid(mut identity) if spec.audience.is_none() => {
+            identity.audiences.extend(policy.route_audiences());
+            Caller::Valid(identity)
+        }
+        caller => caller,
+    }
 }
 
 /// Fills in what a valid token always has (`exp` an hour from `now`, `tid`,

@@ -23,11 +23,11 @@ pub struct ExplainArgs {
     #[arg(long, env = "POLICY_FILE", default_value = "policy.yaml")]
     pub policy: PathBuf,
     /// The bearer token the client sends.
-    #[arg(long, conflicts_with_all = ["claims", "roles", "scopes", "app", "client_app", "guest"])]
+    #[arg(long, conflicts_with_all = ["claims", "roles", "scopes", "app", "client_app", "guest", "aud"])]
     pub token: Option<String>,
     /// A JSON file of token claims (a JWT payload); exp, iss, aud, tid and oid
     /// default to a valid token's.
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["roles", "scopes", "app", "client_app", "guest"])]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["roles", "scopes", "app", "client_app", "guest", "aud"])]
     pub claims: Option<PathBuf>,
     /// The caller's roles, comma-separated.
     #[arg(long, value_delimiter = ',')]
@@ -44,6 +44,10 @@ pub struct ExplainArgs {
     /// The caller is a B2B guest (`acct: 1`), for routes with `guests: deny`.
     #[arg(long)]
     pub guest: bool,
+    /// The caller's token audience (`aud`); without it, one every route
+    /// accepts (the gateway's and each route's `audiences:`).
+    #[arg(long, value_name = "AUDIENCE")]
+    pub aud: Option<String>,
     /// The tenant: the caller's with --roles/--scopes, the allowed one with --token/--claims.
     #[arg(long, env = "AAD_TENANT_ID")]
     pub tenant: Option<String>,
@@ -75,7 +79,7 @@ pub fn run(args: &ExplainArgs) -> Output {
         return Output::failed(format!("`{}` is not an HTTP method", args.method));
     };
     let now = unix_now();
-    let settings = match settings(args) {
+    let settings = match settings(args, &policy) {
         Ok(settings) => settings,
         Err(e) => return Output::failed(e),
     };
@@ -97,18 +101,18 @@ pub fn run(args: &ExplainArgs) -> Output {
         || args.app
         || args.client_app.is_some()
         || args.guest
+        || args.aud.is_some()
     {
-        let claims = decide::claims_for(&decide::CallerSpec {
+        let spec = decide::CallerSpec {
             roles: &args.roles,
             scopes: &args.scopes,
             app: args.app,
             tenant: args.tenant.as_deref(),
             client_app: args.client_app.as_deref(),
             guest: args.guest,
-        });
-        let claims = decide::complete_claims(&claims, now);
-        let inspection = inspect_claims(&claims, &OfflineSettings::default(), now);
-        (decide::caller_from(&inspection.verdict), None)
+            audience: args.aud.as_deref(),
+        };
+        (decide::caller_for(&spec, &policy, now), None)
     } else {
         (Caller::NoToken, None)
     };
@@ -173,7 +177,7 @@ pub fn run(args: &ExplainArgs) -> Output {
     out
 }
 
-fn settings(args: &ExplainArgs) -> Result<OfflineSettings, String> {
+fn settings(args: &ExplainArgs, policy: &Policy) -> Result<OfflineSettings, String> {
     let jwks = match &args.jwks {
         None => None,
         Some(file) => {
@@ -189,6 +193,7 @@ fn settings(args: &ExplainArgs) -> Result<OfflineSettings, String> {
         tenant: args.tenant.clone().filter(|_| uses_token),
         instance: args.instance.clone(),
         sts_instance: args.sts_instance.clone(),
+        route_audiences: policy.route_audiences(),
         leeway: Duration::from_secs(60),
         jwks,
     })

@@ -279,6 +279,15 @@ fn compile_route(
         found
     });
     let max_body_bytes = route.max_body_bytes.map(|limit| limit.value);
+    let audiences = route.audiences.map(|list| {
+        if matches!(access, Access::Anonymous) {
+            errors.at(
+                list.referenced,
+                "`audiences` cannot be used with `allow: anonymous` (no token is read)".to_owned(),
+            );
+        }
+        compile_audiences(list, errors)
+    });
 
     if errors.list.len() != before {
         return None;
@@ -293,6 +302,7 @@ fn compile_route(
         extra: route.extra.is_some_and(|e| e.value),
         upstream,
         max_body_bytes,
+        audiences,
         conditions,
         shadow,
     };
@@ -494,6 +504,34 @@ fn compile_methods(list: SpannedList, errors: &mut Errors<'_>) -> MethodSet {
 
 /// Role or scope names: non-empty, no whitespace (`scp` is split on spaces,
 /// and Entra forbids spaces in role values), no duplicates.
+/// `audiences:`: `aud` values as Entra writes them (an application ID URI
+/// such as `api://reports`, or a client id), compared exactly.
+fn compile_audiences(list: SpannedList, errors: &mut Errors<'_>) -> Vec<String> {
+    if list.value.is_empty() {
+        errors.at(
+            list.referenced,
+            "`audiences` is empty; omit it to accept the gateway's audiences".to_owned(),
+        );
+    }
+    let mut audiences: Vec<String> = Vec::new();
+    for written in list.value {
+        let value = written.value;
+        if value.trim().is_empty() {
+            errors.at(written.referenced, "empty audience".to_owned());
+        } else if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            errors.at(
+                written.referenced,
+                format!("audience {value:?} contains whitespace"),
+            );
+        } else if audiences.contains(&value) {
+            errors.at(written.referenced, format!("duplicate audience `{value}`"));
+        } else {
+            audiences.push(value);
+        }
+    }
+    audiences
+}
+
 fn compile_names(list: SpannedList, kind: &str, errors: &mut Errors<'_>) -> Vec<String> {
     if list.value.is_empty() {
         errors.at(

@@ -76,6 +76,7 @@ pub(super) struct RouteFile {
     pub extra: Option<Spanned<bool>>,
     pub upstream: Option<Spanned<String>>,
     pub max_body_bytes: Option<Spanned<u64>>,
+    pub audiences: Option<SpannedList>,
     pub apps: Option<SpannedList>,
     pub tenants: Option<SpannedList>,
     pub callers: Option<SpannedList>,

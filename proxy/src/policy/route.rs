@@ -36,6 +36,10 @@ pub struct Route {
     pub upstream: Option<usize>,
     /// `max_body_bytes:`: replaces `--max-body-bytes` for this route.
     pub max_body_bytes: Option<u64>,
+    /// `audiences:`: the `aud` values this route accepts, any-of, instead
+    /// of the gateway's (`--client-id`, `--audience`): the API registration
+    /// of the backend behind it. `None`: the gateway's.
+    pub audiences: Option<Vec<String>>,
     /// Who else must hold for a token route: the calling app, the tenant, the
     /// caller type, guests (`apps`, `tenants`, `callers`, `guests`, or
     /// `defaults:`). Empty for anonymous routes.
@@ -193,6 +197,15 @@ impl fmt::Display for Denial {
 impl std::error::Error for Denial {}
 
 impl Route {
+    /// Whether `identity`'s token was issued for this route's API: for one
+    /// of its `audiences:`, or, without them, for the gateway's own.
+    pub fn accepts_audience(&self, identity: &Identity) -> bool {
+        match &self.audiences {
+            None => identity.default_audience,
+            Some(accepted) => identity.audiences.iter().any(|a| accepted.contains(a)),
+        }
+    }
+
     /// Decides whether `identity` may use this route: the first condition of
     /// [`Condition::ALL`] that fails. Scopes are checked first: a delegated
     /// token without the API's scope was not meant for this call at all,

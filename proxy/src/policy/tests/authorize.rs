@@ -52,6 +52,8 @@ fn identity(spec: &str) -> Identity {
         email: None,
         app_id: None,
         guest: false,
+        audiences: Vec::new(),
+        default_audience: true,
         expires_at: 0,
     }
 }
@@ -329,4 +331,41 @@ fn conditions_are_checked_in_order_and_explained_each() {
     );
     let good = caller("user roles=Admin scopes=x", Some(A1), T2, false);
     assert!(route.checks(&good).all(|(_, r)| r.is_ok()));
+}
+
+#[test]
+fn a_route_with_audiences_accepts_only_tokens_for_them() {
+    let policy = policy(
+        "
+        version: 1
+        routes:
+          - {name: own, path: /own, methods: [GET]}
+          - {name: reports, path: /reports, methods: [GET], audiences: [api://reports, r-id]}
+          - {name: orders, path: /orders, methods: [GET], audiences: [api://orders]}
+        ",
+    );
+    let route = |name: &str| policy.routes().iter().find(|r| r.name == name).unwrap();
+    let token = |audiences: &[&str], default_audience: bool| Identity {
+        audiences: audiences.iter().map(|a| (*a).to_owned()).collect(),
+        default_audience,
+        ..identity("user scopes=access_as_user")
+    };
+    // The gateway's own audience: routes without `audiences:` only.
+    let own = token(&["api://gateway"], true);
+    assert!(route("own").accepts_audience(&own));
+    assert!(!route("reports").accepts_audience(&own));
+    // A route's audience, in any of the forms listed: that route only.
+    for aud in ["api://reports", "r-id"] {
+        let reports = token(&[aud], false);
+        assert!(route("reports").accepts_audience(&reports), "{aud}");
+        assert!(!route("orders").accepts_audience(&reports), "{aud}");
+        assert!(!route("own").accepts_audience(&reports), "{aud}");
+    }
+    // `aud` as an array: any-of, compared exactly.
+    assert!(route("orders").accepts_audience(&token(&["x", "api://orders"], false)));
+    assert!(!route("orders").accepts_audience(&token(&["API://ORDERS"], false)));
+    assert_eq!(
+        policy.route_audiences(),
+        ["api://orders", "api://reports", "r-id"]
+    );
 }

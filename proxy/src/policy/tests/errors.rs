@@ -44,7 +44,7 @@ fn unknown_keys_are_errors() {
             methods: [GET]
             role: [Admin]
         ",
-        "policy.yaml:6:5: unknown field `role`, expected one of name, path, paths, methods, allow, roles, scopes, forward_authorization, extra, upstream, max_body_bytes, apps, tenants, callers, guests, enforce",
+        "policy.yaml:6:5: unknown field `role`, expected one of name, path, paths, methods, allow, roles, scopes, forward_authorization, extra, upstream, max_body_bytes, audiences, apps, tenants, callers, guests, enforce",
     );
     check(
         "
@@ -432,6 +432,36 @@ fn enforce_is_deny_or_shadow_on_token_routes() {
         "
         policy.yaml:4:50: unknown `enforce` value `dry-run`; expected `deny` or `shadow`
         policy.yaml:5:48: `allow: anonymous` cannot be combined with `roles`, `scopes`, `apps`, `tenants`, `callers`, `guests` or `enforce`
+        ",
+    );
+}
+
+#[test]
+fn audiences_are_validated_where_written() {
+    check(
+        "
+        version: 1
+        routes:
+          - name: a
+            path: /a
+            methods: [GET]
+            audiences: [api://reports, '', 'api://a b', api://reports]
+          - name: b
+            path: /b
+            methods: [GET]
+            audiences: []
+          - name: c
+            path: /c
+            methods: [GET]
+            allow: anonymous
+            audiences: [api://reports]
+        ",
+        "
+        policy.yaml:6:32: empty audience
+        policy.yaml:6:36: audience \"api://a b\" contains whitespace
+        policy.yaml:6:49: duplicate audience `api://reports`
+        policy.yaml:10:16: `audiences` is empty; omit it to accept the gateway's audiences
+        policy.yaml:15:16: `audiences` cannot be used with `allow: anonymous` (no token is read)
         ",
     );
 }
