@@ -41,7 +41,7 @@ mod route;
 mod tests;
 mod upstreams;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use http::Method;
 
@@ -159,6 +159,14 @@ impl Policy {
     /// The upstreams declared besides the default one, in name order.
     pub fn upstreams(&self) -> &[UpstreamDecl] {
         &self.upstreams
+    }
+
+    /// The files besides the policy itself that it was compiled from (the
+    /// TLS settings of its upstreams), for hot reload to watch.
+    pub fn files(&self) -> impl Iterator<Item = &Path> {
+        self.upstreams
+            .iter()
+            .flat_map(|u| u.files.iter().map(PathBuf::as_path))
     }
 
     pub fn identity_headers(&self) -> &IdentityHeaders {

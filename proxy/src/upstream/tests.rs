@@ -57,10 +57,7 @@ async fn upstream(behaviour: Behaviour) -> Upstream {
             }
         });
     }
-    Upstream {
-        scheme: Scheme::HTTP,
-        authority: addr.to_string().parse().expect("authority"),
-    }
+    Upstream::http(addr.to_string().parse().expect("authority"))
 }
 
 fn forwarder(upstream: Upstream) -> Forwarder {
