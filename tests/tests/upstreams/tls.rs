@@ -3,16 +3,18 @@
 //! a name the certificate does not carry, mTLS with `client_cert`, and
 //! HTTP/2 or HTTP/1.1 as ALPN decides. A refusal is a 502 with reason
 //! `upstream_tls` in the access log and `kind="tls"` in the metrics; the
-//! upstream never gets the request in plain http instead.
+//! upstream never gets the request in plain http instead. The TLS files are
+//! read again on reload, and the default upstream takes the same settings
+//! as flags.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use e2e_tests::System;
 use e2e_tests::capture::{access_line, captured, lines_where};
 use e2e_tests::recorder::Recorder;
+use e2e_tests::{Options, System};
 use http::Version;
 use http_body_util::Full;
 use hyper::service::service_fn;
@@ -351,5 +353,36 @@ async fn a_renewed_ca_file_takes_effect_on_reload() {
         sys.reloader.reload(Trigger::Signal),
         ReloadResult::Unchanged
     );
+    sys.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_default_upstream_may_be_https_with_its_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    write_pki(dir.path());
+    let backend = TlsBackend::start(dir.path(), &[b"http/1.1"], true).await;
+    let file = |name: &str| dir.path().join(name).display().to_string();
+    let sys = System::start_with(Options {
+        upstream: Some(format!("https://localhost:{}", backend.port)),
+        gateway_args: vec![
+            "--upstream-ca".into(),
+            file("ca.pem"),
+            "--upstream-client-cert".into(),
+            file("client.crt"),
+            "--upstream-client-key".into(),
+            file("client.key"),
+        ],
+        ..Options::default()
+    })
+    .await
+    .unwrap();
+    // `/health` is an anonymous route of the shipped policy, sent to the
+    // default upstream; an HTTP/1.1 client's request too goes through the
+    // shared client, not the per-thread pools of plain connections.
+    assert_eq!(
+        get(&sys, "/health", "default-tls").await,
+        (200, "tls ok".to_owned())
+    );
+    assert_eq!(backend.versions(), [Version::HTTP_11]);
     sys.stop().await.unwrap();
 }
