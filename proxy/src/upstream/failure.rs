@@ -11,8 +11,9 @@ pub enum Failure {
     /// No connection could be made: refused, unreachable, no such host, or
     /// not established within `--upstream-connect-timeout-seconds`.
     Connect,
-    /// The TLS handshake with the upstream failed (its certificate, most
-    /// often).
+    /// TLS with an https upstream failed: its certificate (unknown issuer,
+    /// wrong name, expired), the handshake, or an alert right after it (a
+    /// TLS 1.3 server refusing the gateway's client certificate).
     Tls,
     /// No response headers within the upstream timeout.
     Timeout,
