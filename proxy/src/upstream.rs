@@ -14,6 +14,7 @@
 
 mod failure;
 mod link;
+mod target;
 mod tls;
 
 use std::sync::Arc;
@@ -21,14 +22,13 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
-use http::uri::{Authority, PathAndQuery, Scheme};
+use http::uri::PathAndQuery;
 use http::{Request, Response, StatusCode, Uri, Version};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use tokio::net::TcpStream;
 
 use crate::body::{self, ProxyBody};
 use crate::headers::X_FORWARDED_PREFIX;
@@ -36,6 +36,7 @@ use crate::metrics::Metrics;
 
 pub use failure::{Failure, UpstreamError};
 pub use link::{IdlePool, Link, Linked};
+pub use target::Upstream;
 pub use tls::{Setting as TlsSetting, TlsFiles, TlsProblem};
 
 /// Idle connections of the shared client are kept this long (as the
@@ -61,121 +62,6 @@ fn strip_prefix(uri: &Uri, prefix: &str) -> Option<PathAndQuery> {
 
 /// How long readiness waits for a connection to the upstream.
 const READY_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// Where requests go, reduced to what forwarding needs.
-#[derive(Clone)]
-pub struct Upstream {
-    /// `http` or `https`.
-    pub scheme: Scheme,
-    /// `host:port`, also sent as `Host`.
-    pub authority: Authority,
-    /// For `https` (and only then): how its certificate is verified and
-    /// what the gateway offers (ALPN, a client certificate).
-    tls: Option<Arc<rustls::ClientConfig>>,
-}
-
-impl std::fmt::Debug for Upstream {
-    /// Without the TLS configuration's root certificates.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Upstream")
-            .field("scheme", &self.scheme)
-            .field("authority", &self.authority)
-            .field("tls", &self.is_tls())
-            .finish()
-    }
-}
-
-impl Upstream {
-    /// An `http://host[:port]` or `https://host[:port]` URL (an https one
-    /// verified against the system's roots until [`Upstream::with_tls`]
-    /// says otherwise); the message says what is wrong with it, quoting it
-    /// (the caller says where it was written).
-    pub fn parse(url: &str) -> Result<Upstream, String> {
-        let Ok(uri) = url.trim().parse::<Uri>() else {
-            return Err(format!("{url:?} is not a URL"));
-        };
-        let tls = match uri.scheme_str() {
-            Some("http") => None,
-            Some("https") => Some(tls::client_config(&TlsFiles::default()).map_err(
-                |problems| {
-                    let messages: Vec<String> = problems.into_iter().map(|p| p.message).collect();
-                    format!("{url:?}: {}", messages.join("; "))
-                },
-            )?),
-            _ => return Err(format!("{url:?} must start with http:// or https://")),
-        };
-        if uri.path() != "/" && !uri.path().is_empty() || uri.query().is_some() {
-            return Err(format!(
-                "{url:?} must not have a path: the authorised path is forwarded as it is"
-            ));
-        }
-        let Some(authority) = uri.authority().cloned() else {
-            return Err(format!("{url:?} has no host"));
-        };
-        Ok(Upstream {
-            scheme: if tls.is_some() {
-                Scheme::HTTPS
-            } else {
-                Scheme::HTTP
-            },
-            authority,
-            tls,
-        })
-    }
-
-    /// A plain `http` upstream at `authority`.
-    pub fn http(authority: Authority) -> Upstream {
-        Upstream {
-            scheme: Scheme::HTTP,
-            authority,
-            tls: None,
-        }
-    }
-
-    /// Whether requests to it go over TLS (`https://`).
-    pub fn is_tls(&self) -> bool {
-        self.tls.is_some()
-    }
-
-    /// The same https upstream verified with `files` (its `ca`, its client
-    /// certificate); every problem with them, each naming its setting and
-    /// file. The caller refuses TLS settings for an `http://` URL.
-    pub fn with_tls(mut self, files: &TlsFiles) -> Result<Upstream, Vec<TlsProblem>> {
-        if self.tls.is_some() {
-            self.tls = Some(tls::client_config(files)?);
-        }
-        Ok(self)
-    }
-
-    /// The host, without the brackets of an IPv6 literal: what is dialled
-    /// and, for TLS, the name the certificate must carry (and the SNI).
-    fn host(&self) -> &str {
-        self.authority
-            .host()
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-    }
-
-    /// A TCP connection to the upstream, made within `timeout`.
-    async fn connect(&self, timeout: Duration) -> Result<TcpStream, UpstreamError> {
-        let host = self.host();
-        let default_port = if self.is_tls() { 443 } else { 80 };
-        let port = self.authority.port_u16().unwrap_or(default_port);
-        let stream = match tokio::time::timeout(timeout, TcpStream::connect((host, port))).await {
-            Ok(Ok(stream)) => stream,
-            Ok(Err(e)) => {
-                let message = format!("cannot connect to {}: {e}", self.authority);
-                return Err(UpstreamError::new(Failure::Connect, message));
-            }
-            Err(_) => {
-                let message = format!("connecting to {} timed out", self.authority);
-                return Err(UpstreamError::new(Failure::Connect, message));
-            }
-        };
-        let _ = stream.set_nodelay(true);
-        Ok(stream)
-    }
-}
 
 /// The `Host` an upstream gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
