@@ -399,15 +399,16 @@ impl Flags {
             ));
             return None;
         }
-        let client = match (&self.upstream_client_cert, &self.upstream_client_key) {
-            (Some(cert), Some(key)) => Some((cert.clone(), key.clone())),
-            (None, None) => None,
+        let (client, paired) = match (&self.upstream_client_cert, &self.upstream_client_key) {
+            (Some(cert), Some(key)) => (Some((cert.clone(), key.clone())), true),
+            (None, None) => (None, true),
             _ => {
                 errors.push(
                     "--upstream-client-cert and --upstream-client-key go together: give both or neither"
                         .into(),
                 );
-                return None;
+                // The CA is still checked, for every problem at once.
+                (None, false)
             }
         };
         let files = TlsFiles {
@@ -427,6 +428,7 @@ impl Flags {
                 }
             })
             .ok()
+            .filter(|_| paired)
     }
 
     /// Swagger UI's settings: the SPA client, and the tenant's authorize and
@@ -669,11 +671,16 @@ mod tests {
             problems(&["--upstream", "http://b:1", "--upstream-ca", &ca]),
             ["--upstream-ca applies only to an https:// --upstream"]
         );
-        assert_eq!(
-            problems(&[&https[..], &["--upstream-client-cert", &cert]].concat()),
-            ["--upstream-client-cert and --upstream-client-key go together: give both or neither"]
-        );
         let missing = file("missing.pem");
+        assert_eq!(
+            problems(&[&https[..], &["--upstream-client-cert", &cert, "--upstream-ca", &missing]].concat()),
+            [
+                "--upstream-client-cert and --upstream-client-key go together: give both or neither".to_owned(),
+                format!(
+                    "--upstream-ca: cannot read {missing:?}: No such file or directory (os error 2)"
+                ),
+            ]
+        );
         assert_eq!(
             problems(
                 &[

@@ -173,6 +173,7 @@ impl TlsKeys {
         }
         let dir = errors.dir().to_owned();
         let path = |value: &Spanned<String>| -> PathBuf { dir.join(&value.value) };
+        // One of the pair alone is an error; `ca` is still checked.
         let client = match (&self.client_cert, &self.client_key) {
             (Some(cert), Some(key)) => Some((path(cert), path(key))),
             (None, None) => None,
@@ -181,14 +182,16 @@ impl TlsKeys {
                     cert.referenced,
                     "`client_cert` without `client_key`: give both or neither".to_owned(),
                 );
-                return None;
+                ok = false;
+                None
             }
             (None, Some(key)) => {
                 errors.at(
                     key.referenced,
                     "`client_key` without `client_cert`: give both or neither".to_owned(),
                 );
-                return None;
+                ok = false;
+                None
             }
         };
         let files = TlsFiles {
@@ -208,5 +211,6 @@ impl TlsKeys {
                 }
             })
             .ok()
+            .filter(|_| ok)
     }
 }

@@ -168,7 +168,7 @@ fn bad_tls_settings_are_errors_at_their_values() {
           missing: {url: 'https://b', ca: missing.pem}
           empty: {url: 'https://c', ca: empty.pem, client_cert: empty.pem, client_key: empty.pem}
           mismatch: {url: 'https://d', client_cert: client.crt, client_key: other.key}
-          no_key: {url: 'https://e', client_cert: client.crt}
+          no_key: {url: 'https://e', client_cert: client.crt, ca: missing.pem}
           no_cert: {url: 'https://f', client_key: client.key}
         routes:
           - {name: r, path: /r, methods: [GET], upstream: plain}
@@ -183,6 +183,7 @@ fn bad_tls_settings_are_errors_at_their_values() {
         {dir}/policy.yaml:5:80: "{dir}/empty.pem" holds no PEM private key
         {dir}/policy.yaml:6:69: "{dir}/other.key" is not the key of the certificate in "{dir}/client.crt"
         {dir}/policy.yaml:7:43: `client_cert` without `client_key`: give both or neither
+        {dir}/policy.yaml:7:59: cannot read "{dir}/missing.pem": No such file or directory (os error 2)
         {dir}/policy.yaml:8:43: `client_key` without `client_cert`: give both or neither
         "#,
     );
