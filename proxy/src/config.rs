@@ -15,7 +15,7 @@ use crate::auth::{AllowedTenants, AuthSettings, TenantMode};
 use crate::docs::DocsSettings;
 use crate::policy::Policy;
 use crate::tls;
-use crate::upstream::Upstream;
+use crate::upstream::{TlsFiles, TlsSetting, Upstream};
 
 /// The public cloud's authority: the v2 issuer is `{instance}/{tid}/v2.0`.
 pub const DEFAULT_INSTANCE: &str = "https://login.microsoftonline.com";
@@ -56,9 +56,20 @@ pub struct Flags {
     /// Address of the admin listener (/health, /ready). Keep it private.
     #[arg(long, env = "PROXY_ADMIN_LISTEN", default_value = "127.0.0.1:9000")]
     pub admin_listen: String,
-    /// The backend every allowed request is forwarded to, e.g. http://127.0.0.1:8081.
+    /// The backend every allowed request is forwarded to, e.g. http://127.0.0.1:8081
+    /// (or https://…, verified against the system's roots or --upstream-ca).
     #[arg(long, env = "UPSTREAM_URL")]
     pub upstream: Option<String>,
+    /// An https --upstream: PEM certificates to trust instead of the system's roots.
+    #[arg(long, env = "UPSTREAM_CA")]
+    pub upstream_ca: Option<PathBuf>,
+    /// An https --upstream that asks for a client certificate (mTLS): the
+    /// gateway's PEM certificate chain (with --upstream-client-key).
+    #[arg(long, env = "UPSTREAM_CLIENT_CERT")]
+    pub upstream_client_cert: Option<PathBuf>,
+    /// PEM private key for --upstream-client-cert.
+    #[arg(long, env = "UPSTREAM_CLIENT_KEY")]
+    pub upstream_client_key: Option<PathBuf>,
     /// The policy file (routes × methods → anonymous, token, roles, scopes).
     #[arg(long, env = "POLICY_FILE", default_value = "policy.yaml")]
     pub policy: PathBuf,
@@ -215,7 +226,8 @@ impl Flags {
                 None
             }
             Some(url) => parse_upstream(url, &mut errors),
-        };
+        }
+        .and_then(|upstream| self.upstream_tls(upstream, &mut errors));
 
         let policy = match Policy::load(&self.policy) {
             Ok(policy) => Some(policy),
@@ -361,6 +373,62 @@ impl Flags {
             }),
             _ => Err(ConfigErrors(errors)),
         }
+    }
+
+    /// The default upstream with its TLS flags applied; each problem with
+    /// them (a flag for an http:// upstream, a missing or unusable file, a
+    /// key that does not match its certificate) in `errors`.
+    fn upstream_tls(&self, upstream: Upstream, errors: &mut Vec<String>) -> Option<Upstream> {
+        let flags = [
+            ("--upstream-ca", &self.upstream_ca),
+            ("--upstream-client-cert", &self.upstream_client_cert),
+            ("--upstream-client-key", &self.upstream_client_key),
+        ];
+        if !upstream.is_tls() {
+            let given: Vec<&str> = flags
+                .iter()
+                .filter(|(_, value)| value.is_some())
+                .map(|(flag, _)| *flag)
+                .collect();
+            if given.is_empty() {
+                return Some(upstream);
+            }
+            errors.push(format!(
+                "{} applies only to an https:// --upstream",
+                given.join(", ")
+            ));
+            return None;
+        }
+        let (client, paired) = match (&self.upstream_client_cert, &self.upstream_client_key) {
+            (Some(cert), Some(key)) => (Some((cert.clone(), key.clone())), true),
+            (None, None) => (None, true),
+            _ => {
+                errors.push(
+                    "--upstream-client-cert and --upstream-client-key go together: give both or neither"
+                        .into(),
+                );
+                // The CA is still checked, for every problem at once.
+                (None, false)
+            }
+        };
+        let files = TlsFiles {
+            ca: self.upstream_ca.clone(),
+            client,
+        };
+        upstream
+            .with_tls(&files)
+            .map_err(|problems| {
+                for problem in problems {
+                    let flag = match problem.setting {
+                        TlsSetting::Ca => "--upstream-ca",
+                        TlsSetting::ClientCert => "--upstream-client-cert",
+                        TlsSetting::ClientKey => "--upstream-client-key",
+                    };
+                    errors.push(format!("{flag}: {}", problem.message));
+                }
+            })
+            .ok()
+            .filter(|_| paired)
     }
 
     /// Swagger UI's settings: the SPA client, and the tenant's authorize and
@@ -548,6 +616,89 @@ mod tests {
         assert!(is_guid("aaaaaaaa-0000-4000-8000-000000000001"));
         assert!(!is_guid("contoso.onmicrosoft.com"));
         assert!(!is_guid("aaaaaaaa-0000-4000-8000-00000000001"));
+    }
+
+    /// The problems `into_config` finds with `args` added to a valid set
+    /// of required flags; empty when it is accepted.
+    fn problems(args: &[&str]) -> Vec<String> {
+        let policy = concat!(env!("CARGO_MANIFEST_DIR"), "/../policy.yaml");
+        let mut all = vec![
+            "authz-proxy",
+            "--tenant",
+            "aaaaaaaa-0000-4000-8000-000000000001",
+            "--client-id",
+            "c0ffee00-0000-4000-8000-0000000000a1",
+            "--policy",
+            policy,
+        ];
+        all.extend_from_slice(args);
+        let cli = Cli::try_parse_from(all).expect("flags parse");
+        cli.serve
+            .into_config()
+            .err()
+            .map(|e| e.0)
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn upstream_tls_flags_are_checked_before_anything_starts() {
+        let dir = tempfile::tempdir().unwrap();
+        crate::upstream::test_pki::write(dir.path());
+        let file = |name: &str| dir.path().join(name).display().to_string();
+        let (ca, cert, key, other) = (
+            file("ca.pem"),
+            file("client.crt"),
+            file("client.key"),
+            file("other.key"),
+        );
+        let https = ["--upstream", "https://127.0.0.1:8443"];
+
+        let ok = [&https[..], &["--upstream-ca", &ca]].concat();
+        assert_eq!(problems(&ok), Vec::<String>::new());
+        let ok = [
+            &ok[..],
+            &[
+                "--upstream-client-cert",
+                &cert,
+                "--upstream-client-key",
+                &key,
+            ],
+        ]
+        .concat();
+        assert_eq!(problems(&ok), Vec::<String>::new());
+
+        assert_eq!(
+            problems(&["--upstream", "http://b:1", "--upstream-ca", &ca]),
+            ["--upstream-ca applies only to an https:// --upstream"]
+        );
+        let missing = file("missing.pem");
+        assert_eq!(
+            problems(&[&https[..], &["--upstream-client-cert", &cert, "--upstream-ca", &missing]].concat()),
+            [
+                "--upstream-client-cert and --upstream-client-key go together: give both or neither".to_owned(),
+                format!(
+                    "--upstream-ca: cannot read {missing:?}: No such file or directory (os error 2)"
+                ),
+            ]
+        );
+        assert_eq!(
+            problems(
+                &[
+                    &https[..],
+                    &["--upstream-ca", &missing, "--upstream-client-cert", &cert],
+                    &["--upstream-client-key", &other],
+                ]
+                .concat()
+            ),
+            [
+                format!(
+                    "--upstream-ca: cannot read {missing:?}: No such file or directory (os error 2)"
+                ),
+                format!(
+                    "--upstream-client-key: {other:?} is not the key of the certificate in {cert:?}"
+                ),
+            ]
+        );
     }
 
     #[test]

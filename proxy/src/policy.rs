@@ -41,7 +41,7 @@ mod route;
 mod tests;
 mod upstreams;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use http::Method;
 
@@ -174,6 +174,14 @@ impl Policy {
         all.sort_unstable();
         all.dedup();
         all
+    }
+
+    /// The files besides the policy itself that it was compiled from (the
+    /// TLS settings of its upstreams), for hot reload to watch.
+    pub fn files(&self) -> impl Iterator<Item = &Path> {
+        self.upstreams
+            .iter()
+            .flat_map(|u| u.files.iter().map(PathBuf::as_path))
     }
 
     /// The header names the identity is forwarded in (validated at load).

@@ -6,6 +6,10 @@
 //! layout — `policy.yaml -> ..data/policy.yaml`, `..data -> ..2026_11_28_…`,
 //! updated by renaming a new `..data` link over the old one — is seen like
 //! an edit in place, and an unchanged file costs one read and one SHA-256.
+//! The files the policy in force was compiled from (its upstreams' `ca`,
+//! `client_cert`, `client_key`) are part of that content: a renewed
+//! certificate is read again, and its upstreams get new connections, as if
+//! the policy had changed.
 //!
 //! A new text is compiled with the same pure [`Policy::parse`] as at
 //! start-up. If it compiles, [`Gateway::replace_policy`] swaps it in as one
@@ -46,7 +50,8 @@ pub struct ReloadStatus {
 /// What one reload attempt did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReloadResult {
-    /// The file holds the text already in force: nothing to do.
+    /// The file holds the text already in force, and the files it names
+    /// are unchanged: nothing to do.
     Unchanged,
     /// A new policy is in force; its hash.
     Applied { hash: String, routes: usize },
@@ -81,9 +86,10 @@ pub struct Reloader {
     gateway: Arc<Gateway>,
     path: PathBuf,
     /// One attempt at a time (SIGHUP and the poll may coincide); holds the
-    /// hash of the text last *looked at*, applied or refused, so a refused
-    /// text is not retried (and re-logged) on every poll.
-    seen: Mutex<String>,
+    /// [`Reloader::inputs`] last *looked at*, applied or refused, so a
+    /// refused text is not retried (and re-logged) on every poll, and those
+    /// of the policy in force.
+    seen: Mutex<Seen>,
     status: watch::Sender<ReloadStatus>,
 }
 
@@ -98,10 +104,14 @@ impl Reloader {
             hash: hash.clone(),
             ..ReloadStatus::default()
         });
+        let inputs = inputs(&hash, &gateway.policy().policy);
         Reloader {
             gateway,
             path: path.to_owned(),
-            seen: Mutex::new(hash),
+            seen: Mutex::new(Seen {
+                last: inputs.clone(),
+                in_force: inputs,
+            }),
             status,
         }
     }
@@ -134,14 +144,17 @@ impl Reloader {
             }
         };
         let hash = policy_hash(&text);
-        if *seen == hash && trigger == Trigger::FileChange {
+        // The TLS files named by the policy in force: a new text that names
+        // others differs anyway.
+        let looked_at = inputs(&hash, &self.gateway.policy().policy);
+        if seen.last == looked_at && trigger == Trigger::FileChange {
             return ReloadResult::Unchanged;
         }
-        if hash == self.status.borrow().hash {
-            *seen = hash;
+        if seen.in_force == looked_at {
+            seen.last = looked_at;
             return ReloadResult::Unchanged;
         }
-        *seen = hash.clone();
+        seen.last = looked_at;
         let compiled = match std::str::from_utf8(&text) {
             Ok(text) => Policy::parse(text, &file),
             Err(_) => Err(PolicyErrors::single(
@@ -154,6 +167,9 @@ impl Reloader {
         match compiled {
             Ok(policy) => {
                 let routes = policy.routes().len();
+                let in_force = inputs(&hash, &policy);
+                seen.last.clone_from(&in_force);
+                seen.in_force = in_force;
                 self.gateway.replace_policy(policy);
                 self.gateway.record_reload(ReloadOutcome::Applied, &hash);
                 tracing::info!(
@@ -273,6 +289,32 @@ async fn tick(ticks: &mut Option<tokio::time::Interval>) {
 }
 
 /// SHA-256 of the file's bytes, lowercase hex, as `sha256sum` prints it.
+/// What [`Reloader::reload`] compares: the policy text's hash and the
+/// content of each file the policy names.
+#[derive(Debug, Default)]
+struct Seen {
+    /// Of the last attempt, applied or refused.
+    last: String,
+    /// Of the policy in force.
+    in_force: String,
+}
+
+/// The hash of the policy text `hash` together with the content of every
+/// file `policy` was compiled from (an unreadable one counts as its error).
+fn inputs(hash: &str, policy: &Policy) -> String {
+    let mut all = hash.as_bytes().to_vec();
+    for file in policy.files() {
+        all.push(0);
+        all.extend_from_slice(file.as_os_str().as_encoded_bytes());
+        all.push(0);
+        match std::fs::read(file) {
+            Ok(bytes) => all.extend_from_slice(policy_hash(&bytes).as_bytes()),
+            Err(e) => all.extend_from_slice(e.to_string().as_bytes()),
+        }
+    }
+    policy_hash(&all)
+}
+
 pub fn policy_hash(bytes: &[u8]) -> String {
     crate::metrics::policy_hash(bytes)
 }

@@ -4,8 +4,8 @@
 //! multiplexing client for HTTP/2 clients), the connect and response
 //! timeouts, the retry of a request whose idle connection turned out to be
 //! closed, the `Host` and prefix rewriting an upstream asks for
-//! ([`Rewrite`]), and the typed [`Failure`] every failed forward is reported
-//! with (`upstream/failure.rs`).
+//! ([`Rewrite`]), TLS to https upstreams (`upstream/tls.rs`), and the typed
+//! [`Failure`] every failed forward is reported with (`upstream/failure.rs`).
 //!
 //! Where its job ends: it sends a request that the gateway's stages have
 //! decided and rewritten, and returns the upstream's response or an
@@ -14,20 +14,21 @@
 
 mod failure;
 mod link;
+mod target;
+mod tls;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
-use http::uri::{Authority, PathAndQuery, Scheme};
+use http::uri::PathAndQuery;
 use http::{Request, Response, StatusCode, Uri, Version};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use tokio::net::TcpStream;
 
 use crate::body::{self, ProxyBody};
 use crate::headers::X_FORWARDED_PREFIX;
@@ -35,6 +36,8 @@ use crate::metrics::Metrics;
 
 pub use failure::{Failure, UpstreamError};
 pub use link::{IdlePool, Link, Linked};
+pub use target::Upstream;
+pub use tls::{Setting as TlsSetting, TlsFiles, TlsProblem};
 
 /// Idle connections of the shared client are kept this long (as the
 /// per-thread pools keep theirs).
@@ -59,70 +62,6 @@ fn strip_prefix(uri: &Uri, prefix: &str) -> Option<PathAndQuery> {
 
 /// How long readiness waits for a connection to the upstream.
 const READY_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// Where requests go, reduced to what forwarding needs.
-#[derive(Debug, Clone)]
-pub struct Upstream {
-    /// `http`, the only scheme supported for now.
-    pub scheme: Scheme,
-    /// `host:port`, also sent as `Host`.
-    pub authority: Authority,
-}
-
-impl Upstream {
-    /// An `http://host[:port]` URL; the message says what is wrong with it,
-    /// quoting it (the caller says where it was written).
-    pub fn parse(url: &str) -> Result<Upstream, String> {
-        let Ok(uri) = url.trim().parse::<Uri>() else {
-            return Err(format!("{url:?} is not a URL"));
-        };
-        match uri.scheme_str() {
-            Some("http") => {}
-            Some("https") => {
-                return Err(format!(
-                    "{url:?}: https upstreams are not supported yet; \
-                     run the gateway next to the backend and use http"
-                ));
-            }
-            _ => return Err(format!("{url:?} must start with http://")),
-        }
-        if uri.path() != "/" && !uri.path().is_empty() || uri.query().is_some() {
-            return Err(format!(
-                "{url:?} must not have a path: the authorised path is forwarded as it is"
-            ));
-        }
-        let Some(authority) = uri.authority().cloned() else {
-            return Err(format!("{url:?} has no host"));
-        };
-        Ok(Upstream {
-            scheme: Scheme::HTTP,
-            authority,
-        })
-    }
-
-    /// A TCP connection to the upstream, made within `timeout`.
-    async fn connect(&self, timeout: Duration) -> Result<TcpStream, UpstreamError> {
-        let host = self
-            .authority
-            .host()
-            .trim_start_matches('[')
-            .trim_end_matches(']');
-        let port = self.authority.port_u16().unwrap_or(80);
-        let stream = match tokio::time::timeout(timeout, TcpStream::connect((host, port))).await {
-            Ok(Ok(stream)) => stream,
-            Ok(Err(e)) => {
-                let message = format!("cannot connect to {}: {e}", self.authority);
-                return Err(UpstreamError::new(Failure::Connect, message));
-            }
-            Err(_) => {
-                let message = format!("connecting to {} timed out", self.authority);
-                return Err(UpstreamError::new(Failure::Connect, message));
-            }
-        };
-        let _ = stream.set_nodelay(true);
-        Ok(stream)
-    }
-}
 
 /// The `Host` an upstream gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -160,17 +99,19 @@ pub struct Forwarder {
     upstream: Upstream,
     /// `Host` for the upstream: its authority.
     host: Option<HeaderValue>,
-    /// For HTTP/2 clients (whose requests multiplex on one connection) and
-    /// for the gateway's own requests (the docs' document).
-    shared: Client<HttpConnector, ProxyBody>,
+    /// For HTTP/2 clients (whose requests multiplex on one connection), for
+    /// the gateway's own requests (the docs' document), and for every
+    /// request to an https upstream.
+    shared: Shared,
     timeouts: Timeouts,
     /// `Host` and path rewriting for this upstream.
     rewrite: Rewrite,
     /// `X-Forwarded-Prefix` when a prefix is stripped.
     prefix_header: Option<HeaderValue>,
     /// Whether HTTP/1 clients' links may carry this upstream's requests:
-    /// the per-thread idle pools hold connections to the default upstream
-    /// only; the named upstreams of `policy.yaml` use the shared client.
+    /// the per-thread idle pools hold plain connections to the default
+    /// upstream only; the named upstreams of `policy.yaml` and https
+    /// upstreams use the shared client.
     per_thread: bool,
     /// Counts the connections the links open.
     metrics: Arc<Metrics>,
@@ -212,14 +153,27 @@ impl Forwarder {
         metrics: Arc<Metrics>,
         per_thread: bool,
     ) -> Forwarder {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(timeouts.connect));
-        connector.set_nodelay(true);
-        connector.set_keepalive(Some(IDLE_TIMEOUT));
-        let shared = Client::builder(TokioExecutor::new())
+        let mut builder = Client::builder(TokioExecutor::new());
+        builder
             .pool_idle_timeout(IDLE_TIMEOUT)
-            .pool_max_idle_per_host(1024)
-            .build(connector);
+            .pool_max_idle_per_host(1024);
+        let shared = match &upstream.tls {
+            None => {
+                let mut connector = HttpConnector::new();
+                connector.set_connect_timeout(Some(timeouts.connect));
+                connector.set_nodelay(true);
+                connector.set_keepalive(Some(IDLE_TIMEOUT));
+                Shared::Plain(builder.build(connector))
+            }
+            // ALPN decides: one multiplexed connection when the upstream
+            // picks h2, pooled HTTP/1.1 connections otherwise.
+            Some(config) => Shared::Tls(builder.build(tls::TlsConnect {
+                upstream: upstream.clone(),
+                config: Arc::clone(config),
+                timeout: timeouts.connect,
+            })),
+        };
+        let per_thread = per_thread && !upstream.is_tls();
         Forwarder {
             host: HeaderValue::from_str(upstream.authority.as_str()).ok(),
             upstream,
@@ -237,7 +191,7 @@ impl Forwarder {
 
     /// The borrower for one HTTP/1 client connection served on the thread
     /// whose idle pool is `pool` ([`IdlePool::start_on`]); the connection's
-    /// task drives it ([`Linked`]).
+    /// task drives it ([`Linked`]). Unused for an https upstream.
     pub fn link(&self, pool: Arc<IdlePool>) -> Link {
         Link::new(pool, Arc::clone(&self.metrics))
     }
@@ -250,11 +204,13 @@ impl Forwarder {
     /// for `Host` (the client's, or none) and the prefix — and waits for the
     /// response headers.
     ///
-    /// An HTTP/1 client's request goes through `link`, its connection's
-    /// borrower from the serving thread's idle pool; an HTTP/2 client's (or
-    /// one without a link) through the shared client. The upstream always
-    /// gets HTTP/1.1. After a timeout or a failure the link's connection is
-    /// closed: what is left on it belongs to no one.
+    /// An HTTP/1 client's request to a plain upstream goes through `link`,
+    /// its connection's borrower from the serving thread's idle pool; an
+    /// HTTP/2 client's (or one without a link, or any to an https upstream)
+    /// through the shared client. A plain upstream always gets HTTP/1.1; an
+    /// https one HTTP/2 when it chose `h2` by ALPN. After a timeout or a
+    /// failure the link's connection is closed: what is left on it belongs
+    /// to no one.
     pub async fn send(
         &self,
         mut req: Request<ProxyBody>,
@@ -302,7 +258,9 @@ impl Forwarder {
                 })
                 .map_err(|e| UpstreamError::new(Failure::Protocol, e))?;
                 match tokio::time::timeout(limit, self.shared.request(req)).await {
-                    Ok(result) => result.map_err(UpstreamError::from_client),
+                    Ok(result) => {
+                        result.map_err(|e| UpstreamError::from_client(e, self.upstream.is_tls()))
+                    }
                     Err(_elapsed) => Err(UpstreamError::timeout(limit)),
                 }
             }
@@ -343,5 +301,26 @@ impl Forwarder {
     }
 }
 
+/// The forwarder's shared hyper-util client, for a plain or an https
+/// upstream.
+enum Shared {
+    Plain(Client<HttpConnector, ProxyBody>),
+    Tls(Client<tls::TlsConnect, ProxyBody>),
+}
+
+impl Shared {
+    async fn request(
+        &self,
+        req: Request<ProxyBody>,
+    ) -> Result<Response<Incoming>, hyper_util::client::legacy::Error> {
+        match self {
+            Shared::Plain(client) => client.request(req).await,
+            Shared::Tls(client) => client.request(req).await,
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod test_pki;
 #[cfg(test)]
 mod tests;

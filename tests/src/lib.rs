@@ -15,6 +15,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+pub mod capture;
 pub mod recorder;
 pub mod replica;
 pub mod wire;

@@ -40,6 +40,14 @@ impl Errors<'_> {
         });
     }
 
+    /// The policy file's directory: relative paths in it are resolved
+    /// from there (empty for a bare file name: the working directory).
+    pub(super) fn dir(&self) -> &std::path::Path {
+        std::path::Path::new(self.file)
+            .parent()
+            .unwrap_or(std::path::Path::new(""))
+    }
+
     /// For what is missing from the whole document.
     fn at_start(&mut self, message: String) {
         self.list.push(PolicyError {

@@ -59,6 +59,9 @@ pub(super) struct UpstreamFile {
     pub host: Option<Spanned<String>>,
     pub strip_prefix: Option<Spanned<String>>,
     pub timeout_seconds: Option<Spanned<u64>>,
+    pub ca: Option<Spanned<String>>,
+    pub client_cert: Option<Spanned<String>>,
+    pub client_key: Option<Spanned<String>>,
 }
 
 /// One item of `routes:`.

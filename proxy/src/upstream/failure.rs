@@ -11,8 +11,9 @@ pub enum Failure {
     /// No connection could be made: refused, unreachable, no such host, or
     /// not established within `--upstream-connect-timeout-seconds`.
     Connect,
-    /// The TLS handshake with the upstream failed (its certificate, most
-    /// often).
+    /// TLS with an https upstream failed: its certificate (unknown issuer,
+    /// wrong name, expired), the handshake, or an alert right after it (a
+    /// TLS 1.3 server refusing the gateway's client certificate).
     Tls,
     /// No response headers within the upstream timeout.
     Timeout,
@@ -101,20 +102,46 @@ impl UpstreamError {
         UpstreamError::new(classify(&error), error)
     }
 
-    /// A failure of the shared (hyper-util) client.
-    pub(crate) fn from_client(error: hyper_util::client::legacy::Error) -> UpstreamError {
+    /// A failure of the shared (hyper-util) client; `over_tls` when its
+    /// connections are TLS connections.
+    pub(crate) fn from_client(
+        error: hyper_util::client::legacy::Error,
+        over_tls: bool,
+    ) -> UpstreamError {
+        // The TLS connector's own failure, kind and all (`upstream/tls.rs`).
+        if let Some(inner) = chain(&error).find_map(|e| e.downcast_ref::<UpstreamError>()) {
+            return UpstreamError::new(inner.kind, inner.source.to_string());
+        }
+        // A TLS alert after the handshake (TLS 1.3 servers refuse a missing
+        // or unknown client certificate only then), with its text for the
+        // log: an `io::Error`'s `source` skips the rustls error it holds.
+        if over_tls && let Some(tls) = chain(&error).find_map(tls_cause) {
+            return UpstreamError::new(Failure::Tls, format!("{error}: {tls}"));
+        }
         let kind = if error.is_connect() {
-            if chain(&error).any(|e| e.is::<rustls::Error>()) {
-                Failure::Tls
-            } else {
-                Failure::Connect
-            }
+            Failure::Connect
         } else {
             chain(&error)
                 .find_map(|e| e.downcast_ref::<hyper::Error>())
                 .map_or(Failure::ClosedEarly, classify)
         };
         UpstreamError::new(kind, error)
+    }
+}
+
+/// What the TLS layer said, when `error` is its failure: a rustls error,
+/// or an IO error of kind `InvalidData`, which on a TLS connection only
+/// rustls reports (tokio-rustls wraps its errors so; TCP never does), and
+/// which HTTP/2 passes on as the kind and the text alone.
+fn tls_cause(error: &(dyn std::error::Error + 'static)) -> Option<String> {
+    if let Some(tls) = error.downcast_ref::<rustls::Error>() {
+        return Some(tls.to_string());
+    }
+    let io = error.downcast_ref::<std::io::Error>()?;
+    match io.get_ref() {
+        Some(inner) if inner.is::<rustls::Error>() => Some(inner.to_string()),
+        _ if io.kind() == std::io::ErrorKind::InvalidData => Some(io.to_string()),
+        _ => None,
     }
 }
 

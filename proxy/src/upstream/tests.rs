@@ -57,10 +57,7 @@ async fn upstream(behaviour: Behaviour) -> Upstream {
             }
         });
     }
-    Upstream {
-        scheme: Scheme::HTTP,
-        authority: addr.to_string().parse().expect("authority"),
-    }
+    Upstream::http(addr.to_string().parse().expect("authority"))
 }
 
 fn forwarder(upstream: Upstream) -> Forwarder {
@@ -123,4 +120,18 @@ async fn a_connection_closed_before_the_answer_is_closed_early() {
 #[tokio::test]
 async fn no_answer_within_the_response_timeout_is_a_timeout() {
     check(Behaviour::Silent, Err(Failure::Timeout)).await;
+}
+
+#[tokio::test]
+async fn a_plain_http_answer_on_an_https_url_is_a_tls_failure_never_a_fallback() {
+    let plain = upstream(Behaviour::Ok).await;
+    let https = Upstream::parse(&format!("https://{}", plain.authority)).expect("https URL");
+    assert!(https.is_tls());
+    for version in [Version::HTTP_11, Version::HTTP_2] {
+        assert_eq!(
+            send(&forwarder(https.clone()), version).await,
+            Err(Failure::Tls),
+            "an {version:?} client"
+        );
+    }
 }

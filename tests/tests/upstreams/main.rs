@@ -1,7 +1,10 @@
 //! Several upstreams behind one gateway (`upstreams:` in `policy.yaml`):
 //! each route reaches exactly its upstream, with its prefix stripped, its
 //! `Host`, its timeout and its body limit; a reload swaps upstreams with the
-//! routes, letting requests already sent finish on the old one.
+//! routes, letting requests already sent finish on the old one. https
+//! upstreams (TLS, mTLS, ALPN) are in `upstreams/tls.rs`.
+
+mod tls;
 
 use std::convert::Infallible;
 use std::path::Path;
