@@ -59,6 +59,8 @@ fuzz_target!(|data: &[u8]| {
         email: Some(email.clone()),
         app_id: None,
         guest: false,
+        auth_contexts: Vec::new(),
+        handles_claims_challenges: false,
         expires_at: 0,
     };
     let names = IdentityHeaders::default();

@@ -158,6 +158,8 @@ pub struct Authenticator {
     fetch_lock: tokio::sync::Mutex<()>,
     /// Counters and times for metrics and the status page ([`AuthStats`]).
     stats: StatsCounters,
+    /// The authority's authorize endpoint, named by claims challenges.
+    authorization_uri: Arc<str>,
 }
 
 /// What operators watch of authentication: key fetches, the key set, the
@@ -260,6 +262,16 @@ impl Authenticator {
             settings.http_timeout,
         )?;
 
+        // Where a client signs in again after a claims challenge: the
+        // tenant's own authorize endpoint, or `common` for a multi-tenant
+        // API (as in Microsoft's claims-challenge documentation).
+        let authorization_uri = Arc::from(format!(
+            "{instance}/{}/oauth2/v2.0/authorize",
+            match &tenants {
+                TenantRule::One(tid) => tid.as_str(),
+                TenantRule::List(_) | TenantRule::Any => "common",
+            }
+        ));
         let mut algorithms = settings.algorithms;
         algorithms.dedup();
         Ok(Authenticator {
@@ -280,6 +292,7 @@ impl Authenticator {
             fetches: AtomicU64::new(0),
             fetch_lock: tokio::sync::Mutex::new(()),
             stats: StatsCounters::default(),
+            authorization_uri,
         })
     }
 
@@ -385,6 +398,13 @@ impl Authenticator {
                 }
             }
         })
+    }
+
+    /// The authority's authorize endpoint
+    /// (`{instance}/{tenant}/oauth2/v2.0/authorize`, `common` for a
+    /// multi-tenant API): the `authorization_uri` of a claims challenge.
+    pub fn authorization_uri(&self) -> &Arc<str> {
+        &self.authorization_uri
     }
 
     /// Whether a key set has ever loaded (for `/ready`).

@@ -59,6 +59,13 @@ pub struct Identity {
     /// A B2B guest of the tenant: `acct` is 1, or an `idp` claim names
     /// another issuer than `iss` (the home tenant's).
     pub guest: bool,
+    /// `acrs`: the Conditional Access authentication contexts (`c1`…`c99`)
+    /// the sign-in satisfied, for routes with `auth_context`.
+    pub auth_contexts: Vec<String>,
+    /// `xms_cc` contains `cp1`: the client declared that it handles claims
+    /// challenges, so a missing authentication context is answered with one
+    /// (401) rather than a 403 it could do nothing about.
+    pub handles_claims_challenges: bool,
     /// `exp`, seconds since the epoch: a cached validation never outlives it.
     pub expires_at: u64,
 }

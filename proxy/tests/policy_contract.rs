@@ -24,6 +24,8 @@ fn user(roles: &[&str], scopes: &[&str]) -> Identity {
         email: None,
         app_id: None,
         guest: false,
+        auth_contexts: Vec::new(),
+        handles_claims_challenges: false,
         expires_at: 0,
     }
 }

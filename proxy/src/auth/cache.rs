@@ -192,6 +192,8 @@ mod tests {
             email: None,
             app_id: None,
             guest: false,
+            auth_contexts: Vec::new(),
+            handles_claims_challenges: false,
             expires_at: exp,
         }))
     }

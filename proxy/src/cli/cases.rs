@@ -8,6 +8,8 @@
 //!     path: /todoitems
 //!     scopes: [access_as_user]   # or roles, app: true, claims: {…}
 //!     roles: [Admin]
+//!     acrs: [c1]                 # authentication contexts satisfied
+//!     cp1: true                  # the client handles claims challenges
 //!     expect: allow              # allow | 400 | 401 | 403 | 404 | 405
 //!     route: delete-all          # optional: which route must decide
 //! ```
@@ -62,6 +64,13 @@ struct Case {
     /// A B2B guest (`acct: 1`).
     #[serde(default)]
     guest: bool,
+    /// Authentication contexts the sign-in satisfied (`acrs`).
+    #[serde(default)]
+    acrs: Vec<String>,
+    /// The client declares `cp1` (`xms_cc: ["cp1"]`): a missing
+    /// authentication context is a claims challenge (401), not a 403.
+    #[serde(default)]
+    cp1: bool,
     /// The token's claims, instead of roles/scopes/app.
     claims: Option<serde_json::Value>,
     expect: Spanned<Expect>,
@@ -97,6 +106,8 @@ pub fn run(args: &TestArgs) -> Output {
     let mut errors = Vec::new();
     let (mut passed, mut failed) = (0, 0);
     let now = unix_now();
+    // Cases name no authority; the challenge's status is what they check.
+    let authorization_uri = decide::offline_authorization_uri(None, None);
     for case in cases {
         let line = usize::try_from(case.referenced.line()).unwrap_or(0);
         let case = case.value;
@@ -132,7 +143,7 @@ pub fn run(args: &TestArgs) -> Output {
             continue;
         };
         let caller = caller(&case, now);
-        let decision = decide::decide(&policy, &method, &case.path, &caller);
+        let decision = decide::decide(&policy, &method, &case.path, &caller, &authorization_uri);
         let got = decision.outcome();
         let route = decision.route.map(|r| r.name.clone());
         let request = format!("{method} {}", case.path);
@@ -194,7 +205,9 @@ fn caller(case: &Case, now: u64) -> Caller {
             && !case.app
             && case.apps.is_empty()
             && case.tenant.is_none()
-            && !case.guest =>
+            && !case.guest
+            && case.acrs.is_empty()
+            && !case.cp1 =>
         {
             return Caller::NoToken;
         }
@@ -205,6 +218,8 @@ fn caller(case: &Case, now: u64) -> Caller {
             tenant: case.tenant.as_deref(),
             client_app: case.apps.first().map(String::as_str),
             guest: case.guest,
+            acrs: &case.acrs,
+            cp1: case.cp1,
         }),
     };
     let claims = decide::complete_claims(&claims, now);
