@@ -577,6 +577,36 @@ mod tests {
         assert_send_sync::<KeyFetchError>();
     }
 
+    /// The claims challenge's `authorization_uri`: where this API's users
+    /// sign in, on `--instance`.
+    #[test]
+    fn claims_challenge_authority_is_the_tenants_authorize_endpoint_or_common() {
+        let uri = |tenant: TenantMode| {
+            let settings = AuthSettings::new(
+                tenant,
+                vec!["api://x".into()],
+                "https://login.example/",
+                "https://login.example/meta",
+            );
+            Authenticator::new(settings)
+                .unwrap()
+                .authorization_uri()
+                .to_string()
+        };
+        assert_eq!(
+            uri(TenantMode::Single(
+                "AAAAAAAA-0000-4000-8000-000000000001".into()
+            )),
+            "https://login.example/aaaaaaaa-0000-4000-8000-000000000001/oauth2/v2.0/authorize"
+        );
+        assert_eq!(
+            uri(TenantMode::Multi {
+                allowed: AllowedTenants::Any
+            }),
+            "https://login.example/common/oauth2/v2.0/authorize"
+        );
+    }
+
     #[test]
     fn every_reason_has_a_status_and_a_safe_description() {
         let all = AuthError::one_of_each();
