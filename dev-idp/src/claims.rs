@@ -9,6 +9,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
 use serde_json::{Map, Value, json};
 
+use crate::claims_request::ClaimsRequest;
 use crate::config::{App, Tenant, TokenVersion, User};
 
 /// Who a token is for, resolved against the configuration.
@@ -26,6 +27,9 @@ pub(crate) struct Grant<'a> {
     pub scopes: Vec<String>,
     /// How the client authenticated: `"0"` public, `"1"` secret (`azpacr`).
     pub client_auth: &'static str,
+    /// What the sign-in's `claims` parameter asked for: `acrs` (step-up)
+    /// and `xms_cc` (client capabilities). User tokens only.
+    pub requested: ClaimsRequest,
 }
 
 /// Time and shape of one token; test-only shapes are named as such in
@@ -108,6 +112,15 @@ pub(crate) fn access_token_claims(
                 }
             }
             c.insert("scp".into(), json!(grant.scopes.join(" ")));
+            // Entra adds `acrs` once the sign-in satisfied the
+            // authentication contexts asked for, and `xms_cc` when the
+            // client declared capabilities; neither otherwise.
+            if !grant.requested.acrs.is_empty() {
+                c.insert("acrs".into(), json!(grant.requested.acrs));
+            }
+            if !grant.requested.client_capabilities.is_empty() {
+                c.insert("xms_cc".into(), json!(grant.requested.client_capabilities));
+            }
             c.insert(
                 "sub".into(),
                 json!(pairwise_sub(tid, &user.object_id, &grant.client.client_id)),

@@ -8,6 +8,7 @@ use jsonwebtoken::{Algorithm, Header};
 use serde_json::{Value, json};
 
 use crate::claims::{Grant, Shape, access_token_claims, id_token_claims};
+use crate::claims_request::{ClaimsRequest, is_auth_context_id};
 use crate::config::{App, Config, Tenant, TokenVersion, User};
 use crate::keys::{KeyStore, unix};
 use crate::sessions::Sessions;
@@ -239,6 +240,11 @@ impl Idp {
                         .collect::<Result<Vec<_>, _>>()?,
                     None => exposed.scopes.clone(),
                 };
+                if let Some(bad) = req.acrs.iter().find(|id| !is_auth_context_id(id)) {
+                    return Err(mint_err(format!(
+                        "'{bad}' is not an authentication context id (c1 to c99)"
+                    )));
+                }
                 Ok(Grant {
                     user: Some(user),
                     client,
@@ -246,8 +252,15 @@ impl Idp {
                     tenant: tenant_override.unwrap_or(home),
                     scopes,
                     client_auth: if client.public_client { "0" } else { "1" },
+                    requested: ClaimsRequest {
+                        acrs: req.acrs.clone(),
+                        client_capabilities: req.client_capabilities.clone(),
+                    },
                 })
             }
+            (None, Some(_)) if !req.acrs.is_empty() || !req.client_capabilities.is_empty() => Err(
+                mint_err("acrs and client capabilities are claims of user tokens".to_owned()),
+            ),
             (None, Some(client)) => Ok(Grant {
                 user: None,
                 client,
@@ -255,6 +268,7 @@ impl Idp {
                 tenant: tenant_override.unwrap_or_else(|| first_tenant(c)),
                 scopes: Vec::new(),
                 client_auth: "1",
+                requested: ClaimsRequest::default(),
             }),
             (None, None) => Err(mint_err("a token needs a user or an app".to_owned())),
         }

@@ -8,11 +8,14 @@
 //! sign in as anyone. It never claims `login.microsoftonline.com` as issuer.
 //!
 //! Code map: [`config`] (YAML → [`Config`]), `keys` (persisted RSA keys,
-//! rotation), `claims` (the claim set of an access token), [`mint`]
+//! rotation), `claims` (the claim set of an access token),
+//! [`claims_request`] (the `claims` parameter: step-up `acrs`, client
+//! capabilities `xms_cc`), [`mint`]
 //! ([`MintRequest`]), [`Idp`] (all of it together), `sessions` (codes and
 //! refresh tokens), `server` (the warp routes, [`run`]).
 
 mod claims;
+pub mod claims_request;
 pub mod config;
 mod error;
 mod idp;
@@ -21,6 +24,7 @@ pub mod mint;
 mod server;
 mod sessions;
 
+pub use claims_request::ClaimsRequest;
 pub use config::{Config, ConfigError, ConfigProblem, TokenVersion};
 pub use error::Error;
 pub use idp::Idp;

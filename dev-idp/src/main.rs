@@ -43,7 +43,7 @@ enum Command {
         listen: Option<std::net::SocketAddr>,
     },
     /// Print an access token, signed with the keys the server publishes.
-    Token(TokenArgs),
+    Token(Box<TokenArgs>),
     /// Start signing with a new key; the old one stays published for the
     /// configured grace period. A running server picks it up at once.
     RotateKeys,
@@ -76,6 +76,14 @@ struct TokenArgs {
     /// Token format, 1 or 2 (default: the API's accessTokenAcceptedVersion).
     #[arg(long, value_parser = parse_version)]
     token_version: Option<TokenVersion>,
+    /// Authentication contexts the sign-in satisfied (`acrs`), c1 to c99,
+    /// comma-separated or repeated: a token after a step-up.
+    #[arg(long, value_delimiter = ',')]
+    acrs: Vec<String>,
+    /// A client capability (`xms_cc`), repeatable: `cp1` says the client
+    /// handles claims challenges.
+    #[arg(long = "client-capability", value_name = "CAPABILITY")]
+    client_capabilities: Vec<String>,
     /// Test-only: a token that expired an hour ago.
     #[arg(long, help_heading = "Test-only (tokens a correct gateway rejects)")]
     expired: bool,
@@ -134,6 +142,8 @@ fn main() -> anyhow::Result<()> {
                 audience: args.audience,
                 issuer: args.issuer,
                 not_before_in: args.not_before_in,
+                acrs: args.acrs,
+                client_capabilities: args.client_capabilities,
             };
             println!("{}", idp.mint(&request)?);
             Ok(())

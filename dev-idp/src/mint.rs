@@ -16,7 +16,8 @@ use crate::config::TokenVersion;
 /// let alice = MintRequest::user("alice").scopes(["access_as_user"]);
 /// let daemon = MintRequest::app("daemon");
 /// let stale = MintRequest::user("bob").expired();
-/// # let _ = (alice, daemon, stale);
+/// let stepped_up = MintRequest::user("alice").acrs(["c1"]).client_capability("cp1");
+/// # let _ = (alice, daemon, stale, stepped_up);
 /// ```
 #[derive(Debug, Clone, Default)]
 pub struct MintRequest {
@@ -45,6 +46,12 @@ pub struct MintRequest {
     pub issuer: Option<String>,
     /// Test-only: `nbf` this far in the future.
     pub not_before_in: Option<Duration>,
+    /// Authentication contexts the sign-in satisfied (`acrs`, `c1`…`c99`),
+    /// as after a step-up. User tokens only.
+    pub acrs: Vec<String>,
+    /// Client capabilities (`xms_cc`), e.g. `cp1`: the client handles
+    /// claims challenges. User tokens only.
+    pub client_capabilities: Vec<String>,
 }
 
 impl MintRequest {
@@ -97,6 +104,18 @@ impl MintRequest {
     /// Forces the token format.
     pub fn version(mut self, version: TokenVersion) -> MintRequest {
         self.version = Some(version);
+        self
+    }
+
+    /// The sign-in satisfied these authentication contexts (`acrs`).
+    pub fn acrs<S: Into<String>>(mut self, ids: impl IntoIterator<Item = S>) -> MintRequest {
+        self.acrs = ids.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The client declares a capability (`xms_cc`), e.g. `cp1`.
+    pub fn client_capability(mut self, capability: impl Into<String>) -> MintRequest {
+        self.client_capabilities.push(capability.into());
         self
     }
 

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use crate::claims::random_b64url;
+use crate::claims_request::ClaimsRequest;
 
 /// What an authorization code stands for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +33,8 @@ pub(crate) struct PendingCode {
     pub openid: bool,
     /// The authorize request's `nonce`, echoed in the ID token.
     pub nonce: Option<String>,
+    /// The authorize request's `claims` parameter: `acrs`, `xms_cc`.
+    pub requested: ClaimsRequest,
     /// Expiry, seconds since the epoch.
     pub expires_at: u64,
 }
@@ -49,13 +52,15 @@ pub(crate) struct RefreshGrant {
     pub scopes: Vec<String>,
     /// Whether refreshed responses carry an ID token.
     pub openid: bool,
+    /// The sign-in's `claims` request, kept by the tokens refreshed from it.
+    pub requested: ClaimsRequest,
 }
 
 /// The outcome of presenting a code.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Redemption {
-    /// First use, in time.
-    Valid(PendingCode),
+    /// First use, in time (boxed: a code carries much more than the others).
+    Valid(Box<PendingCode>),
     /// Used before.
     AlreadyRedeemed,
     /// Too late.
@@ -66,7 +71,7 @@ pub(crate) enum Redemption {
 
 #[derive(Debug)]
 enum Slot {
-    Pending(PendingCode),
+    Pending(Box<PendingCode>),
     Redeemed { expires_at: u64 },
 }
 
@@ -86,7 +91,7 @@ impl Sessions {
             Slot::Pending(p) => p.expires_at > now,
             Slot::Redeemed { expires_at } => *expires_at > now,
         });
-        codes.insert(code.clone(), Slot::Pending(pending));
+        codes.insert(code.clone(), Slot::Pending(Box::new(pending)));
         code
     }
 
@@ -149,6 +154,7 @@ mod tests {
             offline_access: false,
             openid: false,
             nonce: None,
+            requested: ClaimsRequest::default(),
             expires_at,
         }
     }
@@ -157,7 +163,10 @@ mod tests {
     fn a_code_redeems_once_then_reports_already_redeemed() {
         let s = Sessions::default();
         let code = s.issue_code(pending(100), 0);
-        assert_eq!(s.redeem_code(&code, 50), Redemption::Valid(pending(100)));
+        assert_eq!(
+            s.redeem_code(&code, 50),
+            Redemption::Valid(Box::new(pending(100)))
+        );
         assert_eq!(s.redeem_code(&code, 51), Redemption::AlreadyRedeemed);
     }
 

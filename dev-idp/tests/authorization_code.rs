@@ -471,3 +471,90 @@ async fn openid_adds_an_id_token_for_the_client_with_the_nonce() {
     assert!(id.get("scp").is_none() && id.get("roles").is_none());
     s.stop().await;
 }
+
+/// Signs alice in with `claims` as the authorize request's `claims`
+/// parameter and redeems the code: the token endpoint's answer.
+async fn sign_in_with_claims(s: &Server, claims: &str) -> (StatusCode, Value) {
+    let (verifier, challenge) = pkce();
+    let response = authorize(
+        s,
+        &[
+            ("client_id", SPA_CLIENT_ID),
+            ("response_type", "code"),
+            ("redirect_uri", &s.redirect_uri),
+            ("scope", SCOPE),
+            ("code_challenge", &challenge),
+            ("code_challenge_method", "S256"),
+            ("login_hint", "alice@contoso.dev"),
+            ("claims", claims),
+        ],
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::FOUND);
+    let (_, params) = location_params(&response);
+    let Some(code) = param(&params, "code") else {
+        let redirected = params
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect();
+        return (StatusCode::FOUND, Value::Object(redirected));
+    };
+    redeem(s, code, &verifier, &s.redirect_uri).await
+}
+
+#[tokio::test]
+async fn the_claims_parameter_puts_acrs_and_xms_cc_in_the_access_token_and_its_refreshes() {
+    let s = start().await;
+    // As MSAL sends it when answering a claims challenge with cp1 declared.
+    let (status, body) = sign_in_with_claims(
+        &s,
+        r#"{"access_token":{"acrs":{"essential":true,"value":"c1"},"xms_cc":{"values":["cp1"]}}}"#,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let claims = s.verify_v2(body["access_token"].as_str().unwrap()).await;
+    assert_eq!(claims["acrs"], serde_json::json!(["c1"]));
+    assert_eq!(claims["xms_cc"], serde_json::json!(["cp1"]));
+
+    let (status, renewed) = s
+        .token_request(&[
+            ("grant_type", "refresh_token"),
+            ("client_id", SPA_CLIENT_ID),
+            ("refresh_token", body["refresh_token"].as_str().unwrap()),
+        ])
+        .await;
+    assert_eq!(status, StatusCode::OK, "{renewed}");
+    let again = s.verify_v2(renewed["access_token"].as_str().unwrap()).await;
+    assert_eq!(again["acrs"], serde_json::json!(["c1"]));
+
+    let (status, body) = sign_in_with_claims(
+        &s,
+        r#"{"access_token":{"acrs":{"essential":true,"values":["c2","c3"]}}}"#,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let claims = s.verify_v2(body["access_token"].as_str().unwrap()).await;
+    assert_eq!(claims["acrs"], serde_json::json!(["c2", "c3"]));
+    assert!(claims.get("xms_cc").is_none());
+
+    // Without the parameter: neither claim.
+    let (code, verifier) = code_for_alice(&s).await;
+    let (_, body) = redeem(&s, &code, &verifier, &s.redirect_uri).await;
+    let claims = s.verify_v2(body["access_token"].as_str().unwrap()).await;
+    assert!(claims.get("acrs").is_none() && claims.get("xms_cc").is_none());
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_malformed_claims_parameter_is_redirected_as_invalid_request() {
+    let s = start().await;
+    for bad in [
+        "not json",
+        r#"{"access_token":{"acrs":{"value":"step-up"}}}"#,
+    ] {
+        let (status, params) = sign_in_with_claims(&s, bad).await;
+        assert_eq!(status, StatusCode::FOUND);
+        assert_eq!(params["error"], "invalid_request", "{params}");
+    }
+    s.stop().await;
+}

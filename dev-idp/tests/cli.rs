@@ -176,3 +176,51 @@ async fn serve_writes_no_colour_codes_into_a_pipe() {
         "colour codes in a pipe: {logged:?}"
     );
 }
+
+#[tokio::test]
+async fn cli_tokens_carry_acrs_and_client_capabilities_when_asked() {
+    let s = start().await;
+    let dir = s.dir.path().to_str().unwrap().to_owned();
+    let out = dev_idp(&[
+        "--data-dir",
+        &dir,
+        "--base-url",
+        &s.base,
+        "token",
+        "--user",
+        "alice",
+        "--acrs",
+        "c1,c2",
+        "--client-capability",
+        "cp1",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let claims = s
+        .verify_v2(String::from_utf8(out.stdout).unwrap().trim())
+        .await;
+    assert_eq!(claims["acrs"], serde_json::json!(["c1", "c2"]));
+    assert_eq!(claims["xms_cc"], serde_json::json!(["cp1"]));
+
+    let bad = dev_idp(&[
+        "--data-dir",
+        &dir,
+        "--base-url",
+        &s.base,
+        "token",
+        "--user",
+        "alice",
+        "--acrs",
+        "C1",
+    ]);
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("'C1' is not an authentication context id"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+    s.stop().await;
+}

@@ -61,6 +61,8 @@ fuzz_target!(|data: &[u8]| {
         guest: false,
         audiences: Vec::new(),
         default_audience: true,
+        auth_contexts: Vec::new(),
+        handles_claims_challenges: false,
         expires_at: 0,
     };
     let names = IdentityHeaders::default();

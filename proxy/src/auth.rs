@@ -160,6 +160,8 @@ pub struct Authenticator {
     fetch_lock: tokio::sync::Mutex<()>,
     /// Counters and times for metrics and the status page ([`AuthStats`]).
     stats: StatsCounters,
+    /// The authority's authorize endpoint, named by claims challenges.
+    authorization_uri: Arc<str>,
 }
 
 /// What operators watch of authentication: key fetches, the key set, the
@@ -262,6 +264,16 @@ impl Authenticator {
             settings.http_timeout,
         )?;
 
+        // Where a client signs in again after a claims challenge: the
+        // tenant's own authorize endpoint, or `common` for a multi-tenant
+        // API (as in Microsoft's claims-challenge documentation).
+        let authorization_uri = Arc::from(format!(
+            "{instance}/{}/oauth2/v2.0/authorize",
+            match &tenants {
+                TenantRule::One(tid) => tid.as_str(),
+                TenantRule::List(_) | TenantRule::Any => "common",
+            }
+        ));
         let mut algorithms = settings.algorithms;
         algorithms.dedup();
         Ok(Authenticator {
@@ -283,6 +295,7 @@ impl Authenticator {
             fetches: AtomicU64::new(0),
             fetch_lock: tokio::sync::Mutex::new(()),
             stats: StatsCounters::default(),
+            authorization_uri,
         })
     }
 
@@ -401,6 +414,13 @@ impl Authenticator {
             next.route_audiences = audiences.into();
             *rules = Arc::new(next);
         }
+    }
+
+    /// The authority's authorize endpoint
+    /// (`{instance}/{tenant}/oauth2/v2.0/authorize`, `common` for a
+    /// multi-tenant API): the `authorization_uri` of a claims challenge.
+    pub fn authorization_uri(&self) -> &Arc<str> {
+        &self.authorization_uri
     }
 
     /// Whether a key set has ever loaded (for `/ready`).
@@ -572,6 +592,36 @@ mod tests {
         assert_send_sync::<Authenticator>();
         assert_send_sync::<AuthError>();
         assert_send_sync::<KeyFetchError>();
+    }
+
+    /// The claims challenge's `authorization_uri`: where this API's users
+    /// sign in, on `--instance`.
+    #[test]
+    fn claims_challenge_authority_is_the_tenants_authorize_endpoint_or_common() {
+        let uri = |tenant: TenantMode| {
+            let settings = AuthSettings::new(
+                tenant,
+                vec!["api://x".into()],
+                "https://login.example/",
+                "https://login.example/meta",
+            );
+            Authenticator::new(settings)
+                .unwrap()
+                .authorization_uri()
+                .to_string()
+        };
+        assert_eq!(
+            uri(TenantMode::Single(
+                "AAAAAAAA-0000-4000-8000-000000000001".into()
+            )),
+            "https://login.example/aaaaaaaa-0000-4000-8000-000000000001/oauth2/v2.0/authorize"
+        );
+        assert_eq!(
+            uri(TenantMode::Multi {
+                allowed: AllowedTenants::Any
+            }),
+            "https://login.example/common/oauth2/v2.0/authorize"
+        );
     }
 
     #[test]

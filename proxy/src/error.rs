@@ -5,6 +5,10 @@
 //! The detail says what was wrong; it never echoes a token. Each error also
 //! has a fixed machine-readable `reason` for the access log.
 
+use std::sync::Arc;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Response, StatusCode};
@@ -50,6 +54,14 @@ pub enum GatewayError {
     /// The token is valid but lacks a scope or role the route requires.
     #[error("{}", .0.description())]
     Denied(Denial),
+    /// The token lacks the route's authentication context and its client
+    /// declared `cp1`: a claims challenge (401) telling it which context to
+    /// ask for at `authorization_uri`. Made by [`GatewayError::challenge_at`].
+    #[error("{}", Denial::AuthContextRequired { required: required.clone(), challenge: true })]
+    ClaimsChallenge {
+        required: Vec<String>,
+        authorization_uri: Arc<str>,
+    },
     /// The body is larger than `--max-body-bytes`.
     #[error("request body is larger than {limit} bytes")]
     BodyTooLarge { limit: u64 },
@@ -74,6 +86,7 @@ impl GatewayError {
             GatewayError::Auth(e) => e.reason(),
             GatewayError::WrongAudience { .. } => "wrong_audience",
             GatewayError::Denied(d) => d.reason(),
+            GatewayError::ClaimsChallenge { .. } => "auth_context_required",
             GatewayError::BodyTooLarge { .. } => "body_too_large",
             GatewayError::Upstream(e) => match e.kind() {
                 Failure::Timeout => "upstream_timeout",
@@ -94,11 +107,30 @@ impl GatewayError {
             GatewayError::Auth(e) => e.status(),
             GatewayError::WrongAudience { .. } => StatusCode::UNAUTHORIZED,
             GatewayError::Denied(_) => StatusCode::FORBIDDEN,
+            GatewayError::ClaimsChallenge { .. } => StatusCode::UNAUTHORIZED,
             GatewayError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             GatewayError::Upstream(e) => match e.kind() {
                 Failure::Timeout => StatusCode::GATEWAY_TIMEOUT,
                 _ => StatusCode::BAD_GATEWAY,
             },
+        }
+    }
+
+    /// A missing authentication context for a client that declared `cp1`
+    /// becomes a [`GatewayError::ClaimsChallenge`] naming
+    /// `authorization_uri` (the authority's authorize endpoint); every other
+    /// error is returned as it is. Without this step the refusal stays a
+    /// 403, which denies all the same but gives the client no way forward.
+    pub fn challenge_at(self, authorization_uri: &Arc<str>) -> GatewayError {
+        match self {
+            GatewayError::Denied(Denial::AuthContextRequired {
+                required,
+                challenge: true,
+            }) => GatewayError::ClaimsChallenge {
+                required,
+                authorization_uri: Arc::clone(authorization_uri),
+            },
+            other => other,
         }
     }
 
@@ -140,6 +172,26 @@ impl GatewayError {
                     headers.insert(header::WWW_AUTHENTICATE, v);
                 }
             }
+            GatewayError::ClaimsChallenge {
+                required,
+                authorization_uri,
+            } => {
+                if let Ok(v) = HeaderValue::from_str(&claims_challenge(required, authorization_uri))
+                {
+                    headers.insert(header::WWW_AUTHENTICATE, v);
+                }
+            }
+            GatewayError::Denied(d @ Denial::AuthContextRequired { .. }) => {
+                // Not `insufficient_scope`: the claims are what is missing,
+                // but this client cannot be asked for them (no `cp1`).
+                let challenge = format!(
+                    "Bearer error=\"insufficient_claims\", error_description=\"{}\"",
+                    quoted_safe(&d.description())
+                );
+                if let Ok(v) = HeaderValue::from_str(&challenge) {
+                    headers.insert(header::WWW_AUTHENTICATE, v);
+                }
+            }
             GatewayError::Denied(d) => {
                 let mut challenge = format!(
                     "Bearer error=\"insufficient_scope\", error_description=\"{}\"",
@@ -174,6 +226,36 @@ fn auth_challenge(e: &AuthError) -> Option<HeaderValue> {
         ),
     };
     HeaderValue::from_str(&value).ok()
+}
+
+/// Microsoft's claims challenge, exactly as documented in "Claims
+/// challenges, claims requests and client capabilities"
+/// (<https://learn.microsoft.com/en-us/entra/identity-platform/claims-challenge>):
+///
+/// ```text
+/// WWW-Authenticate: Bearer realm="", authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize",
+///     error="insufficient_claims", claims="eyJhY2Nlc3NfdG9rZW4iOnsiYWNycyI6eyJlc3NlbnRpYWwiOnRydWUsInZhbHVlIjoiYzEifX19"
+/// ```
+///
+/// `claims` is the claims request (OpenID Connect Core §5.5) the client
+/// sends back as the `claims` parameter of its next authorization request,
+/// `{"access_token":{"acrs":{"essential":true,"value":"c1"}}}` (`"values"`
+/// for several ids, §5.5.1), in standard base64 with padding (RFC 4648 §4),
+/// not base64url: the documentation's examples end in `==`, and
+/// Microsoft.Identity.Web's sample API builds it with
+/// `Convert.ToBase64String`. `realm` is empty, as the documentation
+/// requires when sign-in may go through the `common` endpoint.
+fn claims_challenge(required: &[String], authorization_uri: &str) -> String {
+    let acrs = match required {
+        [one] => serde_json::json!({ "essential": true, "value": one }),
+        many => serde_json::json!({ "essential": true, "values": many }),
+    };
+    let claims = serde_json::json!({ "access_token": { "acrs": acrs } });
+    format!(
+        "Bearer realm=\"\", authorization_uri=\"{}\", error=\"insufficient_claims\", claims=\"{}\"",
+        quoted_safe(authorization_uri),
+        STANDARD.encode(claims.to_string())
+    )
 }
 
 /// RFC 6750 §3 restricts `error_description` to visible ASCII without `"`
@@ -213,6 +295,71 @@ mod tests {
     #[test]
     fn descriptions_are_made_safe_for_quoted_strings() {
         assert_eq!(quoted_safe("bad \"kid\" \\ é"), "bad  kid     ");
+    }
+
+    /// The documentation's own example, byte for byte (its `c1` variant).
+    #[test]
+    fn claims_challenge_is_microsofts_documented_header() {
+        let uri: Arc<str> = Arc::from("https://login.microsoftonline.com/common/oauth2/authorize");
+        let r = GatewayError::Denied(Denial::AuthContextRequired {
+            required: vec!["c1".into()],
+            challenge: true,
+        })
+        .challenge_at(&uri)
+        .into_response();
+        assert_eq!(r.status(), 401);
+        assert_eq!(
+            r.headers()[header::WWW_AUTHENTICATE],
+            "Bearer realm=\"\", authorization_uri=\"https://login.microsoftonline.com/common/oauth2/authorize\", error=\"insufficient_claims\", claims=\"eyJhY2Nlc3NfdG9rZW4iOnsiYWNycyI6eyJlc3NlbnRpYWwiOnRydWUsInZhbHVlIjoiYzEifX19\""
+        );
+    }
+
+    #[test]
+    fn claims_challenge_for_several_contexts_asks_for_values() {
+        let header = claims_challenge(&["c1".into(), "c2".into()], "https://idp/authorize");
+        let b64 = header
+            .rsplit("claims=\"")
+            .next()
+            .unwrap()
+            .trim_end_matches('"');
+        let json = String::from_utf8(STANDARD.decode(b64).unwrap()).unwrap();
+        assert_eq!(
+            json,
+            r#"{"access_token":{"acrs":{"essential":true,"values":["c1","c2"]}}}"#
+        );
+    }
+
+    #[test]
+    fn missing_auth_context_without_cp1_is_403_insufficient_claims_not_a_challenge() {
+        let uri: Arc<str> = Arc::from("https://idp/authorize");
+        let error = GatewayError::Denied(Denial::AuthContextRequired {
+            required: vec!["c1".into()],
+            challenge: false,
+        })
+        .challenge_at(&uri);
+        assert_eq!(error.reason(), "auth_context_required");
+        let r = error.into_response();
+        assert_eq!(r.status(), 403);
+        let header = r.headers()[header::WWW_AUTHENTICATE].to_str().unwrap();
+        assert!(
+            header.starts_with("Bearer error=\"insufficient_claims\""),
+            "{header}"
+        );
+        assert!(!header.contains("claims=\""), "{header}");
+        assert!(header.contains("authentication context c1"), "{header}");
+        assert!(header.contains("cp1"), "{header}");
+    }
+
+    /// Without `challenge_at` (a decider that knows no authority) a
+    /// challengeable refusal still denies.
+    #[test]
+    fn an_unconverted_auth_context_challenge_still_denies() {
+        let r = GatewayError::Denied(Denial::AuthContextRequired {
+            required: vec!["c1".into()],
+            challenge: true,
+        })
+        .into_response();
+        assert_eq!(r.status(), 403);
     }
 
     #[test]

@@ -65,6 +65,13 @@ pub struct Identity {
     /// (`--client-id`, `--audience`). A route with `audiences:` asks for one
     /// of its own instead ([`Route::accepts_audience`](crate::policy::Route::accepts_audience)).
     pub default_audience: bool,
+    /// `acrs`: the Conditional Access authentication contexts (`c1`…`c99`)
+    /// the sign-in satisfied, for routes with `auth_context`.
+    pub auth_contexts: Vec<String>,
+    /// `xms_cc` contains `cp1`: the client declared that it handles claims
+    /// challenges, so a missing authentication context is answered with one
+    /// (401) rather than a 403 it could do nothing about.
+    pub handles_claims_challenges: bool,
     /// `exp`, seconds since the epoch: a cached validation never outlives it.
     pub expires_at: u64,
 }

@@ -62,6 +62,7 @@ pub const DENIAL_REASONS: &[&str] = &[
     "wrong_tenant_for_route",
     "wrong_caller_type",
     "guest_denied",
+    "auth_context_required",
     "body_too_large",
 ];
 
@@ -663,11 +664,20 @@ mod tests {
                 required: crate::identity::PrincipalKind::User,
             }),
             GatewayError::Denied(Denial::GuestDenied),
+            GatewayError::Denied(Denial::AuthContextRequired {
+                required: vec![],
+                challenge: false,
+            }),
+            GatewayError::ClaimsChallenge {
+                required: vec![],
+                authorization_uri: Arc::from(""),
+            },
             GatewayError::BodyTooLarge { limit: 1 },
         ];
         errors.extend(auth.into_iter().map(GatewayError::Auth));
         let mut reasons: Vec<_> = errors.iter().map(GatewayError::reason).collect();
         reasons.sort_unstable();
+        reasons.dedup();
         let mut listed = DENIAL_REASONS.to_vec();
         listed.sort_unstable();
         assert_eq!(reasons, listed);

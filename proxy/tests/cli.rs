@@ -116,7 +116,7 @@ routes:
         &["check"],
         1,
         "",
-        "policy.yaml:6:5: unknown field `role`, expected one of name, path, paths, methods, allow, roles, scopes, forward_authorization, extra, upstream, max_body_bytes, audiences, apps, tenants, callers, guests, enforce\n",
+        "policy.yaml:6:5: unknown field `role`, expected one of name, path, paths, methods, allow, roles, scopes, forward_authorization, extra, upstream, max_body_bytes, audiences, apps, tenants, callers, guests, auth_context, enforce\n",
     );
     let invalid = "\
 version: 2
@@ -638,6 +638,68 @@ decision:  allow: forwarded to the upstream as GET /reports
            x-user-tenant: 00000000-0000-0000-0000-000000000000
            x-user-roles: \n           x-user-scopes: access_as_user
            x-user-type: user
+",
+        "",
+    );
+}
+
+const STEP_UP: &str = "version: 1
+routes:
+  - {name: wipe, path: /todoitems, methods: [DELETE], scopes: [access_as_user], auth_context: [c1]}
+";
+
+#[test]
+fn explain_auth_context_shows_the_claims_challenge_for_a_cp1_client() {
+    check(
+        &[("policy.yaml", STEP_UP)],
+        &[
+            "explain",
+            "DELETE",
+            "/todoitems",
+            "--scopes",
+            "access_as_user",
+            "--cp1",
+            "--tenant",
+            "aaaaaaaa-0000-4000-8000-000000000001",
+        ],
+        0,
+        "\
+request:   DELETE /todoitems
+path:      /todoitems (normalised: matched and forwarded)
+route:     wipe (policy.yaml:3)
+requires:  a valid token with scope access_as_user and authentication context c1
+caller:    user, roles -, scopes access_as_user, tenant aaaaaaaa-0000-4000-8000-000000000001, app -, cp1
+conditions:
+  ok   scopes   scope access_as_user
+  FAIL auth_context authentication context c1: this route needs authentication context c1; sign in again with the claims of the WWW-Authenticate challenge (auth_context_required)
+decision:  deny (auth_context_required): this route needs authentication context c1; sign in again with the claims of the WWW-Authenticate challenge
+response:
+  HTTP/1.1 401 Unauthorized
+  content-type: application/json
+  www-authenticate: Bearer realm=\"\", authorization_uri=\"https://login.microsoftonline.com/aaaaaaaa-0000-4000-8000-000000000001/oauth2/v2.0/authorize\", error=\"insufficient_claims\", claims=\"eyJhY2Nlc3NfdG9rZW4iOnsiYWNycyI6eyJlc3NlbnRpYWwiOnRydWUsInZhbHVlIjoiYzEifX19\"
+
+  {\"detail\":\"this route needs authentication context c1; sign in again with the claims of the WWW-Authenticate challenge\"}
+",
+        "",
+    );
+}
+
+#[test]
+fn test_cases_give_acrs_and_cp1_for_auth_context() {
+    let cases = "cases:
+  - {method: DELETE, path: /todoitems, scopes: [access_as_user], acrs: [c1], expect: allow}
+  - {method: DELETE, path: /todoitems, scopes: [access_as_user], acrs: [c2], cp1: true, expect: 401}
+  - {method: DELETE, path: /todoitems, scopes: [access_as_user], expect: 403}
+";
+    check(
+        &[("policy.yaml", STEP_UP), ("cases.yaml", cases)],
+        &["test", "cases.yaml"],
+        0,
+        "\
+cases.yaml:2: ok    DELETE /todoitems -> allow (route wipe)
+cases.yaml:3: ok    DELETE /todoitems -> 401 (route wipe)
+cases.yaml:4: ok    DELETE /todoitems -> 403 (route wipe)
+3 cases: 3 passed, 0 failed
 ",
         "",
     );

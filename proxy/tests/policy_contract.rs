@@ -26,6 +26,8 @@ fn user(roles: &[&str], scopes: &[&str]) -> Identity {
         guest: false,
         audiences: Vec::new(),
         default_audience: true,
+        auth_contexts: Vec::new(),
+        handles_claims_challenges: false,
         expires_at: 0,
     }
 }

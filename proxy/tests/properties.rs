@@ -4,7 +4,8 @@
 //!   evaluator written here from the documented rules (`policy.yaml`'s
 //!   comments), so the compiled `GlobSet` matcher, the first-match order,
 //!   405 vs 404, the role/scope rules and the caller conditions (`apps`,
-//!   `tenants`, `callers`, `guests`, `defaults:`) cannot drift from what is
+//!   `tenants`, `callers`, `guests`, `auth_context` with its claims
+//!   challenge, `defaults:`) cannot drift from what is
 //!   documented; the gateway's stage functions and `explain`/`test`'s
 //!   `decide` agree on every case;
 //! - random client header sets (any case, `_` `.` `-` variants, duplicates,
@@ -27,6 +28,7 @@ use authz_proxy::stages;
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use percent_encoding::percent_decode_str;
 use proptest::prelude::*;
+use std::sync::Arc;
 
 // ---------------------------------------------------------------- policies
 
@@ -44,6 +46,10 @@ const TENANTS: [&str; 2] = [
 ];
 const CALLERS: [Option<&str>; 3] = [None, Some("user"), Some("app")];
 const GUESTS: [Option<&str>; 3] = [None, Some("allow"), Some("deny")];
+const AUTH_CONTEXTS: [&str; 2] = ["c1", "c2"];
+/// What tokens carry in `acrs`: one the policies never ask for too.
+const ACRS: [&str; 3] = ["c1", "c2", "c3"];
+const AUTHORIZE: &str = "https://login.example/common/oauth2/v2.0/authorize";
 
 /// The caller conditions of a route or of `defaults:`; `None` = not written.
 #[derive(Debug, Clone, Default)]
@@ -52,6 +58,7 @@ struct ConditionSpec {
     tenants: Option<Vec<&'static str>>,
     callers: Option<&'static str>,
     guests: Option<&'static str>,
+    auth_context: Option<Vec<&'static str>>,
 }
 
 #[derive(Debug, Clone)]
@@ -78,13 +85,17 @@ fn conditions() -> impl Strategy<Value = ConditionSpec> {
         list(&TENANTS),
         proptest::sample::select(&CALLERS[..]),
         proptest::sample::select(&GUESTS[..]),
+        list(&AUTH_CONTEXTS),
     )
-        .prop_map(|(apps, tenants, callers, guests)| ConditionSpec {
-            apps,
-            tenants,
-            callers,
-            guests,
-        })
+        .prop_map(
+            |(apps, tenants, callers, guests, auth_context)| ConditionSpec {
+                apps,
+                tenants,
+                callers,
+                guests,
+                auth_context,
+            },
+        )
 }
 
 fn conditions_yaml(c: &ConditionSpec, indent: &str) -> String {
@@ -100,6 +111,9 @@ fn conditions_yaml(c: &ConditionSpec, indent: &str) -> String {
     }
     if let Some(guests) = c.guests {
         text.push_str(&format!("{indent}guests: {guests}\n"));
+    }
+    if let Some(ids) = &c.auth_context {
+        text.push_str(&format!("{indent}auth_context: [{}]\n", ids.join(", ")));
     }
     text
 }
@@ -208,8 +222,9 @@ fn segments_match(glob: &[&str], path: &[&str]) -> bool {
 }
 
 /// What the reference evaluator says: `allow rN`, `anonymous rN`,
-/// `403 <reason>`, `405 <Allow>`, `404`. Conditions in the documented order:
-/// scopes, roles, apps, tenants, callers, guests; each caller condition is
+/// `403 <reason>`, `401 auth_context_required` (a claims challenge),
+/// `405 <Allow>`, `404`. Conditions in the documented order: scopes, roles,
+/// apps, tenants, callers, guests, auth_context; each caller condition is
 /// the route's own when written, else `defaults:`'s.
 fn reference(
     defaults: &ConditionSpec,
@@ -233,6 +248,10 @@ fn reference(
         return match first_denial(defaults, r, who) {
             None => format!("allow r{i}"),
             Some(reason) if r.shadow => format!("allow r{i} (shadow {reason})"),
+            // Only a client declaring cp1 is sent the claims challenge.
+            Some(reason @ "auth_context_required") if who.handles_claims_challenges => {
+                format!("401 {reason}")
+            }
             Some(reason) => format!("403 {reason}"),
         };
     }
@@ -286,6 +305,11 @@ fn first_denial(defaults: &ConditionSpec, r: &RouteSpec, who: &Identity) -> Opti
     if c.guests.or(defaults.guests) == Some("deny") && who.guest {
         return Some("guest_denied");
     }
+    if let Some(ids) = c.auth_context.as_ref().or(defaults.auth_context.as_ref())
+        && !who.auth_contexts.iter().any(|a| ids.contains(&a.as_str()))
+    {
+        return Some("auth_context_required");
+    }
     None
 }
 
@@ -295,7 +319,9 @@ fn actual(policy: &Policy, method: &str, path: &str, who: &Identity) -> String {
     let outcome = |e: GatewayError| match e {
         GatewayError::NoRoute => "404".to_owned(),
         GatewayError::MethodNotAllowed { allow } => format!("405 {allow}"),
-        GatewayError::Denied(d) => format!("403 {}", d.reason()),
+        e @ (GatewayError::Denied(_) | GatewayError::ClaimsChallenge { .. }) => {
+            format!("{} {}", e.status().as_u16(), e.reason())
+        }
         other => format!("unexpected {other:?}"),
     };
     let route = match stages::match_route(policy, &method, path) {
@@ -305,7 +331,8 @@ fn actual(policy: &Policy, method: &str, path: &str, who: &Identity) -> String {
     if !stages::needs_token(route) {
         return format!("anonymous {}", route.name);
     }
-    match stages::authorize(route, who) {
+    // As the gateway does: a challengeable refusal names the authority.
+    match stages::authorize(route, who).map_err(|e| e.challenge_at(&Arc::from(AUTHORIZE))) {
         Ok(None) => format!("allow {}", route.name),
         Ok(Some(shadow)) => format!("allow {} (shadow {})", route.name, shadow.reason()),
         Err(e) => outcome(e),
@@ -315,7 +342,13 @@ fn actual(policy: &Policy, method: &str, path: &str, who: &Identity) -> String {
 /// What `explain` and `test` decide (`cli/decide.rs`), in the same words.
 fn offline(policy: &Policy, method: &str, path: &str, who: &Identity) -> String {
     let method = Method::from_bytes(method.as_bytes()).unwrap();
-    let decision = decide(policy, &method, path, &Caller::Valid(who.clone()));
+    let decision = decide(
+        policy,
+        &method,
+        path,
+        &Caller::Valid(who.clone()),
+        &Arc::from(AUTHORIZE),
+    );
     match (decision.result, decision.route) {
         (Ok(None), Some(route)) => format!("anonymous {}", route.name),
         (Ok(Some(_)), Some(route)) => match decision.shadow {
@@ -324,7 +357,9 @@ fn offline(policy: &Policy, method: &str, path: &str, who: &Identity) -> String 
         },
         (Err(GatewayError::NoRoute), _) => "404".into(),
         (Err(GatewayError::MethodNotAllowed { allow }), _) => format!("405 {allow}"),
-        (Err(GatewayError::Denied(d)), _) => format!("403 {}", d.reason()),
+        (Err(e @ (GatewayError::Denied(_) | GatewayError::ClaimsChallenge { .. })), _) => {
+            format!("{} {}", e.status().as_u16(), e.reason())
+        }
         (other, _) => format!("unexpected {other:?}"),
     }
 }
@@ -346,9 +381,10 @@ fn identity() -> impl Strategy<Value = Identity> {
             ],
             any::<bool>(),
         ),
+        (subset(&ACRS), any::<bool>()),
     )
         .prop_map(
-            |((app, roles, scopes), (app_id, tenant_id, guest))| Identity {
+            |((app, roles, scopes), (app_id, tenant_id, guest), (acrs, cp1))| Identity {
                 object_id: "oid".into(),
                 tenant_id,
                 kind: if app {
@@ -369,6 +405,8 @@ fn identity() -> impl Strategy<Value = Identity> {
                 guest,
                 audiences: Vec::new(),
                 default_audience: true,
+                auth_contexts: acrs.iter().map(|a| (*a).to_owned()).collect(),
+                handles_claims_challenges: cp1,
                 expires_at: 0,
             },
         )
@@ -553,6 +591,8 @@ proptest! {
             guest: false,
             audiences: Vec::new(),
             default_audience: true,
+            auth_contexts: Vec::new(),
+            handles_claims_challenges: false,
             expires_at: 0,
         };
         let names = IdentityHeaders::default();

@@ -15,6 +15,7 @@ use warp::http::StatusCode;
 use warp::reply::{Reply, Response};
 
 use crate::Idp;
+use crate::claims_request::ClaimsRequest;
 use crate::config::{App, User};
 use crate::keys::unix;
 use crate::sessions::PendingCode;
@@ -140,6 +141,11 @@ fn sign_in(
         .ok_or_else(|| OAuthError::missing("scope"))?;
     let requested = scopes::delegated(idp.config(), scope)?;
     let code_challenge = pkce_challenge(client, params)?;
+    let claims = match params.get("claims") {
+        None => ClaimsRequest::default(),
+        Some(json) => ClaimsRequest::parse(json)
+            .map_err(|message| OAuthError::new("invalid_request", 90_100, message))?,
+    };
 
     let hint = params.get("login_hint");
     let user = hint
@@ -153,7 +159,14 @@ fn sign_in(
                 "A silent sign-in request was sent but no user is signed in.",
             ));
         }
-        let notice = hint.map(|h| format!("No user '{h}' can sign in here; pick one below."));
+        let notice = match hint {
+            Some(h) => Some(format!("No user '{h}' can sign in here; pick one below.")),
+            None if !claims.acrs.is_empty() => Some(format!(
+                "Step-up: signing in satisfies authentication context {} (asked for by the claims parameter).",
+                claims.acrs.join(", ")
+            )),
+            None => None,
+        };
         return Ok(sign_in_page(idp, tenant, client, params, notice.as_deref()));
     };
     let pending = PendingCode {
@@ -166,6 +179,7 @@ fn sign_in(
         offline_access: requested.offline_access,
         openid: requested.openid,
         nonce: params.get("nonce").map(str::to_owned),
+        requested: claims,
         expires_at: unix(SystemTime::now()) + idp.config().auth_code_lifetime.as_secs(),
     };
     let code = idp.sessions.issue_code(pending, unix(SystemTime::now()));

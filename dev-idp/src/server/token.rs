@@ -12,6 +12,7 @@ use warp::reply::{Reply, Response};
 
 use crate::Idp;
 use crate::claims::Grant;
+use crate::claims_request::ClaimsRequest;
 use crate::config::{App, User};
 use crate::keys::unix;
 use crate::sessions::{Redemption, RefreshGrant};
@@ -170,7 +171,7 @@ fn authorization_code(
         .get("code")
         .ok_or_else(|| OAuthError::missing("code"))?;
     let pending = match idp.sessions.redeem_code(code, unix(SystemTime::now())) {
-        Redemption::Valid(p) => p,
+        Redemption::Valid(p) => *p,
         Redemption::AlreadyRedeemed => {
             return Err(invalid_grant(
                 54005,
@@ -234,6 +235,7 @@ fn authorization_code(
         auth,
         &delegated,
         pending.nonce.as_deref(),
+        &pending.requested,
     )
 }
 
@@ -283,6 +285,7 @@ fn client_credentials(
         tenant,
         scopes: Vec::new(),
         client_auth: "1",
+        requested: ClaimsRequest::default(),
     };
     let shape = idp.shape_now(api);
     let access_token = idp.sign(&grant, &shape).map_err(server_error)?;
@@ -340,11 +343,12 @@ fn refresh_token(
         }
         delegated.scopes = asked.scopes;
     }
-    delegated_response(idp, user, client, auth, &delegated, None)
+    delegated_response(idp, user, client, auth, &delegated, None, &grant.requested)
 }
 
 /// The token response of a delegated grant; a refresh token when
-/// `offline_access` was granted, an ID token when `openid` was.
+/// `offline_access` was granted, an ID token when `openid` was. `requested`
+/// is the sign-in's `claims` parameter (`acrs`, `xms_cc`).
 fn delegated_response(
     idp: &Idp,
     user: &User,
@@ -352,6 +356,7 @@ fn delegated_response(
     auth: &'static str,
     delegated: &scopes::Delegated<'_>,
     nonce: Option<&str>,
+    requested: &ClaimsRequest,
 ) -> Result<Value, OAuthError> {
     let tenant = idp
         .config()
@@ -364,6 +369,7 @@ fn delegated_response(
         tenant,
         scopes: delegated.scopes.clone(),
         client_auth: auth,
+        requested: requested.clone(),
     };
     let shape = idp.shape_now(delegated.api);
     let access_token = idp.sign(&grant, &shape).map_err(server_error)?;
@@ -382,6 +388,7 @@ fn delegated_response(
             api: delegated.api.name.clone(),
             scopes: delegated.scopes.clone(),
             openid: delegated.openid,
+            requested: requested.clone(),
         }));
     }
     if delegated.openid {

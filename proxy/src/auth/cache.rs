@@ -194,6 +194,8 @@ mod tests {
             guest: false,
             audiences: Vec::new(),
             default_audience: true,
+            auth_contexts: Vec::new(),
+            handles_claims_challenges: false,
             expires_at: exp,
         }))
     }

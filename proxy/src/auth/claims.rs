@@ -116,6 +116,10 @@ struct RawClaims {
     acct: Option<Value>,
     #[serde(default, deserialize_with = "present")]
     idp: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    acrs: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    xms_cc: Option<Value>,
 }
 
 /// Keeps `null` as `Some(Value::Null)` so it is not mistaken for absence.
@@ -276,6 +280,8 @@ impl ClaimRules {
         let azp = string(claims.azp, "azp")?;
         let appid = string(claims.appid, "appid")?;
         let guest = is_guest(claims.acct, claims.idp, &iss)?;
+        let auth_contexts = string_array(claims.acrs, "acrs")?;
+        let capabilities = string_array(claims.xms_cc, "xms_cc")?;
 
         Ok(Identity {
             object_id: oid,
@@ -289,6 +295,10 @@ impl ClaimRules {
             guest,
             audiences,
             default_audience,
+            auth_contexts,
+            handles_claims_challenges: capabilities
+                .iter()
+                .any(|c| c == CLAIMS_CHALLENGE_CAPABILITY),
             expires_at: exp,
         })
     }
@@ -502,6 +512,27 @@ fn is_guest(acct: Option<Value>, idp: Option<Value>, iss: &str) -> Result<bool, 
     };
     let idp = string(idp, "idp")?;
     Ok(by_acct || idp.is_some_and(|idp| idp != iss))
+}
+
+/// The client capability that says "I handle claims challenges": MSAL
+/// sends it when an app calls `WithClientCapabilities(["cp1"])`, and Entra
+/// then puts it in the token's `xms_cc`.
+const CLAIMS_CHALLENGE_CAPABILITY: &str = "cp1";
+
+/// An optional array of strings (`acrs`, `xms_cc`); absent is empty, any
+/// other JSON type is `invalid_claim`.
+fn string_array(value: Option<Value>, claim: &'static str) -> Result<Vec<String>, AuthError> {
+    match value {
+        None => Ok(Vec::new()),
+        Some(Value::Array(items)) => items
+            .into_iter()
+            .map(|v| match v {
+                Value::String(s) => Ok(s),
+                _ => Err(AuthError::InvalidClaim(claim)),
+            })
+            .collect(),
+        Some(_) => Err(AuthError::InvalidClaim(claim)),
+    }
 }
 
 /// An optional string claim; any other JSON type is `invalid_claim`.
@@ -756,6 +787,30 @@ mod tests {
         );
         multi.tenants = TenantRule::Any;
         assert!(check_with(claims, &multi).is_ok());
+    }
+
+    #[test]
+    fn auth_context_claims_are_acrs_and_xms_cc_cp1_and_are_string_arrays() {
+        let step_up = |patch: Value| {
+            let mut claims = base();
+            for (k, v) in patch.as_object().unwrap() {
+                claims[k] = v.clone();
+            }
+            check_with(claims, &rules()).map(|id| (id.auth_contexts, id.handles_claims_challenges))
+        };
+        assert_eq!(step_up(json!({})), Ok((vec![], false)));
+        assert_eq!(
+            step_up(json!({"acrs": ["c1", "c7"], "xms_cc": ["cp1"]})),
+            Ok((vec!["c1".to_owned(), "c7".to_owned()], true))
+        );
+        assert_eq!(
+            step_up(json!({"xms_cc": ["llt", "cp1"]})),
+            Ok((vec![], true))
+        );
+        assert_eq!(step_up(json!({"xms_cc": ["CP1"]})), Ok((vec![], false)));
+        assert_eq!(step_up(json!({"acrs": "c1"})), Err("invalid_claim"));
+        assert_eq!(step_up(json!({"acrs": [1]})), Err("invalid_claim"));
+        assert_eq!(step_up(json!({"xms_cc": "cp1"})), Err("invalid_claim"));
     }
 
     #[test]

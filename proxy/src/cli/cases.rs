@@ -8,6 +8,8 @@
 //!     path: /todoitems
 //!     scopes: [access_as_user]   # or roles, app: true, claims: {…}
 //!     roles: [Admin]
+//!     acrs: [c1]                 # authentication contexts satisfied
+//!     cp1: true                  # the client handles claims challenges
 //!     expect: allow              # allow | 400 | 401 | 403 | 404 | 405
 //!     route: delete-all          # optional: which route must decide
 //! ```
@@ -64,6 +66,13 @@ struct Case {
     guest: bool,
     /// The token's audience (`aud`); without it, one every route accepts.
     aud: Option<String>,
+    /// Authentication contexts the sign-in satisfied (`acrs`).
+    #[serde(default)]
+    acrs: Vec<String>,
+    /// The client declares `cp1` (`xms_cc: ["cp1"]`): a missing
+    /// authentication context is a claims challenge (401), not a 403.
+    #[serde(default)]
+    cp1: bool,
     /// The token's claims, instead of roles/scopes/app.
     claims: Option<serde_json::Value>,
     expect: Spanned<Expect>,
@@ -99,6 +108,8 @@ pub fn run(args: &TestArgs) -> Output {
     let mut errors = Vec::new();
     let (mut passed, mut failed) = (0, 0);
     let now = unix_now();
+    // Cases name no authority; the challenge's status is what they check.
+    let authorization_uri = decide::offline_authorization_uri(None, None);
     for case in cases {
         let line = usize::try_from(case.referenced.line()).unwrap_or(0);
         let case = case.value;
@@ -134,7 +145,7 @@ pub fn run(args: &TestArgs) -> Output {
             continue;
         };
         let caller = caller(&case, &policy, now);
-        let decision = decide::decide(&policy, &method, &case.path, &caller);
+        let decision = decide::decide(&policy, &method, &case.path, &caller, &authorization_uri);
         let got = decision.outcome();
         let route = decision.route.map(|r| r.name.clone());
         let request = format!("{method} {}", case.path);
@@ -204,6 +215,8 @@ fn caller(case: &Case, policy: &Policy, now: u64) -> Caller {
         && case.tenant.is_none()
         && !case.guest
         && case.aud.is_none()
+        && case.acrs.is_empty()
+        && !case.cp1
     {
         return Caller::NoToken;
     }
@@ -215,6 +228,8 @@ fn caller(case: &Case, policy: &Policy, now: u64) -> Caller {
         client_app: case.apps.first().map(String::as_str),
         guest: case.guest,
         audience: case.aud.as_deref(),
+        acrs: &case.acrs,
+        cp1: case.cp1,
     };
     decide::caller_for(&spec, policy, now)
 }

@@ -5,6 +5,7 @@
 //! `into_response` gives a client.
 
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 use http::{HeaderMap, Method};
 use http_body_util::BodyExt as _;
@@ -51,11 +52,24 @@ impl Decision<'_> {
     }
 }
 
+/// The `authorization_uri` of a claims challenge offline: the authorize
+/// endpoint of `instance` (default: Entra's public cloud) for `tenant`
+/// (default: `common`), as the gateway names its own.
+pub fn offline_authorization_uri(instance: Option<&str>, tenant: Option<&str>) -> Arc<str> {
+    let instance = instance
+        .unwrap_or("https://login.microsoftonline.com")
+        .trim_end_matches('/');
+    let tenant = tenant.unwrap_or("common");
+    Arc::from(format!("{instance}/{tenant}/oauth2/v2.0/authorize"))
+}
+
+/// Decides a request; a claims challenge names `authorization_uri`.
 pub fn decide<'p>(
     policy: &'p Policy,
     method: &Method,
     raw_path: &str,
     caller: &Caller,
+    authorization_uri: &Arc<str>,
 ) -> Decision<'p> {
     let mut decision = Decision {
         path: None,
@@ -81,7 +95,8 @@ pub fn decide<'p>(
     decision.route = Some(route);
     decision.result = if stages::needs_token(route) {
         authenticate(caller).and_then(|identity| {
-            decision.shadow = stages::authorize(route, identity)?;
+            decision.shadow = stages::authorize(route, identity)
+                .map_err(|e| e.challenge_at(authorization_uri))?;
             Ok(Some(identity.clone()))
         })
     } else {
@@ -199,6 +214,10 @@ pub struct CallerSpec<'a> {
     pub guest: bool,
     /// `aud`; `None`: a token every route accepts (see [`caller_for`]).
     pub audience: Option<&'a str>,
+    /// Satisfied authentication contexts: `acrs`.
+    pub acrs: &'a [String],
+    /// The client declares that it handles claims challenges: `xms_cc: ["cp1"]`.
+    pub cp1: bool,
 }
 
 /// The claims of the token `spec` describes.
@@ -211,6 +230,8 @@ pub fn claims_for(spec: &CallerSpec<'_>) -> serde_json::Value {
         client_app,
         guest,
         audience,
+        acrs,
+        cp1,
     } = *spec;
     let mut claims = serde_json::Map::new();
     if !roles.is_empty() {
@@ -233,6 +254,12 @@ pub fn claims_for(spec: &CallerSpec<'_>) -> serde_json::Value {
     }
     if let Some(audience) = audience {
         claims.insert("aud".into(), audience.into());
+    }
+    if !acrs.is_empty() {
+        claims.insert("acrs".into(), acrs.into());
+    }
+    if cp1 {
+        claims.insert("xms_cc".into(), vec!["cp1"].into());
     }
     serde_json::Value::Object(claims)
 }

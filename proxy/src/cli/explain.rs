@@ -23,11 +23,11 @@ pub struct ExplainArgs {
     #[arg(long, env = "POLICY_FILE", default_value = "policy.yaml")]
     pub policy: PathBuf,
     /// The bearer token the client sends.
-    #[arg(long, conflicts_with_all = ["claims", "roles", "scopes", "app", "client_app", "guest", "aud"])]
+    #[arg(long, conflicts_with_all = ["claims", "roles", "scopes", "app", "client_app", "guest", "aud", "acrs", "cp1"])]
     pub token: Option<String>,
     /// A JSON file of token claims (a JWT payload); exp, iss, aud, tid and oid
     /// default to a valid token's.
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["roles", "scopes", "app", "client_app", "guest", "aud"])]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["roles", "scopes", "app", "client_app", "guest", "aud", "acrs", "cp1"])]
     pub claims: Option<PathBuf>,
     /// The caller's roles, comma-separated.
     #[arg(long, value_delimiter = ',')]
@@ -48,6 +48,14 @@ pub struct ExplainArgs {
     /// accepts (the gateway's and each route's `audiences:`).
     #[arg(long, value_name = "AUDIENCE")]
     pub aud: Option<String>,
+    /// Authentication contexts the sign-in satisfied (`acrs`), comma-separated,
+    /// for routes with `auth_context`.
+    #[arg(long, value_delimiter = ',')]
+    pub acrs: Vec<String>,
+    /// The client declares the `cp1` capability (`xms_cc: ["cp1"]`): a
+    /// missing authentication context is a claims challenge (401), not a 403.
+    #[arg(long)]
+    pub cp1: bool,
     /// The tenant: the caller's with --roles/--scopes, the allowed one with --token/--claims.
     #[arg(long, env = "AAD_TENANT_ID")]
     pub tenant: Option<String>,
@@ -102,6 +110,8 @@ pub fn run(args: &ExplainArgs) -> Output {
         || args.client_app.is_some()
         || args.guest
         || args.aud.is_some()
+        || !args.acrs.is_empty()
+        || args.cp1
     {
         let spec = decide::CallerSpec {
             roles: &args.roles,
@@ -111,13 +121,17 @@ pub fn run(args: &ExplainArgs) -> Output {
             client_app: args.client_app.as_deref(),
             guest: args.guest,
             audience: args.aud.as_deref(),
+            acrs: &args.acrs,
+            cp1: args.cp1,
         };
         (decide::caller_for(&spec, &policy, now), None)
     } else {
         (Caller::NoToken, None)
     };
 
-    let decision = decide::decide(&policy, &method, &args.path, &caller);
+    let authorization_uri =
+        decide::offline_authorization_uri(args.instance.as_deref(), args.tenant.as_deref());
+    let decision = decide::decide(&policy, &method, &args.path, &caller, &authorization_uri);
     let mut out = Output::default();
     out.out(format!("request:   {method} {}", args.path));
     if let Some(path) = &decision.path {
@@ -212,14 +226,24 @@ fn describe_caller(caller: &Caller, route: Option<&Route>) -> String {
                     l.join(", ")
                 }
             };
+            let acrs = if identity.auth_contexts.is_empty() {
+                String::new()
+            } else {
+                format!(", acrs {}", identity.auth_contexts.join(", "))
+            };
             format!(
-                "{}, roles {}, scopes {}, tenant {}, app {}{}",
+                "{}, roles {}, scopes {}, tenant {}, app {}{}{acrs}{}",
                 identity.kind.as_str(),
                 list(&identity.roles),
                 list(&identity.scopes),
                 identity.tenant_id,
                 identity.app_id.as_deref().unwrap_or("-"),
-                if identity.guest { ", guest" } else { "" }
+                if identity.guest { ", guest" } else { "" },
+                if identity.handles_claims_challenges {
+                    ", cp1"
+                } else {
+                    ""
+                }
             )
         }
     };

@@ -145,9 +145,16 @@ fn secure_path_item(
             .entry("responses")
             .or_insert_with(|| Value::Object(Map::new()));
         if let Some(responses) = responses.as_object_mut() {
-            responses.entry("401").or_insert_with(
-                || json!({"description": "No valid access token (answered by the gateway)"}),
-            );
+            let unauthorized = if route.conditions.auth_contexts.is_empty() {
+                "No valid access token (answered by the gateway)"
+            } else {
+                "No valid access token, or a claims challenge (WWW-Authenticate: \
+                 error=\"insufficient_claims\") to sign in again with the authentication \
+                 context, for clients that declare cp1 (answered by the gateway)"
+            };
+            responses
+                .entry("401")
+                .or_insert_with(|| json!({ "description": unauthorized }));
             if !roles.is_empty() || !scopes.is_empty() {
                 responses.entry("403").or_insert_with(|| {
                     json!({"description": "The token lacks a required scope or role (answered by the gateway)"})
@@ -170,6 +177,7 @@ pub fn caller_requirements(route: &Route) -> Vec<String> {
         Condition::Tenants,
         Condition::Callers,
         Condition::Guests,
+        Condition::AuthContext,
     ]
     .into_iter()
     .filter_map(|c| route.describe(c))
@@ -247,6 +255,32 @@ routes:
             "Backend text.\n\nRequires a signed-in caller (any valid access token)\n\n\
              Requires tenant aaaaaaaa-0000-4000-8000-000000000001\n\n\
              Requires app-only tokens only\n\nRequires no guest accounts"
+        );
+        assert!(operation["responses"]["403"].is_object());
+    }
+
+    #[test]
+    fn auth_context_is_described_with_its_claims_challenge() {
+        let policy = Policy::parse(
+            "version: 1
+routes:
+  - {name: wipe, path: /todoitems, methods: [DELETE], scopes: [access_as_user], auth_context: [c1]}
+",
+            "policy.yaml",
+        )
+        .expect("test policy");
+        let doc = secure_document(op("/todoitems", "delete"), &policy, &settings());
+        let operation = &doc["paths"]["/todoitems"]["delete"];
+        assert_eq!(
+            operation["description"],
+            "Backend text.\n\nRequires scope: access_as_user\n\nRequires authentication context c1"
+        );
+        let unauthorized = operation["responses"]["401"]["description"]
+            .as_str()
+            .unwrap();
+        assert!(
+            unauthorized.contains("insufficient_claims"),
+            "{unauthorized}"
         );
         assert!(operation["responses"]["403"].is_object());
     }

@@ -215,6 +215,7 @@ fn compile_route(
         tenants: route.tenants,
         callers: route.callers,
         guests: route.guests,
+        auth_context: route.auth_context,
     };
     let set_here = keys.any_set();
     let shadow = match &route.enforce {
@@ -238,7 +239,7 @@ fn compile_route(
             if roles.is_some() || scopes.is_some() || set_here || route.enforce.is_some() {
                 errors.at(
                     allow.referenced,
-                    "`allow: anonymous` cannot be combined with `roles`, `scopes`, `apps`, `tenants`, `callers`, `guests` or `enforce`".to_owned(),
+                    "`allow: anonymous` cannot be combined with `roles`, `scopes`, `apps`, `tenants`, `callers`, `guests`, `auth_context` or `enforce`".to_owned(),
                 );
             }
             // `defaults:` are about token routes; an anonymous one has no caller.
@@ -323,6 +324,7 @@ struct ConditionKeys {
     tenants: Option<SpannedList>,
     callers: Option<SpannedList>,
     guests: Option<Spanned<String>>,
+    auth_context: Option<SpannedList>,
 }
 
 impl ConditionKeys {
@@ -332,12 +334,14 @@ impl ConditionKeys {
             tenants: None,
             callers: None,
             guests: None,
+            auth_context: None,
         });
         ConditionKeys {
             apps: file.apps,
             tenants: file.tenants,
             callers: file.callers,
             guests: file.guests,
+            auth_context: file.auth_context,
         }
     }
 
@@ -346,6 +350,7 @@ impl ConditionKeys {
             || self.tenants.is_some()
             || self.callers.is_some()
             || self.guests.is_some()
+            || self.auth_context.is_some()
     }
 }
 
@@ -358,6 +363,7 @@ struct SetConditions {
     /// `Some(None)`: `callers` lists both kinds, which admits either.
     callers: Option<Option<PrincipalKind>>,
     deny_guests: Option<bool>,
+    auth_contexts: Option<Vec<String>>,
 }
 
 impl SetConditions {
@@ -374,6 +380,10 @@ impl SetConditions {
                 .unwrap_or_default(),
             callers: self.callers.or(defaults.callers).flatten(),
             deny_guests: self.deny_guests.or(defaults.deny_guests).unwrap_or(false),
+            auth_contexts: self
+                .auth_contexts
+                .or_else(|| defaults.auth_contexts.clone())
+                .unwrap_or_default(),
         }
     }
 }
@@ -408,7 +418,48 @@ fn compile_conditions(keys: ConditionKeys, errors: &mut Errors<'_>) -> SetCondit
                 false
             }
         }),
+        auth_contexts: keys
+            .auth_context
+            .map(|list| compile_auth_contexts(list, errors)),
     }
+}
+
+/// `auth_context`: Conditional Access authentication context ids, `c1` to
+/// `c99` (the only ids Entra has), exactly as `acrs` spells them.
+fn compile_auth_contexts(list: SpannedList, errors: &mut Errors<'_>) -> Vec<String> {
+    if list.value.is_empty() {
+        errors.at(
+            list.referenced,
+            "`auth_context` is empty; omit it to need no authentication context".to_owned(),
+        );
+    }
+    let mut ids: Vec<String> = Vec::new();
+    for written in list.value {
+        let id = written.value;
+        if !is_auth_context_id(&id) {
+            errors.at(
+                written.referenced,
+                format!(
+                    "authentication context `{id}` is not an id from c1 to c99 (Entra admin center: Conditional Access → Authentication context)"
+                ),
+            );
+        } else if ids.contains(&id) {
+            errors.at(
+                written.referenced,
+                format!("duplicate authentication context `{id}`"),
+            );
+        } else {
+            ids.push(id);
+        }
+    }
+    ids
+}
+
+/// `c1` … `c99`: a `c` and a number from 1 to 99 without a leading zero.
+fn is_auth_context_id(id: &str) -> bool {
+    id.strip_prefix('c').is_some_and(|n| {
+        !n.starts_with('0') && (1..=2).contains(&n.len()) && n.bytes().all(|b| b.is_ascii_digit())
+    })
 }
 
 /// Client or tenant ids: GUIDs, compared case-insensitively (kept lowercase).

@@ -35,6 +35,7 @@ pub(super) struct DefaultsFile {
     pub tenants: Option<SpannedList>,
     pub callers: Option<SpannedList>,
     pub guests: Option<Spanned<String>>,
+    pub auth_context: Option<SpannedList>,
 }
 
 /// `identity_headers:`; each key overrides one default header name.
@@ -84,5 +85,6 @@ pub(super) struct RouteFile {
     pub tenants: Option<SpannedList>,
     pub callers: Option<SpannedList>,
     pub guests: Option<Spanned<String>>,
+    pub auth_context: Option<SpannedList>,
     pub enforce: Option<Spanned<String>>,
 }

@@ -41,8 +41,9 @@ pub struct Route {
     /// of the backend behind it. `None`: the gateway's.
     pub audiences: Option<Vec<String>>,
     /// Who else must hold for a token route: the calling app, the tenant, the
-    /// caller type, guests (`apps`, `tenants`, `callers`, `guests`, or
-    /// `defaults:`). Empty for anonymous routes.
+    /// caller type, guests, the authentication context (`apps`, `tenants`,
+    /// `callers`, `guests`, `auth_context`, or `defaults:`). Empty for
+    /// anonymous routes.
     pub conditions: Conditions,
     /// `enforce: shadow`: a request the conditions would deny is allowed,
     /// and logged (`"enforce":"shadow"`) and counted as a shadow denial, so
@@ -68,6 +69,10 @@ pub struct Conditions {
     /// `guests: deny`: B2B guests (`acct == 1`, or an `idp` other than the
     /// issuer) are refused.
     pub deny_guests: bool,
+    /// `auth_context`: Conditional Access authentication context ids
+    /// (`c1`…`c99`) one of which must be in the token's `acrs`; when none
+    /// is, a client that declares `cp1` gets a claims challenge to step up.
+    pub auth_contexts: Vec<String>,
 }
 
 /// One named condition of a token route, in the order they are checked:
@@ -87,17 +92,22 @@ pub enum Condition {
     Callers,
     /// `guests: deny`: no B2B guest.
     Guests,
+    /// `auth_context`: a Conditional Access authentication context in
+    /// `acrs`. Last: a caller the other conditions refuse is not sent to
+    /// sign in again for nothing.
+    AuthContext,
 }
 
 impl Condition {
     /// Every condition, in checking order.
-    pub const ALL: [Condition; 6] = [
+    pub const ALL: [Condition; 7] = [
         Condition::Scopes,
         Condition::Roles,
         Condition::Apps,
         Condition::Tenants,
         Condition::Callers,
         Condition::Guests,
+        Condition::AuthContext,
     ];
 
     /// The policy key that sets it.
@@ -109,6 +119,7 @@ impl Condition {
             Condition::Tenants => "tenants",
             Condition::Callers => "callers",
             Condition::Guests => "guests",
+            Condition::AuthContext => "auth_context",
         }
     }
 }
@@ -142,6 +153,14 @@ pub enum Denial {
     WrongCallerType { required: PrincipalKind },
     /// A guest, on a route with `guests: deny`.
     GuestDenied,
+    /// The token's `acrs` holds none of the route's `auth_context` ids.
+    /// `challenge`: the client declared `cp1` (`xms_cc`), so it is sent a
+    /// claims challenge (401, see `GatewayError::challenge_at`) instead of
+    /// a 403.
+    AuthContextRequired {
+        required: Vec<String>,
+        challenge: bool,
+    },
 }
 
 impl Denial {
@@ -154,6 +173,7 @@ impl Denial {
             Denial::WrongTenantForRoute => "wrong_tenant_for_route",
             Denial::WrongCallerType { .. } => "wrong_caller_type",
             Denial::GuestDenied => "guest_denied",
+            Denial::AuthContextRequired { .. } => "auth_context_required",
         }
     }
 
@@ -185,6 +205,26 @@ impl fmt::Display for Denial {
             }
             Denial::GuestDenied => {
                 return f.write_str("guest accounts may not use this route");
+            }
+            Denial::AuthContextRequired {
+                required,
+                challenge,
+            } => {
+                let contexts = match required.as_slice() {
+                    [one] => format!("authentication context {one}"),
+                    many => format!("one of the authentication contexts {}", many.join(", ")),
+                };
+                return if *challenge {
+                    write!(
+                        f,
+                        "this route needs {contexts}; sign in again with the claims of the WWW-Authenticate challenge"
+                    )
+                } else {
+                    write!(
+                        f,
+                        "this route needs {contexts}, and the client does not declare the cp1 capability (xms_cc) that would let it be asked to sign in again with it"
+                    )
+                };
             }
         };
         match required.as_slice() {
@@ -256,6 +296,7 @@ impl Route {
                 .to_owned()
             }),
             Condition::Guests => c.deny_guests.then(|| "no guest accounts".to_owned()),
+            Condition::AuthContext => any("authentication context", &c.auth_contexts),
         }
     }
 
@@ -286,6 +327,10 @@ impl Route {
                 .any(|t| t.eq_ignore_ascii_case(&identity.tenant_id)),
             Condition::Callers => identity.kind == c.callers?,
             Condition::Guests if c.deny_guests => !identity.guest,
+            Condition::AuthContext if !c.auth_contexts.is_empty() => identity
+                .auth_contexts
+                .iter()
+                .any(|held| c.auth_contexts.contains(held)),
             _ => return None,
         };
         Some(if holds {
@@ -304,6 +349,10 @@ impl Route {
                     required: identity.kind.other(),
                 },
                 Condition::Guests => Denial::GuestDenied,
+                Condition::AuthContext => Denial::AuthContextRequired {
+                    required: c.auth_contexts.clone(),
+                    challenge: identity.handles_claims_challenges,
+                },
             })
         })
     }

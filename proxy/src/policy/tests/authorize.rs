@@ -54,6 +54,8 @@ fn identity(spec: &str) -> Identity {
         guest: false,
         audiences: Vec::new(),
         default_audience: true,
+        auth_contexts: Vec::new(),
+        handles_claims_challenges: false,
         expires_at: 0,
     }
 }
@@ -331,6 +333,80 @@ fn conditions_are_checked_in_order_and_explained_each() {
     );
     let good = caller("user roles=Admin scopes=x", Some(A1), T2, false);
     assert!(route.checks(&good).all(|(_, r)| r.is_ok()));
+}
+
+const STEP_UP: &str = "
+version: 1
+defaults: {auth_context: [c1]}
+routes:
+  - {name: wipe, path: /wipe, methods: [DELETE], roles: [Admin]}
+  - {name: either, path: /either, methods: [DELETE], auth_context: [c2, c3]}
+  - {name: watch, path: /watch, methods: [DELETE], auth_context: [c4], enforce: shadow}
+";
+
+/// A user with these `acrs`, declaring `cp1` or not.
+fn stepped(roles: &str, acrs: &[&str], cp1: bool) -> Identity {
+    Identity {
+        auth_contexts: acrs.iter().map(|c| (*c).to_owned()).collect(),
+        handles_claims_challenges: cp1,
+        ..identity(&format!("user {roles} scopes=x"))
+    }
+}
+
+#[test]
+fn auth_context_needs_one_of_the_ids_in_acrs() {
+    let p = policy(STEP_UP);
+    check_caller(&p, "wipe", &stepped("roles=Admin", &["c1"], false), "ok");
+    check_caller(
+        &p,
+        "wipe",
+        &stepped("roles=Admin", &["c9", "c1"], true),
+        "ok",
+    );
+    check_caller(&p, "either", &stepped("", &["c3"], false), "ok");
+    check_caller(
+        &p,
+        "either",
+        &stepped("", &["c1"], true),
+        "auth_context_required: this route needs one of the authentication contexts c2, c3; \
+         sign in again with the claims of the WWW-Authenticate challenge",
+    );
+    check_caller(
+        &p,
+        "wipe",
+        &stepped("roles=Admin", &[], false),
+        "auth_context_required: this route needs authentication context c1, and the client \
+         does not declare the cp1 capability (xms_cc) that would let it be asked to sign in \
+         again with it",
+    );
+}
+
+#[test]
+fn auth_context_is_checked_last_so_no_step_up_is_asked_for_a_caller_denied_anyway() {
+    let p = policy(STEP_UP);
+    check_caller(
+        &p,
+        "wipe",
+        &stepped("roles=Reader", &[], true),
+        "missing_role: the role Admin is required",
+    );
+    let route = p.routes().iter().find(|r| r.name == "wipe").unwrap();
+    let keys: Vec<&str> = route
+        .checks(&stepped("roles=Reader", &[], true))
+        .map(|(c, _)| c.key())
+        .collect();
+    assert_eq!(keys, ["roles", "auth_context"]);
+}
+
+#[test]
+fn auth_context_on_a_shadow_route_is_a_would_deny() {
+    let p = policy(STEP_UP);
+    let route = p.routes().iter().find(|r| r.name == "watch").unwrap();
+    let shadow = crate::stages::authorize(route, &stepped("", &["c1"], true));
+    assert_eq!(
+        shadow.map(|d| d.map(|d| d.reason())).ok(),
+        Some(Some("auth_context_required"))
+    );
 }
 
 #[test]

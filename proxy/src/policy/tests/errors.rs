@@ -44,7 +44,7 @@ fn unknown_keys_are_errors() {
             methods: [GET]
             role: [Admin]
         ",
-        "policy.yaml:6:5: unknown field `role`, expected one of name, path, paths, methods, allow, roles, scopes, forward_authorization, extra, upstream, max_body_bytes, audiences, apps, tenants, callers, guests, enforce",
+        "policy.yaml:6:5: unknown field `role`, expected one of name, path, paths, methods, allow, roles, scopes, forward_authorization, extra, upstream, max_body_bytes, audiences, apps, tenants, callers, guests, auth_context, enforce",
     );
     check(
         "
@@ -311,7 +311,7 @@ fn anonymous_cannot_be_combined_with_requirements() {
             allow: public
         ",
         "
-        policy.yaml:6:12: `allow: anonymous` cannot be combined with `roles`, `scopes`, `apps`, `tenants`, `callers`, `guests` or `enforce`
+        policy.yaml:6:12: `allow: anonymous` cannot be combined with `roles`, `scopes`, `apps`, `tenants`, `callers`, `guests`, `auth_context` or `enforce`
         policy.yaml:8:28: `forward_authorization` cannot be used with `allow: anonymous`
         policy.yaml:12:12: unknown `allow` value `public`; expected `anonymous` or `authenticated`
         ",
@@ -413,7 +413,7 @@ fn caller_conditions_are_validated_where_written() {
         policy.yaml:11:21: unknown caller `robot`; expected `user` or `app`
         policy.yaml:11:28: duplicate caller `user`
         policy.yaml:12:13: unknown `guests` value `never`; expected `allow` or `deny`
-        policy.yaml:16:12: `allow: anonymous` cannot be combined with `roles`, `scopes`, `apps`, `tenants`, `callers`, `guests` or `enforce`
+        policy.yaml:16:12: `allow: anonymous` cannot be combined with `roles`, `scopes`, `apps`, `tenants`, `callers`, `guests`, `auth_context` or `enforce`
         policy.yaml:21:11: `apps` is empty; omit it to admit any app
         ",
     );
@@ -431,7 +431,38 @@ fn enforce_is_deny_or_shadow_on_token_routes() {
         ",
         "
         policy.yaml:4:50: unknown `enforce` value `dry-run`; expected `deny` or `shadow`
-        policy.yaml:5:48: `allow: anonymous` cannot be combined with `roles`, `scopes`, `apps`, `tenants`, `callers`, `guests` or `enforce`
+        policy.yaml:5:48: `allow: anonymous` cannot be combined with `roles`, `scopes`, `apps`, `tenants`, `callers`, `guests`, `auth_context` or `enforce`
+        ",
+    );
+}
+
+#[test]
+fn auth_context_ids_are_validated_where_written() {
+    check(
+        "
+        version: 1
+        defaults:
+          auth_context: [c100]
+        routes:
+          - name: a
+            path: /a
+            methods: [GET]
+            auth_context: [c1, C2, c0, c07, step-up, c1]
+          - name: b
+            path: /b
+            methods: [GET]
+            auth_context: []
+          - {name: c, path: /c, methods: [GET], allow: anonymous, auth_context: [c1]}
+        ",
+        "
+        policy.yaml:3:18: authentication context `c100` is not an id from c1 to c99 (Entra admin center: Conditional Access → Authentication context)
+        policy.yaml:8:24: authentication context `C2` is not an id from c1 to c99 (Entra admin center: Conditional Access → Authentication context)
+        policy.yaml:8:28: authentication context `c0` is not an id from c1 to c99 (Entra admin center: Conditional Access → Authentication context)
+        policy.yaml:8:32: authentication context `c07` is not an id from c1 to c99 (Entra admin center: Conditional Access → Authentication context)
+        policy.yaml:8:37: authentication context `step-up` is not an id from c1 to c99 (Entra admin center: Conditional Access → Authentication context)
+        policy.yaml:8:46: duplicate authentication context `c1`
+        policy.yaml:12:19: `auth_context` is empty; omit it to need no authentication context
+        policy.yaml:13:48: `allow: anonymous` cannot be combined with `roles`, `scopes`, `apps`, `tenants`, `callers`, `guests`, `auth_context` or `enforce`
         ",
     );
 }
