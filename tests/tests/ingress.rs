@@ -406,20 +406,24 @@ async fn the_sample_flow_through(ingress: &Ingress, sys: &System, tap: &Tap) {
 
     // 404 and 405 as the gateway answers them (nginx included, which
     // would make them a 500 without the `/nginx` dialect).
-    let (status, _, body) = call(
+    let (status, request_id, body) = call(
         http,
         format!("{base}/nowhere"),
         Method::GET,
         Some(&alice),
-        &[],
+        &[("X-Request-Id", "ingress-404")],
         None,
-        "allow",
+        "x-request-id",
     )
     .await;
     assert_eq!(
         (status, body),
         (404, json!({"detail": "Not Found"})),
         "{name}"
+    );
+    assert_eq!(
+        request_id, "ingress-404",
+        "{name}: the decision's request id"
     );
     let (status, allow, body) = call(
         http,
