@@ -124,19 +124,42 @@ impl Dialect {
     /// The answer to a refused request: the gateway's own response, and
     /// under `/nginx` the status and body nginx would otherwise lose.
     pub fn refusal(self, error: GatewayError) -> Response<ProxyBody> {
-        let (status, body) = (error.status(), error.body());
-        let mut response = error.into_response();
+        let refusal = Refusal::of(&error);
+        self.spell(&refusal, error.into_response())
+    }
+
+    /// `response`, the gateway's answer to `refusal`, as this ingress needs
+    /// it: as it is, or under `/nginx` a 403 carrying the real status and
+    /// body. Applied after the answer is counted and logged, so the metrics
+    /// and the access log show the gateway's status (401, 404, …).
+    fn spell(self, refusal: &Refusal, mut response: Response<ProxyBody>) -> Response<ProxyBody> {
         if self == Dialect::Nginx {
             // A 401 too: nginx would add the challenge to a 401 itself,
             // and then once more where the configuration adds it.
             *response.status_mut() = StatusCode::FORBIDDEN;
             let headers = response.headers_mut();
-            headers.insert(X_AUTHZ_STATUS, HeaderValue::from(status.as_u16()));
-            if let Ok(v) = HeaderValue::from_str(&ascii_json(&body)) {
+            headers.insert(X_AUTHZ_STATUS, HeaderValue::from(refusal.status.as_u16()));
+            if let Ok(v) = HeaderValue::from_str(&ascii_json(&refusal.body)) {
                 headers.insert(X_AUTHZ_BODY, v);
             }
         }
         response
+    }
+}
+
+/// What the `/nginx` dialect carries of a refusal in headers.
+#[derive(Debug)]
+struct Refusal {
+    status: StatusCode,
+    body: serde_json::Value,
+}
+
+impl Refusal {
+    fn of(error: &GatewayError) -> Refusal {
+        Refusal {
+            status: error.status(),
+            body: error.body(),
+        }
     }
 }
 
@@ -284,17 +307,22 @@ pub async fn handle(
     let result = decide(gateway, described, &parts.headers, &mut ctx)
         .instrument(span)
         .await;
-    let response = match result {
+    let (response, refusal) = match result {
         Ok(response) => {
             ctx.allowed();
-            response
+            (response, None)
         }
         Err(error) => {
             ctx.failed(&error);
-            dialect.refusal(error)
+            let refusal = Refusal::of(&error);
+            (error.into_response(), Some(refusal))
         }
     };
-    access::finish(ctx, response, gateway.metrics())
+    let response = access::finish(ctx, response, gateway.metrics());
+    match refusal {
+        Some(refusal) => dialect.spell(&refusal, response),
+        None => response,
+    }
 }
 
 /// The gateway's stages on the described request, up to authorize.

@@ -165,6 +165,21 @@ async fn decision_endpoint_lines_are_marked_and_name_the_described_request() {
         line.get("upstream_us").is_none(),
         "nothing forwarded: {line}"
     );
+
+    // Under /nginx a 401 is sent as a 403; the log keeps the 401.
+    let response = reqwest::Client::new()
+        .get(format!("{}/nginx", sys.decision_url.as_ref().unwrap()))
+        .header("X-Original-Method", "GET")
+        .header("X-Original-URI", "/todoitems")
+        .header("X-Request-Id", "log-decision-2")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+    assert_eq!(response.headers()["x-authz-status"], "401");
+    let line = access_line("log-decision-2").await;
+    assert_eq!(line["reason"], "missing_token");
+    assert_eq!(line["status"], 401, "the gateway's status, not nginx's 403");
     let text = line.to_string();
     assert!(!text.contains(&alice) && !text.contains("in-the-query"));
     sys.stop().await.unwrap();
