@@ -2,6 +2,7 @@
 //! how refusals are spelt for each ingress.
 
 use super::*;
+use http::{Method, Uri};
 
 /// `headers` as `name: value` pairs (repeats kept) → the described method
 /// and target, or the 400's detail.
