@@ -20,15 +20,16 @@
 //!
 //! Answers: 200 with the identity headers the gateway would have forwarded
 //! (every one of them, empty when the route is anonymous or the claim
-//! absent), `X-Request-Id`, and [`X_AUTHZ_PATH`] (the normalised path the decision
-//! was made on, for the ingress to forward instead of the client's); every
-//! refusal is the gateway's own response (`GatewayError::into_response`).
-//! nginx's `auth_request` accepts only 2xx, 401 and 403 and turns anything
-//! else into a 500, so under `/nginx` (see [`Dialect`]) every refusal comes
-//! as a 403 with the real status in [`X_AUTHZ_STATUS`] and the body in
-//! [`X_AUTHZ_BODY`]; the shipped `deploy/nginx/` configuration answers the
-//! client with them. Each answer is counted in the metrics and logged like a gateway
-//! request, marked `"mode":"decision"`.
+//! absent), `X-Request-Id`, and [`X_AUTHZ_PATH`] (the normalised path the
+//! decision was made on, for the ingress to forward instead of the
+//! client's); every refusal is the gateway's own response
+//! (`GatewayError::into_response`). nginx's `auth_request` accepts only 2xx,
+//! 401 and 403 and turns anything else into a 500, so under `/nginx` (see
+//! [`Dialect`]) every refusal comes as a 403 with the real status in
+//! [`X_AUTHZ_STATUS`] and the body in [`X_AUTHZ_BODY`]; the shipped
+//! `deploy/nginx/` configuration answers the client with them. Each answer
+//! is counted in the metrics and logged like a gateway request, with the
+//! gateway's status, marked `"mode":"decision"`.
 //!
 //! Where this module's job ends: it never reads a request body and never
 //! forwards anything; the ingress does both, and strips the client's own
