@@ -84,6 +84,10 @@ pub struct RequestContext {
     /// denied: logged as `"enforce":"shadow"` with `would_deny`, counted in
     /// `authz_proxy_shadow_denials_total`, while the request is allowed.
     pub shadow_denial: Option<&'static str>,
+    /// Answered by the decision endpoint (`decision.rs`) for an ingress,
+    /// nothing forwarded: logged as `"mode":"decision"`, and `method` and
+    /// `path` are those of the request the ingress described.
+    pub decision_only: bool,
 }
 
 impl RequestContext {
@@ -104,7 +108,15 @@ impl RequestContext {
             upstream: None,
             upstream_error: None,
             shadow_denial: None,
+            decision_only: false,
         }
+    }
+
+    /// For the decision endpoint: the request being decided is the one the
+    /// ingress described, not the question itself.
+    pub fn describe(&mut self, method: Method, raw_path: &str) {
+        self.method = method;
+        self.path = bounded_path(raw_path);
     }
 
     /// `oid` of a validated token.
@@ -253,6 +265,7 @@ fn log(ctx: &RequestContext, bytes: u64) {
         upstream_error = ctx.upstream_error.map(Failure::as_str),
         enforce = ctx.shadow_denial.map(|_| "shadow"),
         would_deny = ctx.shadow_denial,
+        mode = ctx.decision_only.then_some("decision"),
     );
 }
 

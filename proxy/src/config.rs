@@ -56,6 +56,13 @@ pub struct Flags {
     /// Address of the admin listener (/health, /ready). Keep it private.
     #[arg(long, env = "PROXY_ADMIN_LISTEN", default_value = "127.0.0.1:9000")]
     pub admin_listen: String,
+    /// Address of the decision endpoint for an existing ingress (nginx
+    /// `auth_request`, Caddy `forward_auth`, Traefik `forwardAuth`, Envoy
+    /// `ext_authz`): it decides the request the ingress describes and
+    /// forwards nothing. Unset: no decision endpoint. Keep it private: only
+    /// the ingress may reach it.
+    #[arg(long, env = "PROXY_DECISION_LISTEN")]
+    pub decision_listen: Option<String>,
     /// The backend every allowed request is forwarded to, e.g. http://127.0.0.1:8081
     /// (or https://…, verified against the system's roots or --upstream-ca).
     #[arg(long, env = "UPSTREAM_URL")]
@@ -177,6 +184,8 @@ pub struct Limits {
 pub struct Config {
     pub listen: SocketAddr,
     pub admin_listen: SocketAddr,
+    /// The decision endpoint's address, when one is asked for.
+    pub decision_listen: Option<SocketAddr>,
     pub upstream: Upstream,
     pub policy_path: PathBuf,
     pub policy: Policy,
@@ -196,6 +205,7 @@ impl std::fmt::Debug for Config {
         f.debug_struct("Config")
             .field("listen", &self.listen)
             .field("admin_listen", &self.admin_listen)
+            .field("decision_listen", &self.decision_listen)
             .field("upstream", &self.upstream)
             .field("policy_path", &self.policy_path)
             .field("tls", &self.tls.is_some())
@@ -218,6 +228,11 @@ impl Flags {
 
         let listen = parse_addr("--listen", &self.listen, &mut errors);
         let admin_listen = parse_addr("--admin-listen", &self.admin_listen, &mut errors);
+        let decision_listen = self
+            .decision_listen
+            .as_deref()
+            .filter(|v| !v.trim().is_empty())
+            .map(|v| parse_addr("--decision-listen", v, &mut errors));
         let upstream = match &self.upstream {
             None => {
                 errors.push(
@@ -333,6 +348,7 @@ impl Flags {
             ) if errors.is_empty() => Ok(Config {
                 listen,
                 admin_listen,
+                decision_listen: decision_listen.flatten(),
                 upstream,
                 policy_path: self.policy.clone(),
                 policy,

@@ -37,6 +37,13 @@ pub enum GatewayError {
     /// `Upgrade: h2c` asks to switch protocols behind the gateway's back.
     #[error("protocol upgrade is not supported")]
     UpgradeRefused,
+    /// A question to the decision endpoint (`decision.rs`) that does not
+    /// describe exactly one original request: its method and URI headers
+    /// are missing, repeated, or given in both the nginx and the
+    /// Caddy/Traefik spelling. A misconfigured ingress, never a client's
+    /// request to be decided.
+    #[error("{0}")]
+    NoOriginalRequest(&'static str),
     /// No route matches the path.
     #[error("Not Found")]
     NoRoute,
@@ -81,6 +88,7 @@ impl GatewayError {
             GatewayError::BadTarget => "bad_target",
             GatewayError::MalformedRequest(_) => "malformed_request",
             GatewayError::UpgradeRefused => "upgrade_refused",
+            GatewayError::NoOriginalRequest(_) => "no_original_request",
             GatewayError::NoRoute => "no_route",
             GatewayError::MethodNotAllowed { .. } => "method_not_allowed",
             GatewayError::Auth(e) => e.reason(),
@@ -101,7 +109,8 @@ impl GatewayError {
             GatewayError::BadPath(_)
             | GatewayError::BadTarget
             | GatewayError::MalformedRequest(_)
-            | GatewayError::UpgradeRefused => StatusCode::BAD_REQUEST,
+            | GatewayError::UpgradeRefused
+            | GatewayError::NoOriginalRequest(_) => StatusCode::BAD_REQUEST,
             GatewayError::NoRoute => StatusCode::NOT_FOUND,
             GatewayError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             GatewayError::Auth(e) => e.status(),
@@ -134,15 +143,19 @@ impl GatewayError {
         }
     }
 
-    /// The response the client gets.
-    pub fn into_response(self) -> Response<ProxyBody> {
-        let status = self.status();
-        let detail = match &self {
+    /// The JSON body the client gets: `{"detail": "..."}`.
+    pub fn body(&self) -> serde_json::Value {
+        let detail = match self {
             // The client learns that the upstream failed, not how.
-            GatewayError::Upstream(_) => status.canonical_reason().unwrap_or("").to_string(),
+            GatewayError::Upstream(_) => self.status().canonical_reason().unwrap_or("").to_string(),
             other => other.to_string(),
         };
-        let mut response = json_response(status, &serde_json::json!({ "detail": detail }));
+        serde_json::json!({ "detail": detail })
+    }
+
+    /// The response the client gets.
+    pub fn into_response(self) -> Response<ProxyBody> {
+        let mut response = json_response(self.status(), &self.body());
         let headers = response.headers_mut();
         match &self {
             // Whatever follows on this connection cannot be trusted to be framed

@@ -258,11 +258,8 @@ impl Gateway {
                 .await
                 .map_err(GatewayError::Auth)?;
             ctx.caller = Some(Arc::clone(&caller));
-            // A missing authentication context becomes a claims challenge
-            // naming this authority (`error.rs`).
-            let verdict = stages::authorize(route, &caller)
-                .map_err(|e| e.challenge_at(self.auth.authorization_uri()));
-            if let Some(denial) = verdict? {
+            if let Some(denial) = stages::authorize(route, &caller, self.auth.authorization_uri())?
+            {
                 ctx.shadow_denial = Some(denial.reason());
             }
             Some(caller)

@@ -57,15 +57,28 @@ async fn run(config: authz_proxy::config::Config) -> anyhow::Result<()> {
     let admin = tokio::net::TcpListener::bind(config.admin_listen)
         .await
         .with_context(|| format!("cannot listen on {} (admin)", config.admin_listen))?;
+    let decision = match config.decision_listen {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} (decision endpoint)"))?,
+        ),
+        None => None,
+    };
     tracing::info!(
         listen = %authz_proxy::server::describe(listener.local_addr()?, config.tls.is_some()),
         admin = %admin.local_addr()?,
+        decision = decision
+            .as_ref()
+            .and_then(|d| d.local_addr().ok())
+            .map(tracing::field::display),
         upstream = %config.upstream.authority,
         policy = %config.policy_path.display(),
         routes = config.policy.routes().len(),
         "authz-proxy started"
     );
-    authz_proxy::server::run(listener, Some(admin), config, shutdown_signal()).await?;
+    let prepared = authz_proxy::server::prepare(config)?.with_decision(decision);
+    authz_proxy::server::run_prepared(prepared, listener, Some(admin), shutdown_signal()).await?;
     tracing::info!("authz-proxy stopped");
     Ok(())
 }

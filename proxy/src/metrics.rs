@@ -38,6 +38,7 @@ pub const DENIAL_REASONS: &[&str] = &[
     "bad_target",
     "malformed_request",
     "upgrade_refused",
+    "no_original_request",
     "no_route",
     "method_not_allowed",
     "missing_token",
@@ -652,6 +653,7 @@ mod tests {
             GatewayError::BadTarget,
             GatewayError::MalformedRequest("x"),
             GatewayError::UpgradeRefused,
+            GatewayError::NoOriginalRequest("x"),
             GatewayError::NoRoute,
             GatewayError::MethodNotAllowed {
                 allow: "GET".into(),

@@ -58,6 +58,17 @@ pub struct Prepared {
     tls: Option<Arc<rustls::ServerConfig>>,
     limits: Limits,
     threads: usize,
+    /// The decision endpoint's listener (`decision.rs`), when there is one.
+    decision: Option<TcpListener>,
+}
+
+impl Prepared {
+    /// Also answers the decision endpoint (`--decision-listen`) on
+    /// `listener`, with the same gateway: the same policy, keys, metrics.
+    pub fn with_decision(mut self, listener: Option<TcpListener>) -> Prepared {
+        self.decision = listener;
+        self
+    }
 }
 
 /// Builds the gateway; binds nothing and fetches nothing.
@@ -88,6 +99,7 @@ pub fn prepare(config: Config) -> Result<Prepared, ServeError> {
         tls: config.tls,
         limits: config.limits,
         threads: config.threads,
+        decision: None,
     })
 }
 
@@ -116,6 +128,7 @@ pub async fn run_prepared(
         tls,
         limits,
         threads,
+        decision,
     } = prepared;
     let reload = reloader.spawn(policy_poll);
     // Wait for the first key fetch (bounded) before accepting: clients queue
@@ -135,10 +148,24 @@ pub async fn run_prepared(
         let stop = stop_rx.clone();
         tokio::spawn(serve_admin(admin, gateway, stopped(stop)))
     });
+    let decision_task = decision.map(|decision| {
+        let gateway = gateway.clone();
+        let stop = stop_rx.clone();
+        let limits = limits.clone();
+        tokio::spawn(crate::decision::serve(
+            decision,
+            gateway,
+            limits,
+            stopped(stop),
+        ))
+    });
     let result = serve(listener, gateway, tls, limits, threads, stopped(stop_rx)).await;
     refresh.abort();
     reload.abort();
     if let Some(task) = admin_task {
+        let _ = task.await;
+    }
+    if let Some(task) = decision_task {
         let _ = task.await;
     }
     result
@@ -432,7 +459,7 @@ impl Workers {
 /// from the first bytes: a client that connects and sends nothing, or stops
 /// inside the HTTP/2 preface, would otherwise hold a connection slot for
 /// ever (a slowloris needing no bytes at all).
-async fn first_request_within<E>(
+pub(crate) async fn first_request_within<E>(
     limit: Duration,
     requested: &Notify,
     conn: impl Future<Output = Result<(), E>>,
@@ -451,7 +478,7 @@ async fn first_request_within<E>(
 }
 
 /// HTTP/1.1 and HTTP/2 with the configured limits.
-fn http_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
+pub(crate) fn http_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()

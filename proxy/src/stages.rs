@@ -15,6 +15,8 @@
 //! state. Authentication (async, keys, cache) stays in `auth.rs`; rewriting
 //! headers and forwarding stay in the gateway.
 
+use std::sync::Arc;
+
 use http::Method;
 use http::uri::PathAndQuery;
 
@@ -86,11 +88,17 @@ pub fn needs_token(route: &Route) -> bool {
 /// token issued for another API than the route's (`audiences:`, else the
 /// gateway's own) is a 401 `invalid_token`, never shadowed: it is a token
 /// problem, not a permission. Otherwise a refusal is a 403 with the route's
-/// unmet requirement. On an
+/// unmet requirement — except a missing authentication context for a client
+/// that declared `cp1`, which is Microsoft's claims challenge (401) naming
+/// `authorization_uri`, the authority's authorize endpoint. On an
 /// `enforce: shadow` route the refusal is returned as `Ok(Some(denial))`
 /// instead: the request goes on, and the caller records what would have
 /// denied it.
-pub fn authorize(route: &Route, identity: &Identity) -> Result<Option<Denial>, GatewayError> {
+pub fn authorize(
+    route: &Route,
+    identity: &Identity,
+    authorization_uri: &Arc<str>,
+) -> Result<Option<Denial>, GatewayError> {
     if !route.accepts_audience(identity) {
         return Err(GatewayError::WrongAudience {
             route: route.name.clone(),
@@ -99,6 +107,6 @@ pub fn authorize(route: &Route, identity: &Identity) -> Result<Option<Denial>, G
     match route.authorize(identity) {
         Ok(()) => Ok(None),
         Err(denial) if route.shadow => Ok(Some(denial)),
-        Err(denial) => Err(GatewayError::Denied(denial)),
+        Err(denial) => Err(GatewayError::Denied(denial).challenge_at(authorization_uri)),
     }
 }

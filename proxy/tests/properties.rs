@@ -332,7 +332,7 @@ fn actual(policy: &Policy, method: &str, path: &str, who: &Identity) -> String {
         return format!("anonymous {}", route.name);
     }
     // As the gateway does: a challengeable refusal names the authority.
-    match stages::authorize(route, who).map_err(|e| e.challenge_at(&Arc::from(AUTHORIZE))) {
+    match stages::authorize(route, who, &Arc::from(AUTHORIZE)) {
         Ok(None) => format!("allow {}", route.name),
         Ok(Some(shadow)) => format!("allow {} (shadow {})", route.name, shadow.reason()),
         Err(e) => outcome(e),
@@ -346,7 +346,7 @@ fn offline(policy: &Policy, method: &str, path: &str, who: &Identity) -> String 
         policy,
         &method,
         path,
-        &Caller::Valid(who.clone()),
+        &Caller::Valid(Box::new(who.clone())),
         &Arc::from(AUTHORIZE),
     );
     match (decision.result, decision.route) {

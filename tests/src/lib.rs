@@ -113,6 +113,9 @@ pub struct Options {
     /// `/{segment}/v2.0/.well-known/openid-configuration` (`--metadata-url`)
     /// instead of its own tenant's, e.g. another tenant's document.
     pub metadata_tenant: Option<String>,
+    /// Also run the gateway's decision endpoint (`--decision-listen`) on
+    /// its own `127.0.0.1:0` listener: [`System::decision_url`].
+    pub decision: bool,
 }
 
 impl Default for Options {
@@ -133,6 +136,7 @@ impl Default for Options {
             upstream: None,
             idp_relay: None,
             metadata_tenant: None,
+            decision: false,
         }
     }
 }
@@ -144,6 +148,8 @@ pub struct System {
     pub backend_url: String,
     pub gateway_url: String,
     pub admin_url: String,
+    /// The decision endpoint, when [`Options::decision`].
+    pub decision_url: Option<String>,
     /// The gateway itself, to look inside (key fetches, token cache).
     pub gateway: Arc<authz_proxy::gateway::Gateway>,
     /// The gateway's policy hot reload: tests wait on its status channel.
@@ -279,7 +285,16 @@ impl System {
             ));
         }
         args.extend(options.gateway_args.iter().cloned());
-        let prepared = authz_proxy::server::prepare(gateway_config(&args)?)?;
+        let decision = match options.decision {
+            true => Some(TcpListener::bind("127.0.0.1:0").await?),
+            false => None,
+        };
+        let decision_url = match &decision {
+            Some(listener) => Some(format!("http://{}", listener.local_addr()?)),
+            None => None,
+        };
+        let prepared =
+            authz_proxy::server::prepare(gateway_config(&args)?)?.with_decision(decision);
         let gateway = prepared.gateway.clone();
         let reloader = prepared.reloader.clone();
         let (stop, stopped) = oneshot::channel::<()>();
@@ -306,6 +321,7 @@ impl System {
             backend_url: format!("http://{backend_addr}"),
             gateway_url: format!("http://{gateway_addr}"),
             admin_url: format!("http://{admin_addr}"),
+            decision_url,
             gateway,
             reloader,
             relay,

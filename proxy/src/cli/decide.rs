@@ -24,7 +24,7 @@ pub enum Caller {
     /// No `Authorization` header.
     NoToken,
     /// A token the auth module accepted, reduced to its identity.
-    Valid(Identity),
+    Valid(Box<Identity>),
     /// A token the auth module refused.
     Invalid(AuthError),
 }
@@ -95,8 +95,7 @@ pub fn decide<'p>(
     decision.route = Some(route);
     decision.result = if stages::needs_token(route) {
         authenticate(caller).and_then(|identity| {
-            decision.shadow = stages::authorize(route, identity)
-                .map_err(|e| e.challenge_at(authorization_uri))?;
+            decision.shadow = stages::authorize(route, identity, authorization_uri)?;
             Ok(Some(identity.clone()))
         })
     } else {
@@ -312,7 +311,7 @@ pub fn complete_claims(claims: &serde_json::Value, now: u64) -> serde_json::Valu
 /// The caller a claim set makes, judged by the auth module's claim rules.
 pub fn caller_from(verdict: &Result<Identity, AuthError>) -> Caller {
     match verdict {
-        Ok(identity) => Caller::Valid(identity.clone()),
+        Ok(identity) => Caller::Valid(Box::new(identity.clone())),
         Err(e) => Caller::Invalid(e.clone()),
     }
 }

@@ -123,3 +123,64 @@ async fn access_log_lines_are_json_with_every_field_and_never_a_token() {
     assert!(!line.to_string().contains(&alice[..40]));
     sys.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn decision_endpoint_lines_are_marked_and_name_the_described_request() {
+    captured();
+    let sys = System::start_with(Options {
+        decision: true,
+        ..Options::default()
+    })
+    .await
+    .expect("system starts");
+    sys.first_key_fetch().await;
+    let alice = sys.token(MintRequest::user("alice"));
+    let response = reqwest::Client::new()
+        .get(format!("{}/nginx", sys.decision_url.as_ref().unwrap()))
+        .header("X-Original-Method", "DELETE")
+        .header(
+            "X-Original-URI",
+            "/todoitems/../todoitems?secret=in-the-query",
+        )
+        .header("X-Request-Id", "log-decision-1")
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+    assert_eq!(response.headers()["x-authz-status"], "403");
+    assert_eq!(response.headers()["x-request-id"], "log-decision-1");
+
+    let line = access_line("log-decision-1").await;
+    assert_eq!(line["mode"], "decision", "{line}");
+    assert_eq!(line["method"], "DELETE", "the described method");
+    assert_eq!(line["path"], "/todoitems", "the described path, normalised");
+    assert_eq!(line["route"], "delete-all");
+    assert_eq!(
+        (&line["decision"], &line["reason"]),
+        (&"deny".into(), &"missing_role".into())
+    );
+    assert_eq!(line["status"], 403);
+    assert!(
+        line.get("upstream_us").is_none(),
+        "nothing forwarded: {line}"
+    );
+
+    // Under /nginx a 401 is sent as a 403; the log keeps the 401.
+    let response = reqwest::Client::new()
+        .get(format!("{}/nginx", sys.decision_url.as_ref().unwrap()))
+        .header("X-Original-Method", "GET")
+        .header("X-Original-URI", "/todoitems")
+        .header("X-Request-Id", "log-decision-2")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+    assert_eq!(response.headers()["x-authz-status"], "401");
+    let line = access_line("log-decision-2").await;
+    assert_eq!(line["reason"], "missing_token");
+    assert_eq!(line["status"], 401, "the gateway's status, not nginx's 403");
+    let text = line.to_string();
+    assert!(!text.contains(&alice) && !text.contains("in-the-query"));
+    sys.stop().await.unwrap();
+}

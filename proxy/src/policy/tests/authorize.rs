@@ -402,7 +402,9 @@ fn auth_context_is_checked_last_so_no_step_up_is_asked_for_a_caller_denied_anywa
 fn auth_context_on_a_shadow_route_is_a_would_deny() {
     let p = policy(STEP_UP);
     let route = p.routes().iter().find(|r| r.name == "watch").unwrap();
-    let shadow = crate::stages::authorize(route, &stepped("", &["c1"], true));
+    let uri: std::sync::Arc<str> =
+        std::sync::Arc::from("https://login.example/common/oauth2/v2.0/authorize");
+    let shadow = crate::stages::authorize(route, &stepped("", &["c1"], true), &uri);
     assert_eq!(
         shadow.map(|d| d.map(|d| d.reason())).ok(),
         Some(Some("auth_context_required"))
