@@ -30,7 +30,15 @@ pub(super) struct Errors<'a> {
     list: Vec<PolicyError>,
 }
 
-impl Errors<'_> {
+impl<'a> Errors<'a> {
+    /// An empty list for the file named `file`.
+    pub(super) fn new(file: &'a str) -> Self {
+        Errors {
+            file,
+            list: Vec::new(),
+        }
+    }
+
     pub(super) fn at(&mut self, location: Location, message: String) {
         self.list.push(PolicyError {
             file: self.file.to_owned(),
@@ -59,14 +67,12 @@ impl Errors<'_> {
     }
 }
 
-/// Validates and compiles a parsed policy file.
-pub(super) fn compile(file: PolicyFile, file_name: &str) -> Result<Policy, PolicyErrors> {
-    let mut errors = Errors {
-        file: file_name,
-        list: Vec::new(),
-    };
-
+/// Validates and compiles a policy file as read, adding to the errors the
+/// reading found (`file.rs`); fails if there are any.
+pub(super) fn compile(file: PolicyFile, mut errors: Errors<'_>) -> Result<Policy, PolicyErrors> {
+    let file_name = errors.file;
     match &file.version {
+        None if file.unreadable.contains(&"version") => {}
         None => errors.at_start(format!("missing `version: {VERSION}`")),
         Some(v) if v.value != VERSION => errors.at(
             v.referenced,
@@ -83,8 +89,9 @@ pub(super) fn compile(file: PolicyFile, file_name: &str) -> Result<Policy, Polic
     let mut all_globs = Vec::new();
     let mut glob_routes = Vec::new();
     match file.routes {
+        None if file.unreadable.contains(&"routes") => {}
         None => errors.at_start("missing `routes`".to_owned()),
-        Some(list) if list.value.is_empty() => errors.at(
+        Some(list) if list.value.is_empty() && !file.unreadable.contains(&"routes") => errors.at(
             list.referenced,
             "`routes` is empty; every request would get 404".to_owned(),
         ),
