@@ -1,7 +1,9 @@
 //! `policy.yaml`: which route a request belongs to, and what it requires.
 //!
-//! Two stages, as in ripgrep's configuration: the text is parsed into the
-//! serde types of `file.rs` (the file format and nothing else), then
+//! Two stages, as in ripgrep's configuration: the text is parsed into a
+//! positioned YAML tree (`tree.rs`) and read into the types of `file.rs`
+//! (the file format and nothing else; schema mistakes are recorded, not
+//! fatal), then
 //! `compile.rs` validates every value — reporting all problems at once, each
 //! as `file:line:col: message` — and builds a [`Policy`]: all routes' globs
 //! in one index (`matcher.rs`: a hash map for literal paths, `GlobSet`s in a

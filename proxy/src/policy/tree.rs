@@ -167,6 +167,7 @@ impl Reader<'_, '_, '_> {
             let Some(name) = self.scalar(key) else {
                 self.errors
                     .at(key.referenced, "expected string scalar".to_owned());
+                // A list or a mapping as a key: the mapping is not what was meant.
                 fields.unreadable.push("");
                 continue;
             };
@@ -209,12 +210,10 @@ impl Reader<'_, '_, '_> {
         let node = fields.get(key)?;
         let Node::Seq(items) = &node.value else {
             let found = self.describe(node);
+            let like = example(key).map_or(String::new(), |e| format!(", like `[{e}]`"));
             self.errors.at(
                 node.referenced,
-                format!(
-                    "`{key}` must be a list, like `[{}]`; found {found}",
-                    example(key)
-                ),
+                format!("`{key}` must be a list{like}; found {found}"),
             );
             fields.unreadable.push(key);
             return None;
@@ -300,13 +299,13 @@ impl Reader<'_, '_, '_> {
 
 /// An example value for a list-valued key, for the message of a scalar
 /// written where a list is needed.
-fn example(key: &str) -> &'static str {
+fn example(key: &str) -> Option<&'static str> {
     match key {
-        "methods" => "GET, POST",
-        "paths" => "/a, /b/**",
-        "callers" => "user",
-        "auth_context" => "c1",
-        _ => "…",
+        "methods" => Some("GET, POST"),
+        "paths" => Some("/a, /b/**"),
+        "callers" => Some("user"),
+        "auth_context" => Some("c1"),
+        _ => None,
     }
 }
 

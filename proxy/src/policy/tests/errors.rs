@@ -81,6 +81,21 @@ fn wrong_types_are_errors() {
         "policy.yaml:3:11: expected string scalar",
     );
     check("- a\n", "policy.yaml:1:1: expected mapping start");
+    check(
+        "
+        version: 1
+        routes:
+          - name: a
+            path: /a
+            methods: [GET]
+            scopes: access_as_user
+          - wrong
+        ",
+        "
+        policy.yaml:6:13: `scopes` must be a list; found `access_as_user`
+        policy.yaml:7:5: expected mapping start
+        ",
+    );
 }
 
 #[test]
