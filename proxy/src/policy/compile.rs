@@ -97,9 +97,12 @@ pub(super) fn compile(file: PolicyFile, mut errors: Errors<'_>) -> Result<Policy
         ),
         Some(list) => {
             let mut names: HashMap<String, usize> = HashMap::new();
+            let upstreams = Upstreams {
+                names: &upstream_names,
+                unreadable: file.unreadable.contains(&"upstreams"),
+            };
             for route in list.value {
-                let compiled =
-                    compile_route(route, &defaults, &mut names, &upstream_names, &mut errors);
+                let compiled = compile_route(route, &defaults, &mut names, &upstreams, &mut errors);
                 let Some((compiled, globs)) = compiled else {
                     continue;
                 };
@@ -131,12 +134,20 @@ pub(super) fn compile(file: PolicyFile, mut errors: Errors<'_>) -> Result<Policy
     })
 }
 
+/// The names routes may give in `upstream:`.
+struct Upstreams<'a> {
+    /// Name → index into the compiled upstreams.
+    names: &'a HashMap<String, usize>,
+    /// `upstreams:` was not a mapping (reported): no name can be judged.
+    unreadable: bool,
+}
+
 /// One route; `None` when it has errors (which are recorded).
 fn compile_route(
     spanned: Spanned<RouteFile>,
     defaults: &SetConditions,
     names: &mut HashMap<String, usize>,
-    upstream_names: &HashMap<String, usize>,
+    upstreams: &Upstreams<'_>,
     errors: &mut Errors<'_>,
 ) -> Option<(Route, Vec<globset::Glob>)> {
     let before = errors.list.len();
@@ -278,9 +289,9 @@ fn compile_route(
     };
 
     let upstream = route.upstream.and_then(|name| {
-        let found = upstream_names.get(&name.value).copied();
-        if found.is_none() {
-            let mut declared: Vec<&str> = upstream_names.keys().map(String::as_str).collect();
+        let found = upstreams.names.get(&name.value).copied();
+        if found.is_none() && !upstreams.unreadable {
+            let mut declared: Vec<&str> = upstreams.names.keys().map(String::as_str).collect();
             declared.sort_unstable();
             let declared = if declared.is_empty() {
                 "no `upstreams:` are declared".to_owned()

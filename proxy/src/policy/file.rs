@@ -115,7 +115,8 @@ pub(super) fn read_policy(root: &Spanned<Node>, r: &mut Reader<'_, '_, '_>) -> P
     file.identity_headers = fields
         .node("identity_headers")
         .and_then(|node| read_identity_headers(node, r));
-    file.upstreams = fields.node("upstreams").and_then(|node| {
+    let upstreams = fields.node("upstreams");
+    file.upstreams = upstreams.and_then(|node| {
         let names = r.mapping(node)?;
         let mut map = BTreeMap::new();
         for (name, _, value) in names.all() {
@@ -125,6 +126,10 @@ pub(super) fn read_policy(root: &Spanned<Node>, r: &mut Reader<'_, '_, '_>) -> P
         }
         Some(Spanned::new(map, node.referenced, node.defined))
     });
+    if upstreams.is_some() && file.upstreams.is_none() {
+        // Not a mapping (reported): routes naming an upstream get no second error.
+        fields.mark_unreadable("upstreams");
+    }
     if let Some(node) = fields.node("routes") {
         match &node.value {
             Node::Seq(items) => {

@@ -635,4 +635,18 @@ fn top_level_values_of_the_wrong_type() {
         policy.yaml:4:11: expected mapping start
         ",
     );
+    // A route naming an upstream is not blamed for a broken `upstreams:`.
+    check(
+        "
+        version: 1
+        upstreams: [reports]
+        routes:
+          - {name: a, path: /a, methods: [GET], upstream: reports}
+          - {name: b, path: /b, methods: [GET], upstream: reports, colour: blue}
+        ",
+        "
+        policy.yaml:2:12: expected mapping start
+        policy.yaml:5:60: unknown field `colour`, expected one of name, path, paths, methods, allow, roles, scopes, forward_authorization, extra, upstream, max_body_bytes, audiences, apps, tenants, callers, guests, auth_context, enforce
+        ",
+    );
 }
