@@ -120,9 +120,7 @@ pub(super) fn read_policy(root: &Spanned<Node>, r: &mut Reader<'_, '_, '_>) -> P
         let names = r.mapping(node)?;
         let mut map = BTreeMap::new();
         for (name, _, value) in names.all() {
-            if let Some(upstream) = read_upstream(value, r) {
-                map.insert(name.to_owned(), upstream);
-            }
+            map.insert(name.to_owned(), read_upstream(value, r));
         }
         Some(Spanned::new(map, node.referenced, node.defined))
     });
@@ -191,12 +189,10 @@ fn read_identity_headers(
     Some(headers)
 }
 
-/// One upstream; a value that is not even a mapping is reported and the
-/// name still declared.
-fn read_upstream(
-    node: &Spanned<Node>,
-    r: &mut Reader<'_, '_, '_>,
-) -> Option<Spanned<UpstreamFile>> {
+/// One upstream; when a value in it has the wrong type, or it is not even
+/// a mapping (reported), it is marked `unreadable`: its name is still
+/// declared for the routes.
+fn read_upstream(node: &Spanned<Node>, r: &mut Reader<'_, '_, '_>) -> Spanned<UpstreamFile> {
     let mut upstream = UpstreamFile {
         url: None,
         host: None,
@@ -218,7 +214,7 @@ fn read_upstream(
         r.finish(&fields);
         upstream.unreadable = fields.is_broken();
     }
-    Some(Spanned::new(upstream, node.referenced, node.defined))
+    Spanned::new(upstream, node.referenced, node.defined)
 }
 
 /// One route, or `None` when a value in it has the wrong type (reported).
