@@ -1,7 +1,9 @@
 //! `policy.yaml`: which route a request belongs to, and what it requires.
 //!
-//! Two stages, as in ripgrep's configuration: the text is parsed into the
-//! serde types of `file.rs` (the file format and nothing else), then
+//! Two stages, as in ripgrep's configuration: the text is parsed into a
+//! positioned YAML tree (`tree.rs`) and read into the types of `file.rs`
+//! (the file format and nothing else; schema mistakes are recorded, not
+//! fatal), then
 //! `compile.rs` validates every value — reporting all problems at once, each
 //! as `file:line:col: message` — and builds a [`Policy`]: all routes' globs
 //! in one index (`matcher.rs`: a hash map for literal paths, `GlobSet`s in a
@@ -39,6 +41,7 @@ mod method;
 mod route;
 #[cfg(test)]
 mod tests;
+mod tree;
 mod upstreams;
 
 use std::path::{Path, PathBuf};
@@ -97,9 +100,8 @@ impl Policy {
     /// Parses and compiles policy text. Pure: no IO, so `check`, `explain`,
     /// `test` and hot reload can all use it.
     pub fn parse(text: &str, file_name: &str) -> Result<Policy, PolicyErrors> {
-        let parsed = serde_saphyr::from_str::<file::PolicyFile>(text)
-            .map_err(|e| syntax_error(&e, file_name))?;
-        compile::compile(parsed, file_name)
+        let (parsed, errors) = read(text, file_name)?;
+        compile::compile(parsed, errors)
     }
 
     /// Like [`Policy::parse`], and also the warnings of `authz-proxy check`
@@ -110,10 +112,9 @@ impl Policy {
         file_name: &str,
         operation_paths: &[String],
     ) -> Result<(Policy, Vec<PolicyError>), PolicyErrors> {
-        let parsed = serde_saphyr::from_str::<file::PolicyFile>(text)
-            .map_err(|e| syntax_error(&e, file_name))?;
+        let (parsed, errors) = read(text, file_name)?;
         let places = lint::places(&parsed);
-        let policy = compile::compile(parsed, file_name)?;
+        let policy = compile::compile(parsed, errors)?;
         let warnings = lint::lint(&policy, &places, file_name, operation_paths);
         Ok((policy, warnings))
     }
@@ -190,7 +191,25 @@ impl Policy {
     }
 }
 
-/// A YAML or schema error from serde-saphyr, as one `file:line:col: message`.
+/// Reads the text into the file format: a YAML syntax error is the only
+/// error (nothing after it can be read); schema mistakes (unknown keys,
+/// wrong types, repeated keys) are collected for `compile` to report with
+/// its own, in file order.
+fn read<'f>(
+    text: &str,
+    file_name: &'f str,
+) -> Result<(file::PolicyFile, compile::Errors<'f>), PolicyErrors> {
+    let tree = tree::parse(text).map_err(|e| syntax_error(&e, file_name))?;
+    let mut errors = compile::Errors::new(file_name);
+    let mut reader = tree::Reader {
+        text,
+        errors: &mut errors,
+    };
+    let parsed = file::read_policy(&tree, &mut reader);
+    Ok((parsed, errors))
+}
+
+/// A YAML error from serde-saphyr, as one `file:line:col: message`.
 fn syntax_error(error: &serde_saphyr::Error, file_name: &str) -> PolicyErrors {
     use serde_saphyr::MessageFormatter as _;
     let error = error.without_snippet();

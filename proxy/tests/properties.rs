@@ -691,6 +691,15 @@ fn policy_text() -> impl Strategy<Value = String> {
         Just("    forward_authorization: maybe".to_owned()),
         Just("identity_headers:\n  user_id: Host".to_owned()),
         Just("routes: &r [*r]".to_owned()),
+        // Schema mistakes, which no longer stop the reading.
+        Just("    methods: GET".to_owned()),
+        Just("    max_body_bytes: lots".to_owned()),
+        Just("    colour: blue".to_owned()),
+        Just("    <<: {extra: true, path: [x]}".to_owned()),
+        Just("    ? [a]\n    : b".to_owned()),
+        Just("upstreams:\n  u: {url: http://u, timeout_seconds: -1}\n  u: x".to_owned()),
+        Just("defaults: {guests: [deny], apps: x}".to_owned()),
+        Just("version: 1\nversion: [1]".to_owned()),
         Just("- - -".to_owned()),
         Just("{".to_owned()),
         Just("\t".to_owned()),
@@ -704,14 +713,17 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
     /// The `policy_parse` fuzz target's body: no panic, and every error
-    /// points at a line of the file.
+    /// points at a line of the file, in file order.
     #[test]
     fn policy_errors_never_panic_and_always_carry_a_line(text in policy_text()) {
         if let Err(errors) = Policy::parse(&text, "random.yaml") {
             prop_assert!(!errors.errors.is_empty());
             for error in &errors.errors {
                 prop_assert!(error.line >= 1, "no line for {} in {:?}", error, text);
+                prop_assert!(error.line <= text.lines().count() + 1, "{} beyond the end of {:?}", error, text);
             }
+            let places: Vec<_> = errors.errors.iter().map(|e| (e.line, e.column)).collect();
+            prop_assert!(places.is_sorted(), "not in file order: {} for {:?}", errors, text);
         }
     }
 }

@@ -30,7 +30,15 @@ pub(super) struct Errors<'a> {
     list: Vec<PolicyError>,
 }
 
-impl Errors<'_> {
+impl<'a> Errors<'a> {
+    /// An empty list for the file named `file`.
+    pub(super) fn new(file: &'a str) -> Self {
+        Errors {
+            file,
+            list: Vec::new(),
+        }
+    }
+
     pub(super) fn at(&mut self, location: Location, message: String) {
         self.list.push(PolicyError {
             file: self.file.to_owned(),
@@ -59,14 +67,12 @@ impl Errors<'_> {
     }
 }
 
-/// Validates and compiles a parsed policy file.
-pub(super) fn compile(file: PolicyFile, file_name: &str) -> Result<Policy, PolicyErrors> {
-    let mut errors = Errors {
-        file: file_name,
-        list: Vec::new(),
-    };
-
+/// Validates and compiles a policy file as read, adding to the errors the
+/// reading found (`file.rs`); fails if there are any.
+pub(super) fn compile(file: PolicyFile, mut errors: Errors<'_>) -> Result<Policy, PolicyErrors> {
+    let file_name = errors.file;
     match &file.version {
+        None if file.unreadable.contains(&"version") => {}
         None => errors.at_start(format!("missing `version: {VERSION}`")),
         Some(v) if v.value != VERSION => errors.at(
             v.referenced,
@@ -83,16 +89,20 @@ pub(super) fn compile(file: PolicyFile, file_name: &str) -> Result<Policy, Polic
     let mut all_globs = Vec::new();
     let mut glob_routes = Vec::new();
     match file.routes {
+        None if file.unreadable.contains(&"routes") => {}
         None => errors.at_start("missing `routes`".to_owned()),
-        Some(list) if list.value.is_empty() => errors.at(
+        Some(list) if list.value.is_empty() && !file.unreadable.contains(&"routes") => errors.at(
             list.referenced,
             "`routes` is empty; every request would get 404".to_owned(),
         ),
         Some(list) => {
             let mut names: HashMap<String, usize> = HashMap::new();
+            let upstreams = Upstreams {
+                names: &upstream_names,
+                unreadable: file.unreadable.contains(&"upstreams"),
+            };
             for route in list.value {
-                let compiled =
-                    compile_route(route, &defaults, &mut names, &upstream_names, &mut errors);
+                let compiled = compile_route(route, &defaults, &mut names, &upstreams, &mut errors);
                 let Some((compiled, globs)) = compiled else {
                     continue;
                 };
@@ -124,12 +134,20 @@ pub(super) fn compile(file: PolicyFile, file_name: &str) -> Result<Policy, Polic
     })
 }
 
+/// The names routes may give in `upstream:`.
+struct Upstreams<'a> {
+    /// Name → index into the compiled upstreams.
+    names: &'a HashMap<String, usize>,
+    /// `upstreams:` was not a mapping (reported): no name can be judged.
+    unreadable: bool,
+}
+
 /// One route; `None` when it has errors (which are recorded).
 fn compile_route(
     spanned: Spanned<RouteFile>,
     defaults: &SetConditions,
     names: &mut HashMap<String, usize>,
-    upstream_names: &HashMap<String, usize>,
+    upstreams: &Upstreams<'_>,
     errors: &mut Errors<'_>,
 ) -> Option<(Route, Vec<globset::Glob>)> {
     let before = errors.list.len();
@@ -271,9 +289,9 @@ fn compile_route(
     };
 
     let upstream = route.upstream.and_then(|name| {
-        let found = upstream_names.get(&name.value).copied();
-        if found.is_none() {
-            let mut declared: Vec<&str> = upstream_names.keys().map(String::as_str).collect();
+        let found = upstreams.names.get(&name.value).copied();
+        if found.is_none() && !upstreams.unreadable {
+            let mut declared: Vec<&str> = upstreams.names.keys().map(String::as_str).collect();
             declared.sort_unstable();
             let declared = if declared.is_empty() {
                 "no `upstreams:` are declared".to_owned()

@@ -48,6 +48,12 @@ pub(super) fn compile_upstreams(
     for (name, spanned) in file.value {
         let place = spanned.referenced;
         let decl = spanned.value;
+        if decl.unreadable {
+            // Reported while reading; declared, so routes naming it get no
+            // second error.
+            names.insert(name, usize::MAX);
+            continue;
+        }
         let tls = TlsKeys {
             ca: decl.ca,
             client_cert: decl.client_cert,

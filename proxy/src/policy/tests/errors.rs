@@ -51,7 +51,10 @@ fn unknown_keys_are_errors() {
         version: 1
         rules: []
         ",
-        "policy.yaml:2:1: unknown field `rules`, expected one of version, identity_headers, upstreams, routes, defaults",
+        "
+        policy.yaml:1:1: missing `routes`
+        policy.yaml:2:1: unknown field `rules`, expected one of version, identity_headers, upstreams, routes, defaults
+        ",
     );
     check(
         "
@@ -60,7 +63,10 @@ fn unknown_keys_are_errors() {
           user: X-User
         routes: []
         ",
-        "policy.yaml:3:3: unknown field `user`, expected one of user_id, tenant, roles, scopes, name, email, type",
+        "
+        policy.yaml:3:3: unknown field `user`, expected one of user_id, tenant, roles, scopes, name, email, type
+        policy.yaml:4:9: `routes` is empty; every request would get 404
+        ",
     );
 }
 
@@ -75,6 +81,21 @@ fn wrong_types_are_errors() {
         "policy.yaml:3:11: expected string scalar",
     );
     check("- a\n", "policy.yaml:1:1: expected mapping start");
+    check(
+        "
+        version: 1
+        routes:
+          - name: a
+            path: /a
+            methods: [GET]
+            scopes: access_as_user
+          - wrong
+        ",
+        "
+        policy.yaml:6:13: `scopes` must be a list; found `access_as_user`
+        policy.yaml:7:5: expected mapping start
+        ",
+    );
 }
 
 #[test]
@@ -84,7 +105,11 @@ fn duplicate_keys_are_errors() {
         version: 1
         version: 1
         ",
-        "policy.yaml:2:1: duplicate mapping key `version` is not allowed here",
+        // Reported with the file's other errors, no longer alone.
+        "
+        policy.yaml:1:1: missing `routes`
+        policy.yaml:2:1: duplicate mapping key `version` is not allowed here
+        ",
     );
 }
 
@@ -493,6 +518,135 @@ fn audiences_are_validated_where_written() {
         policy.yaml:6:49: duplicate audience `api://reports`
         policy.yaml:10:16: `audiences` is empty; omit it to accept the gateway's audiences
         policy.yaml:15:16: `audiences` cannot be used with `allow: anonymous` (no token is read)
+        ",
+    );
+}
+
+#[test]
+fn an_unknown_key_hides_no_other_error() {
+    // The issue's example: `colour` on one route, a bad glob on another, an
+    // unknown method on a third — all three, in file order.
+    check(
+        "
+        version: 1
+        routes:
+          - name: a
+            path: /a
+            methods: [GET]
+            colour: blue
+          - name: b
+            path: /b/[
+            methods: [GET]
+          - name: c
+            path: /c
+            methods: [FETCH]
+        ",
+        "
+        policy.yaml:6:5: unknown field `colour`, expected one of name, path, paths, methods, allow, roles, scopes, forward_authorization, extra, upstream, max_body_bytes, audiences, apps, tenants, callers, guests, auth_context, enforce
+        policy.yaml:8:11: invalid glob `/b/[`: unclosed character class; missing ']'
+        policy.yaml:12:15: unknown method `FETCH`; expected one of GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS
+        ",
+    );
+}
+
+#[test]
+fn a_wrong_type_hides_no_other_error() {
+    // The route with the wrong type is left out (its other values would
+    // only give follow-up errors); upstreams and defaults are still checked.
+    check(
+        "
+        version: 1
+        upstreams:
+          reports:
+            url: ftp://reports
+            timeout_seconds: soon
+          billing:
+            url: http://billing:8080
+            colour: blue
+        defaults:
+          guests: maybe
+        routes:
+          - name: a
+            path: /a
+            methods: GET
+          - name: b
+            path: /b
+            methods: [GET]
+            max_body_bytes: lots
+            extra: yes please
+          - name: c
+            path: /c
+            methods: [GET]
+            upstream: reports
+            roles: [Admin, [x]]
+          - name: d
+            path: d
+            methods: [GET]
+            upstream: billing
+        ",
+        "
+        policy.yaml:5:22: `timeout_seconds` must be a whole number; found `soon`
+        policy.yaml:8:5: unknown field `colour`, expected one of url, host, strip_prefix, timeout_seconds, ca, client_cert, client_key
+        policy.yaml:10:11: unknown `guests` value `maybe`; expected `allow` or `deny`
+        policy.yaml:14:14: `methods` must be a list, like `[GET, POST]`; found `GET`
+        policy.yaml:18:21: `max_body_bytes` must be a whole number; found `lots`
+        policy.yaml:19:12: `extra` must be `true` or `false`; found `yes please`
+        policy.yaml:24:20: an item of `roles` must be a string; found a list
+        policy.yaml:26:11: path `d` must start with `/`
+        ",
+    );
+}
+
+#[test]
+fn duplicate_keys_are_reported_with_the_other_errors() {
+    check(
+        "
+        version: 1
+        routes:
+          - name: a
+            path: /a
+            path: /b
+            methods: [get]
+        upstreams:
+          x: {url: http://x}
+          x: {url: http://y}
+        ",
+        "
+        policy.yaml:5:5: duplicate mapping key `path` is not allowed here
+        policy.yaml:6:15: unknown method `get`; did you mean GET?
+        policy.yaml:9:3: duplicate mapping key `x` is not allowed here
+        ",
+    );
+}
+
+#[test]
+fn top_level_values_of_the_wrong_type() {
+    check(
+        "
+        version: one
+        identity_headers: X-User
+        routes: /a
+        defaults: [guests]
+        ",
+        "
+        policy.yaml:1:10: `version` must be a whole number; found `one`
+        policy.yaml:2:19: expected mapping start
+        policy.yaml:3:9: `routes` must be a list of routes, each starting with `- name:`
+        policy.yaml:4:11: expected mapping start
+        ",
+    );
+    // A route naming an upstream is not blamed for a broken `upstreams:`.
+    check(
+        "
+        version: 1
+        upstreams: [reports]
+        routes:
+          - {name: a, path: /a, methods: [GET], upstream: reports}
+          - {name: b, path: /b, methods: [GET], upstream: reports, colour: blue}
+        ",
+        "
+        policy.yaml:2:12: expected mapping start
+        policy.yaml:5:60: unknown field `colour`, expected one of name, path, paths, methods, allow, roles, scopes, forward_authorization, extra, upstream, max_body_bytes, audiences, apps, tenants, callers, guests, auth_context, enforce
         ",
     );
 }
