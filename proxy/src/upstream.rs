@@ -44,8 +44,12 @@ pub use tls::{Setting as TlsSetting, TlsFiles, TlsProblem};
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The origin-form `uri` without `prefix` at the front of its path, when its
-/// path is the prefix or continues it with `/`.
-fn strip_prefix(uri: &Uri, prefix: &str) -> Option<PathAndQuery> {
+/// path is the prefix or continues it with `/` (`/reports` → `/`,
+/// `/reports/2026?q=1` → `/2026?q=1`); `None` otherwise (`/reportsx`), and
+/// the target is then forwarded unchanged. What [`Forwarder::send`] applies
+/// for an upstream's `strip_prefix`; public so the property tests can hold
+/// it against their reference.
+pub fn strip_prefix(uri: &Uri, prefix: &str) -> Option<PathAndQuery> {
     let target = uri.path_and_query()?;
     let rest = target.path().strip_prefix(prefix)?;
     let path = match rest {

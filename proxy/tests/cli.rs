@@ -677,6 +677,33 @@ decision:  allow: forwarded to the upstream as GET /reports
     );
 }
 
+#[test]
+fn explain_names_the_upstream_and_the_path_after_its_strip_prefix() {
+    let policy = "version: 1
+upstreams:
+  reports: {url: 'http://reports:8081', strip_prefix: /reports}
+routes:
+  - {name: reports, path: /reports/**, methods: [GET], allow: anonymous, upstream: reports}
+  - {name: orders, path: /orders, methods: [GET], allow: anonymous}
+";
+    let dir = dir_with(&[("policy.yaml", policy)]);
+    for (path, forwarded) in [
+        ("/reports/q1/", "to upstream `reports` as GET /q1/"),
+        ("/reports/q1/../q2", "to upstream `reports` as GET /q2"),
+        ("/orders", "to the upstream as GET /orders"),
+    ] {
+        let output = run(dir.path(), &["explain", "GET", path]);
+        assert_eq!(output.code, 0, "{}", output.stderr);
+        assert!(
+            output
+                .stdout
+                .contains(&format!("decision:  allow: forwarded {forwarded}\n")),
+            "{path}: {}",
+            output.stdout
+        );
+    }
+}
+
 const STEP_UP: &str = "version: 1
 routes:
   - {name: wipe, path: /todoitems, methods: [DELETE], scopes: [access_as_user], auth_context: [c1]}

@@ -5,7 +5,9 @@
 //!   comments), so the compiled `GlobSet` matcher, the first-match order,
 //!   405 vs 404, the role/scope rules and the caller conditions (`apps`,
 //!   `tenants`, `callers`, `guests`, `auth_context` with its claims
-//!   challenge, `defaults:`) cannot drift from what is
+//!   challenge, `defaults:`), the per-route `audiences:` (a token for
+//!   another API is a 401 `wrong_audience`), the route's `upstream:` and
+//!   the path forwarded after its `strip_prefix` cannot drift from what is
 //!   documented; the gateway's stage functions and `explain`/`test`'s
 //!   `decide` agree on every case;
 //! - random client header sets (any case, `_` `.` `-` variants, duplicates,
@@ -25,7 +27,9 @@ use authz_proxy::identity::{Identity, PrincipalKind};
 use authz_proxy::path::normalize;
 use authz_proxy::policy::{IdentityHeaders, Policy};
 use authz_proxy::stages;
-use http::{HeaderMap, HeaderName, HeaderValue, Method};
+use authz_proxy::upstream::strip_prefix;
+use http::uri::PathAndQuery;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
 use percent_encoding::percent_decode_str;
 use proptest::prelude::*;
 use std::sync::Arc;
@@ -36,6 +40,30 @@ const METHODS: [&str; 5] = ["GET", "POST", "DELETE", "PUT", "PATCH"];
 const ROLES: [&str; 3] = ["Admin", "User", "admin"];
 const SCOPES: [&str; 3] = ["read", "write", "Read"];
 const SEGMENTS: [&str; 4] = ["a", "b", "c", "x"];
+/// Request path segments: those of the globs, one no glob names, and one
+/// that only begins like a prefix (`/ab` is not under `strip_prefix: /a`).
+const REQUEST_SEGMENTS: [&str; 5] = ["a", "b", "c", "x", "ab"];
+/// `strip_prefix` values the generated upstreams declare.
+const PREFIXES: [&str; 3] = ["/a", "/a/b", "/b"];
+/// The `aud` the gateway accepts on every route (`--client-id`): a token
+/// naming it has `default_audience`.
+const GATEWAY_AUDIENCE: &str = "api://gateway";
+/// What routes list in `audiences:`: other APIs' registrations.
+const ROUTE_AUDIENCES: [&str; 3] = [
+    "api://reports",
+    "c0ffee00-0000-4000-8000-0000000000d4",
+    "api://orders",
+];
+/// What tokens carry in `aud`: the gateway's, the routes' (one in another
+/// case, which never matches: audiences compare exactly), and one nobody's.
+const TOKEN_AUDIENCES: [&str; 6] = [
+    GATEWAY_AUDIENCE,
+    "api://reports",
+    "c0ffee00-0000-4000-8000-0000000000d4",
+    "api://orders",
+    "API://REPORTS",
+    "api://someone-else",
+];
 const APPS: [&str; 2] = [
     "c0ffee00-0000-4000-8000-0000000000a1",
     "C0FFEE00-0000-4000-8000-0000000000B2",
@@ -71,6 +99,25 @@ struct RouteSpec {
     conditions: ConditionSpec,
     /// `enforce: shadow`.
     shadow: bool,
+    /// `audiences:`; `None`: the gateway's own (token routes only).
+    audiences: Option<Vec<&'static str>>,
+    /// `upstream:`, an index into the generated [`UpstreamSpec`]s (taken
+    /// modulo their number; ignored when none is declared).
+    upstream: Option<usize>,
+}
+
+/// One entry of `upstreams:`, named `u<index>`.
+#[derive(Debug, Clone)]
+struct UpstreamSpec {
+    strip_prefix: Option<&'static str>,
+}
+
+fn upstreams() -> impl Strategy<Value = Vec<UpstreamSpec>> {
+    prop::collection::vec(
+        proptest::option::of(proptest::sample::select(&PREFIXES[..]))
+            .prop_map(|strip_prefix| UpstreamSpec { strip_prefix }),
+        0..=3,
+    )
 }
 
 fn conditions() -> impl Strategy<Value = ConditionSpec> {
@@ -142,9 +189,25 @@ fn route() -> impl Strategy<Value = RouteSpec> {
         subset(&SCOPES),
         conditions(),
         any::<bool>(),
+        (
+            prop_oneof![
+                2 => Just(None),
+                1 => proptest::sample::subsequence(&ROUTE_AUDIENCES[..], 1..=2).prop_map(Some),
+            ],
+            proptest::option::of(0..3usize),
+        ),
     )
         .prop_map(
-            |(globs, methods, anonymous, roles, scopes, conditions, shadow)| RouteSpec {
+            |(
+                globs,
+                methods,
+                anonymous,
+                roles,
+                scopes,
+                conditions,
+                shadow,
+                (audiences, upstream),
+            )| RouteSpec {
                 globs,
                 methods,
                 anonymous,
@@ -156,12 +219,37 @@ fn route() -> impl Strategy<Value = RouteSpec> {
                     conditions
                 },
                 shadow: shadow && !anonymous,
+                // `audiences` cannot be used with `allow: anonymous`.
+                audiences: if anonymous { None } else { audiences },
+                upstream,
             },
         )
 }
 
-fn policy_yaml(defaults: &ConditionSpec, routes: &[RouteSpec]) -> String {
+/// The upstream a route sends to: `Some(index)` of a declared one, `None`
+/// for the default upstream.
+fn upstream_of(r: &RouteSpec, upstreams: &[UpstreamSpec]) -> Option<usize> {
+    match (r.upstream, upstreams.len()) {
+        (Some(_), 0) | (None, _) => None,
+        (Some(i), n) => Some(i % n),
+    }
+}
+
+fn policy_yaml(
+    defaults: &ConditionSpec,
+    upstreams: &[UpstreamSpec],
+    routes: &[RouteSpec],
+) -> String {
     let mut text = String::from("version: 1\n");
+    if !upstreams.is_empty() {
+        text.push_str("upstreams:\n");
+        for (i, u) in upstreams.iter().enumerate() {
+            text.push_str(&format!("  u{i}:\n    url: http://u{i}.internal:8080\n"));
+            if let Some(prefix) = u.strip_prefix {
+                text.push_str(&format!("    strip_prefix: {prefix}\n"));
+            }
+        }
+    }
     let written = conditions_yaml(defaults, "  ");
     if !written.is_empty() {
         text.push_str("defaults:\n");
@@ -191,6 +279,12 @@ fn policy_yaml(defaults: &ConditionSpec, routes: &[RouteSpec]) -> String {
         text.push_str(&conditions_yaml(&r.conditions, "    "));
         if r.shadow {
             text.push_str("    enforce: shadow\n");
+        }
+        if let Some(audiences) = &r.audiences {
+            text.push_str(&format!("    audiences: [{}]\n", audiences.join(", ")));
+        }
+        if let Some(u) = upstream_of(r, upstreams) {
+            text.push_str(&format!("    upstream: u{u}\n"));
         }
     }
     text
@@ -222,7 +316,8 @@ fn segments_match(glob: &[&str], path: &[&str]) -> bool {
 }
 
 /// What the reference evaluator says: `allow rN`, `anonymous rN`,
-/// `403 <reason>`, `401 auth_context_required` (a claims challenge),
+/// `403 <reason>`, `401 wrong_audience`, `401 auth_context_required` (a
+/// claims challenge),
 /// `405 <Allow>`, `404`. Conditions in the documented order: scopes, roles,
 /// apps, tenants, callers, guests, auth_context; each caller condition is
 /// the route's own when written, else `defaults:`'s.
@@ -244,6 +339,15 @@ fn reference(
         }
         if r.anonymous {
             return format!("anonymous r{i}");
+        }
+        // The audience first, and never shadowed: a token for another API
+        // is a token problem, not a permission.
+        let audience_ok = match &r.audiences {
+            None => who.audiences.iter().any(|a| a == GATEWAY_AUDIENCE),
+            Some(listed) => who.audiences.iter().any(|a| listed.contains(&a.as_str())),
+        };
+        if !audience_ok {
+            return "401 wrong_audience".into();
         }
         return match first_denial(defaults, r, who) {
             None => format!("allow r{i}"),
@@ -319,7 +423,9 @@ fn actual(policy: &Policy, method: &str, path: &str, who: &Identity) -> String {
     let outcome = |e: GatewayError| match e {
         GatewayError::NoRoute => "404".to_owned(),
         GatewayError::MethodNotAllowed { allow } => format!("405 {allow}"),
-        e @ (GatewayError::Denied(_) | GatewayError::ClaimsChallenge { .. }) => {
+        e @ (GatewayError::Denied(_)
+        | GatewayError::ClaimsChallenge { .. }
+        | GatewayError::WrongAudience { .. }) => {
             format!("{} {}", e.status().as_u16(), e.reason())
         }
         other => format!("unexpected {other:?}"),
@@ -357,11 +463,73 @@ fn offline(policy: &Policy, method: &str, path: &str, who: &Identity) -> String 
         },
         (Err(GatewayError::NoRoute), _) => "404".into(),
         (Err(GatewayError::MethodNotAllowed { allow }), _) => format!("405 {allow}"),
-        (Err(e @ (GatewayError::Denied(_) | GatewayError::ClaimsChallenge { .. })), _) => {
-            format!("{} {}", e.status().as_u16(), e.reason())
-        }
+        (
+            Err(
+                e @ (GatewayError::Denied(_)
+                | GatewayError::ClaimsChallenge { .. }
+                | GatewayError::WrongAudience { .. }),
+            ),
+            _,
+        ) => format!("{} {}", e.status().as_u16(), e.reason()),
         (other, _) => format!("unexpected {other:?}"),
     }
+}
+
+/// Where the reference sends a request that a route matches, whoever
+/// asks: `default <target>` or `u<N> <target>`, the target after the
+/// upstream's `strip_prefix` (removed only on a segment boundary; the bare
+/// prefix becomes `/`; the query kept); `None` when no route matches.
+fn reference_destination(
+    upstreams: &[UpstreamSpec],
+    routes: &[RouteSpec],
+    method: &str,
+    segments: &[&str],
+    trailing_slash: bool,
+    query: bool,
+) -> Option<String> {
+    let r = routes.iter().find(|r| {
+        r.globs.iter().any(|g| glob_matches(g, segments)) && r.methods.contains(&method)
+    })?;
+    let upstream = upstream_of(r, upstreams);
+    let prefix: Vec<&str> = upstream
+        .and_then(|u| upstreams[u].strip_prefix)
+        .map(|p| p.split('/').skip(1).collect())
+        .unwrap_or_default();
+    let rest = match segments.strip_prefix(prefix.as_slice()) {
+        Some(rest) if !prefix.is_empty() => rest,
+        _ => segments,
+    };
+    let mut path = format!("/{}", rest.join("/"));
+    if trailing_slash && !rest.is_empty() {
+        path.push('/');
+    }
+    if query {
+        path.push_str("?q=/a");
+    }
+    Some(match upstream {
+        Some(u) => format!("u{u} {path}"),
+        None => format!("default {path}"),
+    })
+}
+
+/// Where the gateway sends it: the matched route's upstream, and the
+/// normalised target as the forwarder rewrites it (`upstream::strip_prefix`,
+/// or unchanged when the path is not under the prefix).
+fn actual_destination(policy: &Policy, method: &str, target: &str) -> Option<String> {
+    let method = Method::from_bytes(method.as_bytes()).unwrap();
+    let target = stages::normalise(Some(&PathAndQuery::try_from(target).unwrap())).unwrap();
+    let route = stages::match_route(policy, &method, &target.path).ok()?;
+    let Some(index) = route.upstream else {
+        return Some(format!("default {}", target.forward));
+    };
+    let decl = &policy.upstreams()[index];
+    let forwarded = match &decl.rewrite.strip_prefix {
+        Some(prefix) => {
+            strip_prefix(&Uri::from(target.forward.clone()), prefix).unwrap_or(target.forward)
+        }
+        None => target.forward,
+    };
+    Some(format!("{} {forwarded}", decl.name))
 }
 
 fn identity() -> impl Strategy<Value = Identity> {
@@ -382,9 +550,15 @@ fn identity() -> impl Strategy<Value = Identity> {
             any::<bool>(),
         ),
         (subset(&ACRS), any::<bool>()),
+        // Mostly the gateway's own audience, so the other conditions get
+        // their turn; else any of the audiences, the gateway's included.
+        prop_oneof![
+            3 => Just(vec![GATEWAY_AUDIENCE]),
+            2 => proptest::sample::subsequence(&TOKEN_AUDIENCES[..], 1..=2),
+        ],
     )
         .prop_map(
-            |((app, roles, scopes), (app_id, tenant_id, guest), (acrs, cp1))| Identity {
+            |((app, roles, scopes), (app_id, tenant_id, guest), (acrs, cp1), aud)| Identity {
                 object_id: "oid".into(),
                 tenant_id,
                 kind: if app {
@@ -403,8 +577,10 @@ fn identity() -> impl Strategy<Value = Identity> {
                 email: None,
                 app_id,
                 guest,
-                audiences: Vec::new(),
-                default_audience: true,
+                // As claims.rs decides it: whether a listed `aud` is one
+                // the gateway accepts on every route.
+                default_audience: aud.contains(&GATEWAY_AUDIENCE),
+                audiences: aud.iter().map(|a| (*a).to_owned()).collect(),
                 auth_contexts: acrs.iter().map(|a| (*a).to_owned()).collect(),
                 handles_claims_challenges: cp1,
                 expires_at: 0,
@@ -418,26 +594,34 @@ proptest! {
     #[test]
     fn random_policies_decide_like_the_reference_evaluator(
         defaults in conditions(),
+        upstreams in upstreams(),
         routes in prop::collection::vec(route(), 1..=6),
         requests in prop::collection::vec(
             (
                 proptest::sample::select(&METHODS[..]),
-                prop::collection::vec(proptest::sample::select(&SEGMENTS[..]), 0..=4),
+                prop::collection::vec(proptest::sample::select(&REQUEST_SEGMENTS[..]), 0..=4),
                 any::<bool>(),
                 identity(),
+                any::<bool>(),
             ),
             1..=16,
         ),
     ) {
-        let text = policy_yaml(&defaults, &routes);
+        let text = policy_yaml(&defaults, &upstreams, &routes);
         let policy = Policy::parse(&text, "random.yaml")
             .unwrap_or_else(|e| panic!("{e}\n{text}"));
-        for (method, segments, trailing_slash, who) in &requests {
+        for (method, segments, trailing_slash, who, query) in &requests {
             let mut path = format!("/{}", segments.join("/"));
             if *trailing_slash && !segments.is_empty() {
                 path.push('/');
             }
             let expected = reference(&defaults, &routes, method, segments, who);
+            let target = if *query { format!("{path}?q=/a") } else { path.clone() };
+            prop_assert_eq!(
+                actual_destination(&policy, method, &target),
+                reference_destination(&upstreams, &routes, method, segments, *trailing_slash, *query),
+                "destination: {} {}\n{}", method, target, text
+            );
             prop_assert_eq!(
                 actual(&policy, method, &path, who),
                 expected.clone(),
@@ -690,6 +874,17 @@ fn policy_text() -> impl Strategy<Value = String> {
         Just("    role: [Admin]".to_owned()),
         Just("    forward_authorization: maybe".to_owned()),
         Just("identity_headers:\n  user_id: Host".to_owned()),
+        Just("    upstream: reports".to_owned()),
+        Just("    upstream: nowhere".to_owned()),
+        Just("    audiences: [api://reports, c0ffee00-0000-4000-8000-0000000000d4]".to_owned()),
+        Just("    audiences: []".to_owned()),
+        Just("    audiences: [' ', api://reports, api://reports]".to_owned()),
+        Just(
+            "upstreams:\n  reports:\n    url: http://reports:8080\n    strip_prefix: /reports"
+                .to_owned()
+        ),
+        Just("upstreams:\n  reports: {url: 'https://r.example/x', strip_prefix: /r/}".to_owned()),
+        Just("  bad name: {strip_prefix: /a/../b, host: nobody, timeout_seconds: 0}".to_owned()),
         Just("routes: &r [*r]".to_owned()),
         // Schema mistakes, which no longer stop the reading.
         Just("    methods: GET".to_owned()),

@@ -6,12 +6,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
-use http::Method;
+use http::{Method, Uri};
 
 use super::decide::{self, Caller};
 use super::{Output, read, unix_now};
 use crate::auth::offline::{Inspection, OfflineSettings, inspect_claims, inspect_token};
 use crate::policy::{Policy, Route};
+use crate::upstream::strip_prefix;
 
 #[derive(Debug, Clone, Args)]
 pub struct ExplainArgs {
@@ -165,9 +166,14 @@ pub fn run(args: &ExplainArgs) -> Output {
     match decision.result {
         Ok(identity) => {
             let path = decision.path.unwrap_or_default();
-            out.out(format!(
-                "decision:  allow: forwarded to the upstream as {method} {path}"
-            ));
+            match forwarded(&policy, decision.route, &path) {
+                (None, target) => out.out(format!(
+                    "decision:  allow: forwarded to the upstream as {method} {target}"
+                )),
+                (Some(upstream), target) => out.out(format!(
+                    "decision:  allow: forwarded to upstream `{upstream}` as {method} {target}"
+                )),
+            }
             if let Some(denial) = &decision.shadow {
                 out.out(format!(
                     "           enforce: shadow: would deny ({}): {denial}",
@@ -189,6 +195,29 @@ pub fn run(args: &ExplainArgs) -> Output {
         }
     }
     out
+}
+
+/// Where an allowed request on `route` goes, and as what target: the
+/// route's named upstream (`None`: the default one, `--upstream`) and the
+/// path after that upstream's `strip_prefix`, as the forwarder rewrites it.
+fn forwarded<'p>(
+    policy: &'p Policy,
+    route: Option<&Route>,
+    path: &str,
+) -> (Option<&'p str>, String) {
+    let Some(upstream) = route
+        .and_then(|r| r.upstream)
+        .and_then(|i| policy.upstreams().get(i))
+    else {
+        return (None, path.to_owned());
+    };
+    let target = upstream
+        .rewrite
+        .strip_prefix
+        .as_deref()
+        .and_then(|prefix| strip_prefix(&path.parse::<Uri>().ok()?, prefix))
+        .map_or_else(|| path.to_owned(), |stripped| stripped.to_string());
+    (Some(upstream.name.as_str()), target)
 }
 
 fn settings(args: &ExplainArgs, policy: &Policy) -> Result<OfflineSettings, String> {

@@ -579,8 +579,6 @@ fn compile_methods(list: SpannedList, errors: &mut Errors<'_>) -> MethodSet {
     set
 }
 
-/// Role or scope names: non-empty, no whitespace (`scp` is split on spaces,
-/// and Entra forbids spaces in role values), no duplicates.
 /// `audiences:`: `aud` values as Entra writes them (an application ID URI
 /// such as `api://reports`, or a client id), compared exactly.
 fn compile_audiences(list: SpannedList, errors: &mut Errors<'_>) -> Vec<String> {
@@ -609,6 +607,8 @@ fn compile_audiences(list: SpannedList, errors: &mut Errors<'_>) -> Vec<String> 
     audiences
 }
 
+/// Role or scope names: non-empty, no whitespace (`scp` is split on spaces,
+/// and Entra forbids spaces in role values), no duplicates.
 fn compile_names(list: SpannedList, kind: &str, errors: &mut Errors<'_>) -> Vec<String> {
     if list.value.is_empty() {
         errors.at(
