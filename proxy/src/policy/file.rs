@@ -50,6 +50,7 @@ pub(super) struct IdentityHeadersFile {
     pub email: Option<Spanned<String>>,
     #[serde(rename = "type")]
     pub kind: Option<Spanned<String>>,
+    pub assertion: Option<Spanned<String>>,
 }
 
 /// One entry of `upstreams:`, under its name.

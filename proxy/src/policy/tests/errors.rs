@@ -60,7 +60,7 @@ fn unknown_keys_are_errors() {
           user: X-User
         routes: []
         ",
-        "policy.yaml:3:3: unknown field `user`, expected one of user_id, tenant, roles, scopes, name, email, type",
+        "policy.yaml:3:3: unknown field `user`, expected one of user_id, tenant, roles, scopes, name, email, type, assertion",
     );
 }
 
