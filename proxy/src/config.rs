@@ -823,6 +823,79 @@ mod tests {
         );
     }
 
+    /// The config built from `args` added to the required flags.
+    fn config(args: &[&str]) -> Config {
+        let policy = concat!(env!("CARGO_MANIFEST_DIR"), "/../policy.yaml");
+        let mut all = vec![
+            "authz-proxy",
+            "--tenant",
+            "aaaaaaaa-0000-4000-8000-000000000001",
+            "--client-id",
+            "c0ffee00-0000-4000-8000-0000000000a1",
+            "--policy",
+            policy,
+        ];
+        all.extend_from_slice(args);
+        let cli = Cli::try_parse_from(all).expect("flags parse");
+        cli.serve.into_config().expect("a valid configuration")
+    }
+
+    #[test]
+    fn assertion_flags_are_checked_and_defaults_derived() {
+        let upstream = ["--upstream", "http://backend:8081"];
+        // Defaults: issuer from --listen, audience from --upstream's origin.
+        let config = config(&[&upstream[..], &["--listen", "127.0.0.1:8000"]].concat());
+        let signer = config.assertion.expect("on by default");
+        assert_eq!(signer.issuer(), "http://127.0.0.1:8000");
+        assert_eq!(signer.default_audience(), "http://backend:8081");
+        assert!(
+            self::config(&[&upstream[..], &["--no-identity-assertion"]].concat())
+                .assertion
+                .is_none()
+        );
+
+        for lifetime in ["0", "9", "301"] {
+            assert_eq!(
+                problems(&[&upstream[..], &["--assertion-lifetime-seconds", lifetime]].concat()),
+                [format!(
+                    "--assertion-lifetime-seconds must be between 10 and 300, got {lifetime}"
+                )]
+            );
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let (key, keys) = (
+            dir.path().join("key.pem").display().to_string(),
+            dir.path().join("keys").display().to_string(),
+        );
+        assert_eq!(
+            problems(
+                &[
+                    &upstream[..],
+                    &["--assertion-key", &key, "--assertion-key-dir", &keys]
+                ]
+                .concat()
+            ),
+            [
+                "--assertion-key and --assertion-key-dir exclude each other: a key file, \
+              or a directory for a generated one"
+            ]
+        );
+        assert_eq!(
+            problems(&[&upstream[..], &["--assertion-key", &key]].concat()),
+            [format!(
+                "--assertion-key: cannot read {key}: No such file or directory (os error 2)"
+            )]
+        );
+        // A configuration that fails writes no key.
+        let failing = [
+            &upstream[..],
+            &["--assertion-key-dir", &keys, "--threads", "5000"],
+        ]
+        .concat();
+        assert_eq!(problems(&failing).len(), 1);
+        assert!(!dir.path().join("keys").exists());
+    }
+
     #[test]
     fn loopback_hosts() {
         assert!(is_loopback_host("localhost"));
