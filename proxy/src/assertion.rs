@@ -289,7 +289,10 @@ impl Signer {
             }
         }
         let entries = cache.entry(address).or_default();
-        entries.retain(|e| !(e.route.as_ref() == route && e.audience.as_ref() == audience));
+        // The one this replaces, and any of the caller's that are stale.
+        entries.retain(|e| {
+            e.refresh_at > now && !(e.route.as_ref() == route && e.audience.as_ref() == audience)
+        });
         entries.push(Cached {
             caller: Arc::downgrade(caller),
             route: route.into(),

@@ -234,3 +234,21 @@ fn a_pkcs8_key_written_by_another_tool_is_accepted() {
     let pkcs8 = key.serialize_pem();
     assert!(parse_pem(&pkcs8).is_some());
 }
+
+#[test]
+fn the_reuse_cache_stays_bounded() {
+    let signer = signer();
+    let callers: Vec<_> = (0..=CACHE_SIZE).map(|_| caller(u64::MAX)).collect();
+    for c in &callers {
+        signer.assertion_at(c, "r", "a", NOW).unwrap();
+    }
+    let kept: usize = signer.cache.lock().unwrap().values().map(Vec::len).sum();
+    assert!(kept <= CACHE_SIZE, "{kept}");
+    // Entries of dropped callers never keep it over the bound either.
+    drop(callers);
+    signer
+        .assertion_at(&caller(u64::MAX), "r", "a", NOW)
+        .unwrap();
+    let kept: usize = signer.cache.lock().unwrap().values().map(Vec::len).sum();
+    assert!(kept <= CACHE_SIZE, "{kept}");
+}
