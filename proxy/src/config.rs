@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::assertion::{self, AssertionSettings, KeySource, Signer};
 use crate::auth::{AllowedTenants, AuthSettings, TenantMode};
 use crate::docs::DocsSettings;
 use crate::policy::Policy;
@@ -166,6 +167,39 @@ pub struct Flags {
     /// Do not serve the docs even if --swagger-ui-client-id is set.
     #[arg(long, env = "DISABLE_DOCS", help_heading = "API documentation")]
     pub no_docs: bool,
+    /// Do not sign identity assertions (X-User-Assertion) nor serve the JWKS.
+    #[arg(
+        long,
+        env = "DISABLE_IDENTITY_ASSERTION",
+        help_heading = "Identity assertion"
+    )]
+    pub no_identity_assertion: bool,
+    /// `iss` of the assertions: the gateway's public URL, e.g.
+    /// https://api.contoso.com. Default: `http(s)://` + --listen.
+    #[arg(long, env = "ASSERTION_ISSUER", help_heading = "Identity assertion")]
+    pub assertion_issuer: Option<String>,
+    /// `aud` of assertions for routes on the default --upstream. Default:
+    /// the --upstream URL's origin (`scheme://host:port`). Routes on a named
+    /// upstream get its name.
+    #[arg(long, env = "ASSERTION_AUDIENCE", help_heading = "Identity assertion")]
+    pub assertion_audience: Option<String>,
+    /// Seconds an assertion is valid (10 to 300; never past the token's `exp`).
+    #[arg(
+        long,
+        env = "ASSERTION_LIFETIME_SECONDS",
+        default_value_t = 300,
+        help_heading = "Identity assertion"
+    )]
+    pub assertion_lifetime_seconds: u64,
+    /// PEM P-256 private key (PKCS#8 or SEC1) to sign assertions with, e.g.
+    /// from a Kubernetes Secret, so every replica signs with the same key.
+    #[arg(long, env = "ASSERTION_KEY", help_heading = "Identity assertion")]
+    pub assertion_key: Option<PathBuf>,
+    /// Without --assertion-key: a directory where a generated key is kept
+    /// (`assertion-key.pem`, created at first start). Unset: the key is
+    /// generated in memory at every start.
+    #[arg(long, env = "ASSERTION_KEY_DIR", help_heading = "Identity assertion")]
+    pub assertion_key_dir: Option<PathBuf>,
 }
 
 /// Limits on what a client may send, all explicit (see README "Limits").
@@ -198,6 +232,8 @@ pub struct Config {
     pub docs: Option<DocsSettings>,
     /// Threads serving connections (at least 1).
     pub threads: usize,
+    /// The signed identity assertion; `None` with --no-identity-assertion.
+    pub assertion: Option<Arc<Signer>>,
 }
 
 impl std::fmt::Debug for Config {
@@ -212,6 +248,7 @@ impl std::fmt::Debug for Config {
             .field("limits", &self.limits)
             .field("docs", &self.docs)
             .field("threads", &self.threads)
+            .field("assertion", &self.assertion)
             .finish_non_exhaustive()
     }
 }
@@ -326,6 +363,12 @@ impl Flags {
             errors.push("--jwks-cooldown-seconds must be at least 1".into());
         }
 
+        let assertion = match (&listen, &upstream) {
+            (Some(listen), Some(upstream)) => {
+                self.assertion(*listen, tls.is_some(), upstream, &mut errors)
+            }
+            _ => None,
+        };
         match (
             listen,
             admin_listen,
@@ -369,6 +412,7 @@ impl Flags {
                 },
                 tls,
                 docs,
+                assertion,
                 threads: match self.threads {
                     0 => std::thread::available_parallelism().map_or(1, usize::from),
                     n => n,
@@ -445,6 +489,68 @@ impl Flags {
             })
             .ok()
             .filter(|_| paired)
+    }
+
+    /// The assertion signer: its settings checked, its key read or made.
+    fn assertion(
+        &self,
+        listen: SocketAddr,
+        tls: bool,
+        upstream: &Upstream,
+        errors: &mut Vec<String>,
+    ) -> Option<Arc<Signer>> {
+        if self.no_identity_assertion {
+            return None;
+        }
+        let lifetime = self.assertion_lifetime_seconds;
+        let range = assertion::MIN_LIFETIME_SECONDS..=assertion::MAX_LIFETIME_SECONDS;
+        if !range.contains(&lifetime) {
+            errors.push(format!(
+                "--assertion-lifetime-seconds must be between {} and {}, got {lifetime}",
+                range.start(),
+                range.end()
+            ));
+        }
+        let non_empty = |v: &Option<String>| {
+            v.as_deref()
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned)
+        };
+        let issuer = non_empty(&self.assertion_issuer)
+            .unwrap_or_else(|| crate::server::describe(listen, tls));
+        let default_audience = non_empty(&self.assertion_audience).unwrap_or_else(|| {
+            let scheme = if upstream.is_tls() { "https" } else { "http" };
+            format!("{scheme}://{}", upstream.authority)
+        });
+        let key = match (&self.assertion_key, &self.assertion_key_dir) {
+            (Some(file), None) => KeySource::File(file.clone()),
+            (None, dir) => KeySource::Generated { dir: dir.clone() },
+            (Some(_), Some(_)) => {
+                errors.push(
+                    "--assertion-key and --assertion-key-dir exclude each other: a key file, \
+                     or a directory for a generated one"
+                        .into(),
+                );
+                return None;
+            }
+        };
+        if !errors.is_empty() {
+            // Nothing is generated or written for a configuration that fails.
+            return None;
+        }
+        match Signer::new(AssertionSettings {
+            issuer,
+            default_audience,
+            lifetime_seconds: lifetime,
+            key,
+        }) {
+            Ok(signer) => Some(Arc::new(signer)),
+            Err(e) => {
+                errors.push(e.to_string());
+                None
+            }
+        }
     }
 
     /// Swagger UI's settings: the SPA client, and the tenant's authorize and
@@ -715,6 +821,79 @@ mod tests {
                 ),
             ]
         );
+    }
+
+    /// The config built from `args` added to the required flags.
+    fn config(args: &[&str]) -> Config {
+        let policy = concat!(env!("CARGO_MANIFEST_DIR"), "/../policy.yaml");
+        let mut all = vec![
+            "authz-proxy",
+            "--tenant",
+            "aaaaaaaa-0000-4000-8000-000000000001",
+            "--client-id",
+            "c0ffee00-0000-4000-8000-0000000000a1",
+            "--policy",
+            policy,
+        ];
+        all.extend_from_slice(args);
+        let cli = Cli::try_parse_from(all).expect("flags parse");
+        cli.serve.into_config().expect("a valid configuration")
+    }
+
+    #[test]
+    fn assertion_flags_are_checked_and_defaults_derived() {
+        let upstream = ["--upstream", "http://backend:8081"];
+        // Defaults: issuer from --listen, audience from --upstream's origin.
+        let config = config(&[&upstream[..], &["--listen", "127.0.0.1:8000"]].concat());
+        let signer = config.assertion.expect("on by default");
+        assert_eq!(signer.issuer(), "http://127.0.0.1:8000");
+        assert_eq!(signer.default_audience(), "http://backend:8081");
+        assert!(
+            self::config(&[&upstream[..], &["--no-identity-assertion"]].concat())
+                .assertion
+                .is_none()
+        );
+
+        for lifetime in ["0", "9", "301"] {
+            assert_eq!(
+                problems(&[&upstream[..], &["--assertion-lifetime-seconds", lifetime]].concat()),
+                [format!(
+                    "--assertion-lifetime-seconds must be between 10 and 300, got {lifetime}"
+                )]
+            );
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let (key, keys) = (
+            dir.path().join("key.pem").display().to_string(),
+            dir.path().join("keys").display().to_string(),
+        );
+        assert_eq!(
+            problems(
+                &[
+                    &upstream[..],
+                    &["--assertion-key", &key, "--assertion-key-dir", &keys]
+                ]
+                .concat()
+            ),
+            [
+                "--assertion-key and --assertion-key-dir exclude each other: a key file, \
+              or a directory for a generated one"
+            ]
+        );
+        assert_eq!(
+            problems(&[&upstream[..], &["--assertion-key", &key]].concat()),
+            [format!(
+                "--assertion-key: cannot read {key}: No such file or directory (os error 2)"
+            )]
+        );
+        // A configuration that fails writes no key.
+        let failing = [
+            &upstream[..],
+            &["--assertion-key-dir", &keys, "--threads", "5000"],
+        ]
+        .concat();
+        assert_eq!(problems(&failing).len(), 1);
+        assert!(!dir.path().join("keys").exists());
     }
 
     #[test]

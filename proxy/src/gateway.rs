@@ -22,6 +22,7 @@ use hyper::body::Incoming;
 use tracing::Instrument as _;
 
 use crate::access::{self, RequestContext};
+use crate::assertion::{self, Signer};
 use crate::auth::Authenticator;
 use crate::body::{self, ProxyBody};
 use crate::config::Limits;
@@ -95,6 +96,8 @@ pub struct Gateway {
     metrics: Arc<Metrics>,
     /// Swagger UI and the secured `/openapi.json`, answered after authorize.
     docs: Option<Docs>,
+    /// Signs the identity assertion and serves its JWKS; `None` when off.
+    assertion: Option<Arc<Signer>>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -128,7 +131,20 @@ impl Gateway {
             limits,
             tls,
             docs: None,
+            assertion: None,
         }
+    }
+
+    /// Signs an identity assertion for every authorized token request and
+    /// serves the JWKS at [`assertion::JWKS_PATH`] (`assertion.rs`).
+    pub fn with_assertion(mut self, signer: Option<Arc<Signer>>) -> Self {
+        self.assertion = signer;
+        self
+    }
+
+    /// The assertion signer, for the admin listener's JWKS and for tests.
+    pub fn assertion(&self) -> Option<&Arc<Signer>> {
+        self.assertion.as_ref()
     }
 
     /// Serves the API docs (`docs.rs`) instead of forwarding their paths.
@@ -249,6 +265,14 @@ impl Gateway {
             forward: target,
         } = stages::normalise(req.uri().path_and_query())?;
         ctx.set_path(&path);
+        // The assertion's public key, before routing: a backend needs it
+        // without a token, and it is the same for every caller.
+        if let Some(signer) = &self.assertion
+            && path == assertion::JWKS_PATH
+            && (req.method() == http::Method::GET || req.method() == http::Method::HEAD)
+        {
+            return Ok(signer.jwks_response());
+        }
         let route = stages::match_route(policy, req.method(), &path)?;
         ctx.route = Some(Arc::from(route.name.as_str()));
         let identity = if stages::needs_token(route) {
@@ -313,6 +337,18 @@ impl Gateway {
                 policy.identity_headers(),
                 &caller.header_values,
             );
+            if let Some(signer) = &self.assertion {
+                // `aud`: the named upstream's name, else the default's.
+                let audience = route
+                    .upstream
+                    .and_then(|i| policy.upstreams().get(i))
+                    .map_or(signer.default_audience(), |decl| decl.name.as_str());
+                if let Some(value) = signer.assertion(caller, &route.name, audience) {
+                    parts
+                        .headers
+                        .insert(policy.identity_headers().assertion.clone(), value);
+                }
+            }
         }
         parts.headers.insert(X_REQUEST_ID, ctx.id.header_value());
         // Origin-form; `Host`, the URI form and the version are the forwarder's.

@@ -325,6 +325,9 @@ mod tests {
             "x-user_id",
             "xuserid",
             "X-USER-ROLES",
+            "x-user-assertion",
+            "X_User_Assertion",
+            "x.user-assertion",
         ] {
             assert!(rules().must_strip(&name.to_ascii_lowercase()), "{name}");
         }

@@ -5,6 +5,7 @@
 //! authorize → rewrite headers → forward. `ARCHITECTURE.md` has the picture.
 
 pub mod access;
+pub mod assertion;
 pub mod auth;
 pub mod body;
 pub mod cli;

@@ -84,7 +84,8 @@ pub fn prepare(config: Config) -> Result<Prepared, ServeError> {
             config.limits.clone(),
             config.tls.is_some(),
         )
-        .with_docs(config.docs.map(Docs::new)),
+        .with_docs(config.docs.map(Docs::new))
+        .with_assertion(config.assertion),
     );
     // Named as `sha256sum policy.yaml` names it, for /metrics and the status page.
     if let Ok(text) = std::fs::read(&config.policy_path) {
@@ -542,6 +543,9 @@ async fn admin(req: Request<Incoming>, gateway: &Gateway) -> Response<ProxyBody>
         "/ready" => ready(gateway).await,
         "/metrics" => crate::metrics::response(gateway.metrics()),
         "/" => crate::status_page::response(gateway),
+        crate::assertion::JWKS_PATH if let Some(signer) = gateway.assertion() => {
+            signer.jwks_response()
+        }
         _ => json_response(
             StatusCode::NOT_FOUND,
             &serde_json::json!({"detail": "Not Found"}),

@@ -689,7 +689,7 @@ fn look_alike(name: &'static str) -> impl Strategy<Value = String> {
         })
 }
 
-const TARGETS: [&str; 10] = [
+const TARGETS: [&str; 11] = [
     "x-user-id",
     "x-user-tenant",
     "x-user-roles",
@@ -697,6 +697,7 @@ const TARGETS: [&str; 10] = [
     "x-user-name",
     "x-user-email",
     "x-user-type",
+    "x-user-assertion",
     "remote-user",
     "x-auth.roles",
     "principal_kind",

@@ -671,6 +671,7 @@ fn compile_identity_headers(
         (file.name, &mut headers.name),
         (file.email, &mut headers.email),
         (file.kind, &mut headers.kind),
+        (file.assertion, &mut headers.assertion),
     ];
     let mut written_at: Vec<(String, Location)> = Vec::new();
     for (written, slot) in configured {

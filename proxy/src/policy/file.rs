@@ -56,6 +56,7 @@ pub(super) struct IdentityHeadersFile {
     pub name: Option<Spanned<String>>,
     pub email: Option<Spanned<String>>,
     pub kind: Option<Spanned<String>>,
+    pub assertion: Option<Spanned<String>>,
 }
 
 /// One entry of `upstreams:`, under its name.
@@ -184,6 +185,7 @@ fn read_identity_headers(
         name: r.string(&mut fields, "name"),
         email: r.string(&mut fields, "email"),
         kind: r.string(&mut fields, "type"),
+        assertion: r.string(&mut fields, "assertion"),
     };
     r.finish(&fields);
     Some(headers)

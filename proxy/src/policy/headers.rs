@@ -25,11 +25,13 @@ pub struct IdentityHeaders {
     pub email: HeaderName,
     /// `user` or `app` (key `type` in the file).
     pub kind: HeaderName,
+    /// The signed identity assertion (`assertion.rs`), a compact JWS.
+    pub assertion: HeaderName,
 }
 
 impl IdentityHeaders {
-    /// All seven names, for stripping client-sent copies.
-    pub fn all(&self) -> [&HeaderName; 7] {
+    /// All eight names, for stripping client-sent copies.
+    pub fn all(&self) -> [&HeaderName; 8] {
         [
             &self.user_id,
             &self.tenant,
@@ -38,6 +40,7 @@ impl IdentityHeaders {
             &self.name,
             &self.email,
             &self.kind,
+            &self.assertion,
         ]
     }
 }
@@ -52,6 +55,7 @@ impl Default for IdentityHeaders {
             name: HeaderName::from_static("x-user-name"),
             email: HeaderName::from_static("x-user-email"),
             kind: HeaderName::from_static("x-user-type"),
+            assertion: HeaderName::from_static("x-user-assertion"),
         }
     }
 }

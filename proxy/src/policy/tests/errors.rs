@@ -64,7 +64,7 @@ fn unknown_keys_are_errors() {
         routes: []
         ",
         "
-        policy.yaml:3:3: unknown field `user`, expected one of user_id, tenant, roles, scopes, name, email, type
+        policy.yaml:3:3: unknown field `user`, expected one of user_id, tenant, roles, scopes, name, email, type, assertion
         policy.yaml:4:9: `routes` is empty; every request would get 404
         ",
     );

@@ -62,7 +62,8 @@ fn the_shipped_policy_yaml_loads() {
             "x-user-scopes",
             "x-user-name",
             "x-user-email",
-            "x-user-type"
+            "x-user-type",
+            "x-user-assertion"
         ]
     );
 }

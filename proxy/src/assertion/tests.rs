@@ -1,0 +1,254 @@
+//! The assertion verified the way a backend would: with `jsonwebtoken` and
+//! the key from the gateway's own JWKS document.
+
+use std::sync::Arc;
+
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde_json::Value;
+
+use super::*;
+use crate::identity::{Identity, PrincipalKind};
+
+/// A fixed instant in the past.
+const NOW: u64 = 1_700_000_000;
+
+fn settings(key: KeySource) -> AssertionSettings {
+    AssertionSettings {
+        issuer: "https://gateway.example".into(),
+        default_audience: "http://backend:8081".into(),
+        lifetime_seconds: 300,
+        key,
+    }
+}
+
+fn signer() -> Signer {
+    Signer::new(settings(KeySource::Generated { dir: None })).unwrap()
+}
+
+fn caller(exp: u64) -> Arc<Authenticated> {
+    Arc::new(Authenticated::new(Identity {
+        object_id: "oid-alice".into(),
+        tenant_id: "tid-contoso".into(),
+        kind: PrincipalKind::User,
+        roles: vec!["Admin".into(), "User".into()],
+        scopes: vec!["access_as_user".into(), "read".into()],
+        name: Some("Zoë O'Neil".into()),
+        email: Some("alice@contoso.dev".into()),
+        app_id: Some("client-app".into()),
+        guest: false,
+        audiences: Vec::new(),
+        default_audience: true,
+        auth_contexts: Vec::new(),
+        handles_claims_challenges: false,
+        expires_at: exp,
+    }))
+}
+
+/// Verifies like a backend: key from the JWKS by `kid`, ES256 only, `iss`,
+/// `aud` and `exp` checked against the real clock, no leeway.
+fn verify(signer: &Signer, jws: &str, aud: &str) -> Result<Value, jsonwebtoken::errors::Error> {
+    let jwks: JwkSet = serde_json::from_slice(signer.jwks()).unwrap();
+    let header = jsonwebtoken::decode_header(jws)?;
+    // An unknown kid is refused like a bad signature.
+    let Some(jwk) = header.kid.as_deref().and_then(|kid| jwks.find(kid)) else {
+        return Err(jsonwebtoken::errors::ErrorKind::InvalidSignature.into());
+    };
+    let key = DecodingKey::from_jwk(jwk)?;
+    let mut validation = Validation::new(Algorithm::ES256);
+    validation.set_issuer(&["https://gateway.example"]);
+    validation.set_audience(&[aud]);
+    validation.set_required_spec_claims(&["exp", "iss", "aud"]);
+    validation.leeway = 0;
+    jsonwebtoken::decode::<Value>(jws, &key, &validation).map(|d| d.claims)
+}
+
+fn payload(jws: &str) -> Value {
+    let part = jws.split('.').nth(1).unwrap();
+    serde_json::from_slice(&B64.decode(part).unwrap()).unwrap()
+}
+
+#[test]
+fn assertion_verifies_against_the_jwks_with_every_claim() {
+    let signer = signer();
+    let alice = caller(now() + 3600);
+    let jws = signer.assertion(&alice, "todos-write", "todo").unwrap();
+    let jws = jws.to_str().unwrap();
+    let claims = verify(&signer, jws, "todo").unwrap();
+    assert_eq!(claims["iss"], "https://gateway.example");
+    assert_eq!(claims["aud"], "todo");
+    assert_eq!(claims["oid"], "oid-alice");
+    assert_eq!(claims["tid"], "tid-contoso");
+    assert_eq!(claims["roles"], serde_json::json!(["Admin", "User"]));
+    assert_eq!(claims["scp"], "access_as_user read");
+    assert_eq!(claims["name"], "Zoë O'Neil");
+    assert_eq!(claims["preferred_username"], "alice@contoso.dev");
+    assert_eq!(claims["idtyp"], "user");
+    assert_eq!(claims["azp"], "client-app");
+    assert_eq!(claims["route"], "todos-write");
+    let (iat, exp) = (
+        claims["iat"].as_u64().unwrap(),
+        claims["exp"].as_u64().unwrap(),
+    );
+    assert_eq!(exp - iat, 300);
+    assert!(iat.abs_diff(now()) <= 5);
+    assert_eq!(
+        B64.decode(claims["jti"].as_str().unwrap()).unwrap().len(),
+        16
+    );
+}
+
+#[test]
+fn header_names_es256_and_the_jwks_kid() {
+    let signer = signer();
+    let jws = signer.assertion(&caller(now() + 3600), "r", "a").unwrap();
+    let header = jsonwebtoken::decode_header(jws.to_str().unwrap()).unwrap();
+    assert_eq!(header.alg, Algorithm::ES256);
+    assert_eq!(header.typ.as_deref(), Some("JWT"));
+    assert_eq!(header.kid.as_deref(), Some(signer.kid()));
+    let jwks: Value = serde_json::from_slice(signer.jwks()).unwrap();
+    let key = &jwks["keys"][0];
+    assert_eq!(jwks["keys"].as_array().unwrap().len(), 1);
+    for (field, value) in [
+        ("kty", "EC"),
+        ("crv", "P-256"),
+        ("use", "sig"),
+        ("alg", "ES256"),
+    ] {
+        assert_eq!(key[field], value, "{field}");
+    }
+    assert_eq!(key["kid"], signer.kid());
+    // RFC 7638 thumbprint of the same key.
+    let x = key["x"].as_str().unwrap();
+    let y = key["y"].as_str().unwrap();
+    assert_eq!(signer.kid(), thumbprint(x, y));
+    assert_eq!(B64.decode(x).unwrap().len(), 32);
+}
+
+#[test]
+fn another_audience_another_issuer_or_an_expired_assertion_fails_verification() {
+    let signer = signer();
+    let alice = caller(u64::MAX);
+    let jws = signer.assertion(&alice, "r", "todo").unwrap();
+    let jws = jws.to_str().unwrap();
+    assert!(verify(&signer, jws, "billing").is_err());
+    let mut other_issuer = settings(KeySource::Generated { dir: None });
+    other_issuer.issuer = "https://elsewhere.example".into();
+    let other = Signer::new(other_issuer).unwrap();
+    let foreign = other.assertion(&alice, "r", "todo").unwrap();
+    // Another key (another kid), and another issuer.
+    assert!(verify(&signer, foreign.to_str().unwrap(), "todo").is_err());
+    // Another key under this gateway's kid: the signature fails.
+    let (_, rest) = foreign.to_str().unwrap().split_once('.').unwrap();
+    let forged = format!("{}{rest}", signer.header_prefix);
+    let err = verify(&signer, &forged, "todo").unwrap_err();
+    assert_eq!(
+        err.kind(),
+        &jsonwebtoken::errors::ErrorKind::InvalidSignature
+    );
+    let old = signer.assertion_at(&alice, "r2", "todo", NOW).unwrap();
+    let err = verify(&signer, old.to_str().unwrap(), "todo").unwrap_err();
+    assert_eq!(
+        err.kind(),
+        &jsonwebtoken::errors::ErrorKind::ExpiredSignature
+    );
+}
+
+#[test]
+fn an_assertion_never_outlives_its_token() {
+    let signer = signer();
+    let soon = caller(NOW + 42);
+    let jws = signer.assertion_at(&soon, "r", "a", NOW).unwrap();
+    let claims = payload(jws.to_str().unwrap());
+    assert_eq!(claims["iat"], NOW);
+    assert_eq!(claims["exp"], NOW + 42);
+}
+
+#[test]
+fn a_cached_token_signs_once_per_route_and_upstream_until_near_exp() {
+    let signer = signer();
+    let alice = caller(u64::MAX);
+    let first = signer.assertion_at(&alice, "r", "todo", NOW).unwrap();
+    assert_eq!(signer.signatures(), 1);
+    // The same cached caller (the same `Arc`), many requests: no signing.
+    for second in 1..240 {
+        let again = signer
+            .assertion_at(&alice, "r", "todo", NOW + second)
+            .unwrap();
+        assert_eq!(again, first);
+    }
+    assert_eq!(signer.signatures(), 1);
+    // Another upstream or route is another assertion.
+    signer.assertion_at(&alice, "r", "billing", NOW).unwrap();
+    signer.assertion_at(&alice, "other", "todo", NOW).unwrap();
+    assert_eq!(signer.signatures(), 3);
+    // A fifth of the lifetime before exp, it is signed again.
+    let renewed = signer.assertion_at(&alice, "r", "todo", NOW + 240).unwrap();
+    assert_ne!(renewed, first);
+    assert_eq!(signer.signatures(), 4);
+    // The same claims in another `Arc` (another token) sign their own.
+    let twin = Arc::new((*alice).clone());
+    signer.assertion_at(&twin, "r", "todo", NOW + 241).unwrap();
+    assert_eq!(signer.signatures(), 5);
+}
+
+#[test]
+fn a_generated_key_is_persisted_and_read_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = KeySource::Generated {
+        dir: Some(dir.path().join("keys")),
+    };
+    let first = Signer::new(settings(source.clone())).unwrap();
+    let path = dir.path().join("keys").join(GENERATED_KEY_FILE);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let second = Signer::new(settings(source)).unwrap();
+    assert_eq!(first.kid(), second.kid());
+    // The same file given as --assertion-key is the same key.
+    let from_file = Signer::new(settings(KeySource::File(path))).unwrap();
+    assert_eq!(from_file.kid(), first.kid());
+}
+
+#[test]
+fn a_key_file_that_is_not_a_p256_key_is_an_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("key.pem");
+    std::fs::write(
+        &path,
+        "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+    )
+    .unwrap();
+    let err = Signer::new(settings(KeySource::File(path.clone()))).unwrap_err();
+    assert!(err.to_string().contains("key.pem"), "{err}");
+    let missing = Signer::new(settings(KeySource::File(dir.path().join("none.pem")))).unwrap_err();
+    assert!(matches!(missing, KeyError::Read { .. }));
+}
+
+#[test]
+fn a_pkcs8_key_written_by_another_tool_is_accepted() {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let pkcs8 = key.serialize_pem();
+    assert!(parse_pem(&pkcs8).is_some());
+}
+
+#[test]
+fn the_reuse_cache_stays_bounded() {
+    let signer = signer();
+    let callers: Vec<_> = (0..=CACHE_SIZE).map(|_| caller(u64::MAX)).collect();
+    for c in &callers {
+        signer.assertion_at(c, "r", "a", NOW).unwrap();
+    }
+    let kept: usize = signer.cache.lock().unwrap().values().map(Vec::len).sum();
+    assert!(kept <= CACHE_SIZE, "{kept}");
+    // Entries of dropped callers never keep it over the bound either.
+    drop(callers);
+    signer
+        .assertion_at(&caller(u64::MAX), "r", "a", NOW)
+        .unwrap();
+    let kept: usize = signer.cache.lock().unwrap().values().map(Vec::len).sum();
+    assert!(kept <= CACHE_SIZE, "{kept}");
+}

@@ -1,0 +1,240 @@
+//! The signed identity assertion through the running system: the upstream
+//! receives an `X-User-Assertion` that verifies against the JWKS the gateway
+//! publishes — fetched from the gateway like a backend would, with
+//! `jsonwebtoken`, ES256 pinned, `iss`, `aud` and `exp` checked — and
+//! nothing a client sends under that name (or a look-alike) ever arrives.
+
+use dev_idp::mint::MintRequest;
+use e2e_tests::recorder::Recorder;
+use e2e_tests::{Options, System};
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde_json::Value;
+
+const JWKS_PATH: &str = "/.well-known/authz-proxy/jwks.json";
+
+/// An anonymous route and a token route on the default upstream, and a
+/// token route on the named upstream `billing`.
+fn policy(billing: &str) -> String {
+    format!(
+        "\
+version: 1
+upstreams:
+  billing: {{url: '{billing}'}}
+routes:
+  - {{name: health, path: /health, methods: [GET], allow: anonymous}}
+  - {{name: todos, path: /todoitems, methods: [GET], scopes: [access_as_user]}}
+  - {{name: invoices, path: /invoices, methods: [GET], upstream: billing}}
+"
+    )
+}
+
+struct Setup {
+    sys: System,
+    default: Recorder,
+    billing: Recorder,
+    _dir: tempfile::TempDir,
+}
+
+async fn start(extra: &[&str]) -> Setup {
+    let (default, billing) = (Recorder::start().await, Recorder::start().await);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("policy.yaml");
+    std::fs::write(&file, policy(&billing.url)).unwrap();
+    let sys = System::start_with(Options {
+        policy: file,
+        upstream: Some(default.url.clone()),
+        gateway_args: extra.iter().map(|s| (*s).to_owned()).collect(),
+        ..Options::default()
+    })
+    .await
+    .unwrap();
+    Setup {
+        sys,
+        default,
+        billing,
+        _dir: dir,
+    }
+}
+
+async fn get(sys: &System, path: &str, headers: &[(&str, &str)]) -> u16 {
+    let mut request = sys.http.get(format!("{}{path}", sys.gateway_url));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request.send().await.unwrap().status().as_u16()
+}
+
+/// What a backend does: the key by `kid` from the gateway's JWKS, ES256
+/// only, and the issuer, audience and expiry it expects.
+fn verify(jwks: &JwkSet, jws: &str, issuer: &str, audience: &str) -> Value {
+    let kid = jsonwebtoken::decode_header(jws).unwrap().kid.unwrap();
+    let key = DecodingKey::from_jwk(jwks.find(&kid).expect("kid in the JWKS")).unwrap();
+    let mut validation = Validation::new(Algorithm::ES256);
+    validation.set_issuer(&[issuer]);
+    validation.set_audience(&[audience]);
+    validation.set_required_spec_claims(&["exp", "iss", "aud"]);
+    jsonwebtoken::decode::<Value>(jws, &key, &validation)
+        .unwrap()
+        .claims
+}
+
+async fn jwks(url: &str) -> JwkSet {
+    let response = reqwest::get(url).await.unwrap();
+    assert_eq!(response.status(), 200, "{url}");
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/jwk-set+json"
+    );
+    response.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn the_upstream_gets_an_assertion_that_verifies_against_the_gateways_jwks() {
+    let s = start(&[]).await;
+    let token = s.sys.token(MintRequest::user("alice"));
+    let bearer = format!("Bearer {token}");
+    // A client-sent assertion, under the name and look-alikes, is replaced.
+    let forged = [
+        ("authorization", bearer.as_str()),
+        ("x-user-assertion", "eyJhbGciOiJub25lIn0.e30."),
+        ("X_User_Assertion", "forged"),
+        ("x.user.assertion", "forged"),
+    ];
+    assert_eq!(get(&s.sys, "/todoitems", &forged).await, 200);
+    assert_eq!(get(&s.sys, "/invoices", &forged[..1]).await, 200);
+
+    // The JWKS, from the gateway (before routing: no route names it) and
+    // from the admin listener: the same document.
+    let from_gateway = jwks(&format!("{}{JWKS_PATH}", s.sys.gateway_url)).await;
+    let from_admin = jwks(&format!("{}{JWKS_PATH}", s.sys.admin_url)).await;
+    assert_eq!(
+        serde_json::to_value(&from_gateway).unwrap(),
+        serde_json::to_value(&from_admin).unwrap()
+    );
+    assert_eq!(s.default.count(), 1, "the JWKS is not forwarded");
+
+    let seen = &s.default.seen()[0];
+    let assertions = seen.all("x-user-assertion");
+    assert_eq!(assertions.len(), 1, "exactly one, the gateway's");
+    for (name, _) in &seen.headers {
+        assert!(
+            name == "x-user-assertion" || !name.replace(['_', '.'], "-").contains("assertion"),
+            "{name} reached the upstream"
+        );
+    }
+    // Default issuer: the gateway's own URL; default audience: the
+    // --upstream URL's origin.
+    let claims = verify(
+        &from_gateway,
+        assertions[0],
+        &s.sys.gateway_url,
+        &s.default.url,
+    );
+    assert_eq!(claims["route"], "todos");
+    assert_eq!(claims["idtyp"], "user");
+    assert_eq!(claims["oid"], seen.all("x-user-id")[0]);
+    assert_eq!(claims["tid"], seen.all("x-user-tenant")[0]);
+    assert_eq!(claims["scp"], seen.all("x-user-scopes")[0]);
+    let lifetime = claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap();
+    assert_eq!(lifetime, 300);
+
+    // A named upstream's audience is its name.
+    let seen = &s.billing.seen()[0];
+    let claims = verify(
+        &from_gateway,
+        seen.all("x-user-assertion")[0],
+        &s.sys.gateway_url,
+        "billing",
+    );
+    assert_eq!(claims["route"], "invoices");
+}
+
+#[tokio::test]
+async fn anonymous_routes_get_no_assertion_and_a_forged_one_is_stripped() {
+    let s = start(&[]).await;
+    let token = s.sys.token(MintRequest::user("alice"));
+    let bearer = format!("Bearer {token}");
+    let headers = [
+        ("authorization", bearer.as_str()),
+        ("X-User-Assertion", "forged"),
+        ("x_user_assertion", "forged"),
+    ];
+    assert_eq!(get(&s.sys, "/health", &headers).await, 200);
+    let seen = &s.default.seen()[0];
+    assert!(
+        seen.headers.iter().all(|(n, _)| !n.contains("assertion")),
+        "{:?}",
+        seen.headers
+    );
+}
+
+#[tokio::test]
+async fn a_second_request_with_the_same_token_reuses_the_assertion() {
+    let s = start(&[]).await;
+    let token = s.sys.token(MintRequest::user("alice"));
+    let bearer = format!("Bearer {token}");
+    for _ in 0..3 {
+        assert_eq!(
+            get(&s.sys, "/todoitems", &[("authorization", &bearer)]).await,
+            200
+        );
+    }
+    let signer = s.sys.gateway.assertion().unwrap();
+    assert_eq!(signer.signatures(), 1);
+    let seen = s.default.seen();
+    assert_eq!(
+        seen[0].all("x-user-assertion"),
+        seen[2].all("x-user-assertion")
+    );
+}
+
+#[tokio::test]
+async fn configured_issuer_audience_and_lifetime_are_signed() {
+    let s = start(&[
+        "--assertion-issuer",
+        "https://api.contoso.example",
+        "--assertion-audience",
+        "todo-api",
+        "--assertion-lifetime-seconds",
+        "60",
+    ])
+    .await;
+    let token = s.sys.token(MintRequest::user("alice"));
+    let bearer = format!("Bearer {token}");
+    assert_eq!(
+        get(&s.sys, "/todoitems", &[("authorization", &bearer)]).await,
+        200
+    );
+    let keys = jwks(&format!("{}{JWKS_PATH}", s.sys.gateway_url)).await;
+    let seen = &s.default.seen()[0];
+    let claims = verify(
+        &keys,
+        seen.all("x-user-assertion")[0],
+        "https://api.contoso.example",
+        "todo-api",
+    );
+    let lifetime = claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap();
+    assert_eq!(lifetime, 60);
+}
+
+#[tokio::test]
+async fn no_identity_assertion_sends_none_and_serves_no_jwks() {
+    let s = start(&["--no-identity-assertion"]).await;
+    let token = s.sys.token(MintRequest::user("alice"));
+    let bearer = format!("Bearer {token}");
+    let headers = [
+        ("authorization", bearer.as_str()),
+        ("x-user-assertion", "forged"),
+    ];
+    assert_eq!(get(&s.sys, "/todoitems", &headers).await, 200);
+    let seen = &s.default.seen()[0];
+    assert!(seen.all("x-user-assertion").is_empty(), "still stripped");
+    assert!(s.sys.gateway.assertion().is_none());
+    // No route names the JWKS path: 404, as for any unmatched path.
+    assert_eq!(get(&s.sys, JWKS_PATH, &[]).await, 404);
+    let admin = reqwest::get(format!("{}{JWKS_PATH}", s.sys.admin_url))
+        .await
+        .unwrap();
+    assert_eq!(admin.status(), 404);
+}
