@@ -337,6 +337,7 @@ const FORGED: &[(&str, &str)] = &[
     ("X-User-Id", "forged-id"),
     ("x-user-roles", "Admin,forged"),
     ("X-User-Name", "forged"),
+    ("X-User-Assertion", "forged.assertion.value"),
     ("X_User_Id", "forged-underscore"),
     ("X-Authz-Path", "/forged"),
     ("X-Original-URI", "/health?forged"),
