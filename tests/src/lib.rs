@@ -340,6 +340,18 @@ impl System {
         }
     }
 
+    /// The admin listener's `/metrics` text (Prometheus exposition format).
+    pub async fn metrics(&self) -> String {
+        let response = self
+            .http
+            .get(format!("{}/metrics", self.admin_url))
+            .send()
+            .await
+            .expect("the admin listener answers");
+        assert_eq!(response.status(), 200, "/metrics");
+        response.text().await.expect("a /metrics body")
+    }
+
     /// Waits until the gateway's first signing-key fetch has finished (loaded
     /// or failed), so a test starts from a known state. Waits on the fetch
     /// counter, not on a clock.

@@ -120,15 +120,7 @@ async fn a_token_passes_only_on_the_routes_of_its_own_api() {
         assert_eq!(get(&sys, path, &elsewhere).await.status(), 401);
     }
 
-    let metrics = sys
-        .http
-        .get(format!("{}/metrics", sys.admin_url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = sys.metrics().await;
     assert!(
         metrics.contains(r#"authz_proxy_denials_total{reason="wrong_audience"} 4"#),
         "{metrics}"

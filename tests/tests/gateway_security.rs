@@ -769,15 +769,7 @@ routes:
     assert_eq!(call(Method::GET, "/preview", alice.clone()).await.0, 200);
     let forwarded: Vec<String> = seen(&log).iter().map(|s| s.path.clone()).collect();
     assert_eq!(forwarded, ["/jobs", "/mine", "/preview"]);
-    let metrics = sys
-        .http
-        .get(format!("{}/metrics", sys.admin_url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = sys.metrics().await;
     for line in [
         r#"authz_proxy_shadow_denials_total{reason="wrong_caller_type"} 1"#,
         r#"authz_proxy_denials_total{reason="wrong_caller_type"} 1"#,

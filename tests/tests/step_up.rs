@@ -11,17 +11,13 @@
 //! The access log is captured in-process: this test binary installs the
 //! gateway's own JSON subscriber writing to a buffer.
 
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
-
-use authz_proxy::logging::LogFormat;
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use dev_idp::MintRequest;
+use e2e_tests::capture::{access_line, captured};
 use e2e_tests::recorder::Recorder;
 use e2e_tests::{API_CLIENT_ID, Options, SWAGGER_CLIENT_ID, System, TENANT};
 use serde_json::Value;
-use tokio::sync::watch;
 
 const POLICY: &str = "version: 1
 routes:
@@ -36,66 +32,6 @@ const CP1: &str = r#"{"access_token":{"xms_cc":{"values":["cp1"]}}}"#;
 /// it (its example, byte for byte).
 const C1_CLAIMS_B64: &str =
     "eyJhY2Nlc3NfdG9rZW4iOnsiYWNycyI6eyJlc3NlbnRpYWwiOnRydWUsInZhbHVlIjoiYzEifX19";
-
-/// Everything the log subscriber wrote, and a counter moved by each write.
-struct Captured {
-    text: Mutex<Vec<u8>>,
-    writes: watch::Sender<u64>,
-}
-
-struct CaptureWriter(Arc<Captured>);
-
-impl std::io::Write for CaptureWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.text.lock().unwrap().extend_from_slice(buf);
-        self.0.writes.send_modify(|n| *n += 1);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-fn captured() -> Arc<Captured> {
-    static CAPTURED: OnceLock<Arc<Captured>> = OnceLock::new();
-    CAPTURED
-        .get_or_init(|| {
-            let captured = Arc::new(Captured {
-                text: Mutex::new(Vec::new()),
-                writes: watch::Sender::new(0),
-            });
-            let sink = Arc::clone(&captured);
-            authz_proxy::logging::init_with(
-                LogFormat::Json,
-                "info",
-                move || CaptureWriter(Arc::clone(&sink)),
-                false,
-            )
-            .expect("the only subscriber of this test binary");
-            captured
-        })
-        .clone()
-}
-
-/// Waits (on writes, not on a clock) for the access log line of request `id`.
-async fn access_line(id: &str) -> Value {
-    let mut writes = captured().writes.subscribe();
-    let wait = async {
-        loop {
-            let found = String::from_utf8_lossy(&captured().text.lock().unwrap())
-                .lines()
-                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-                .find(|v| v["target"] == "access" && v["request_id"] == id);
-            if let Some(line) = found {
-                return line;
-            }
-            writes.changed().await.expect("capture lives");
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(20), wait)
-        .await
-        .unwrap_or_else(|_| panic!("no access log line for request {id}"))
-}
 
 async fn start() -> (System, Recorder, tempfile::TempDir) {
     captured();
@@ -314,15 +250,7 @@ async fn a_shadow_auth_context_allows_logs_and_counts_the_would_be_denial() {
     assert_eq!(line["decision"], "allow");
     assert_eq!(line["enforce"], "shadow");
     assert_eq!(line["would_deny"], "auth_context_required");
-    let metrics = sys
-        .http
-        .get(format!("{}/metrics", sys.admin_url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = sys.metrics().await;
     let line = r#"authz_proxy_shadow_denials_total{reason="auth_context_required"} 1"#;
     assert!(
         metrics.lines().any(|l| l == line),

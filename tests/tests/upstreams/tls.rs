@@ -191,15 +191,7 @@ async fn assert_logged_as_tls(id: &str, detail: &str) {
 
 /// `authz_proxy_upstream_errors_total{kind="tls"}` on the admin listener.
 async fn tls_errors(sys: &System) -> f64 {
-    let text = sys
-        .http
-        .get(format!("{}/metrics", sys.admin_url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = sys.metrics().await;
     text.lines()
         .find_map(|l| l.strip_prefix(r#"authz_proxy_upstream_errors_total{kind="tls"} "#))
         .expect("the tls kind is listed from the start")
