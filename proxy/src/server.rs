@@ -194,24 +194,10 @@ pub async fn serve(
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     tokio::pin!(shutdown);
     loop {
-        let permit = tokio::select! {
-            permit = slots.clone().acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => break,
-            },
-            () = &mut shutdown => break,
-        };
-        let (stream, remote) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    // EMFILE and friends: back off instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
+        let Some((permit, stream, remote)) =
+            next_connection(&listener, &slots, &mut shutdown, "gateway").await
+        else {
+            break;
         };
         let _ = stream.set_nodelay(true);
         let (worker, open, pool) = workers.pick();
@@ -476,6 +462,35 @@ pub(crate) async fn first_request_within<E>(
         }
     }
     conn.await
+}
+
+/// The next connection of an accept loop: first a slot under the connection
+/// cap, then a connection, which holds the slot until it closes. A failed
+/// accept (EMFILE and friends) backs off 50 ms instead of spinning. `None`
+/// once `shutdown` completes. Shared by the gateway's and the decision
+/// endpoint's loops (`name` says which in the log).
+pub(crate) async fn next_connection<F: Future<Output = ()>>(
+    listener: &TcpListener,
+    slots: &Arc<Semaphore>,
+    shutdown: &mut std::pin::Pin<&mut F>,
+    name: &'static str,
+) -> Option<(OwnedSemaphorePermit, TcpStream, SocketAddr)> {
+    let permit = tokio::select! {
+        permit = Arc::clone(slots).acquire_owned() => permit.ok()?,
+        () = shutdown.as_mut() => return None,
+    };
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, remote)) => return Some((permit, stream, remote)),
+                Err(e) => {
+                    tracing::warn!(error = %e, listener = name, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            () = shutdown.as_mut() => return None,
+        }
+    }
 }
 
 /// HTTP/1.1 and HTTP/2 with the configured limits.
