@@ -121,6 +121,14 @@ struct Claims<'a> {
     route: &'a str,
 }
 
+/// The reuse cache: entries by caller address, and how many there are in
+/// all, kept as they change so the bound costs nothing per request.
+#[derive(Default)]
+struct Reuse {
+    by_caller: HashMap<usize, Vec<Cached>>,
+    entries: usize,
+}
+
 /// One signed assertion kept for reuse.
 struct Cached {
     /// Whose: a `Weak` keeps the caller's allocation, so its address (the
@@ -146,7 +154,7 @@ pub struct Signer {
     jwks: Bytes,
     rng: SystemRandom,
     /// By caller address; see [`Cached::caller`].
-    cache: Mutex<HashMap<usize, Vec<Cached>>>,
+    cache: Mutex<Reuse>,
     signatures: AtomicU64,
 }
 
@@ -198,7 +206,7 @@ impl Signer {
             lifetime: settings.lifetime_seconds,
             jwks: Bytes::from(jwks.to_string()),
             rng: SystemRandom::new(),
-            cache: Mutex::new(HashMap::new()),
+            cache: Mutex::new(Reuse::default()),
             signatures: AtomicU64::new(0),
         }
     }
@@ -278,17 +286,19 @@ impl Signer {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
         };
-        let total: usize = cache.values().map(Vec::len).sum();
-        if total >= CACHE_SIZE {
-            cache.retain(|_, entries| {
+        if cache.entries >= CACHE_SIZE {
+            cache.by_caller.retain(|_, entries| {
                 entries.retain(|e| e.caller.strong_count() > 0 && e.refresh_at > now);
                 !entries.is_empty()
             });
-            if cache.values().map(Vec::len).sum::<usize>() >= CACHE_SIZE {
-                cache.clear();
+            cache.entries = cache.by_caller.values().map(Vec::len).sum();
+            if cache.entries >= CACHE_SIZE {
+                cache.by_caller.clear();
+                cache.entries = 0;
             }
         }
-        let entries = cache.entry(address).or_default();
+        let entries = cache.by_caller.entry(address).or_default();
+        let before = entries.len();
         // The one this replaces, and any of the caller's that are stale.
         entries.retain(|e| {
             e.refresh_at > now && !(e.route.as_ref() == route && e.audience.as_ref() == audience)
@@ -300,6 +310,8 @@ impl Signer {
             value: value.clone(),
             refresh_at,
         });
+        let after = entries.len();
+        cache.entries = cache.entries + after - before;
         Some(value)
     }
 
@@ -316,6 +328,7 @@ impl Signer {
             Err(poisoned) => poisoned.into_inner(),
         };
         cache
+            .by_caller
             .get(&address)?
             .iter()
             .find(|e| {

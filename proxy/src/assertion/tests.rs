@@ -242,13 +242,19 @@ fn the_reuse_cache_stays_bounded() {
     for c in &callers {
         signer.assertion_at(c, "r", "a", NOW).unwrap();
     }
-    let kept: usize = signer.cache.lock().unwrap().values().map(Vec::len).sum();
+    let cache = signer.cache.lock().unwrap();
+    let kept: usize = cache.by_caller.values().map(Vec::len).sum();
+    assert_eq!(kept, cache.entries, "the running count is the count");
     assert!(kept <= CACHE_SIZE, "{kept}");
+    drop(cache);
     // Entries of dropped callers never keep it over the bound either.
     drop(callers);
     signer
         .assertion_at(&caller(u64::MAX), "r", "a", NOW)
         .unwrap();
-    let kept: usize = signer.cache.lock().unwrap().values().map(Vec::len).sum();
+    let cache = signer.cache.lock().unwrap();
+    let kept: usize = cache.by_caller.values().map(Vec::len).sum();
+    assert_eq!(kept, cache.entries, "the running count is the count");
     assert!(kept <= CACHE_SIZE, "{kept}");
+    drop(cache);
 }
