@@ -71,6 +71,9 @@ pub struct AssertionSettings {
     /// At most [`MAX_LIFETIME_SECONDS`].
     pub lifetime_seconds: u64,
     pub key: KeySource,
+    /// `--assertion-next-key`: a key published in the JWKS before it signs
+    /// (see [`Signer::reload_keys`]).
+    pub next_key: Option<PathBuf>,
 }
 
 /// Why the signing key could not be had.
@@ -141,17 +144,111 @@ struct Cached {
     refresh_at: u64,
 }
 
+/// A public key as the JWKS lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct PublicKey {
+    kid: String,
+    x: String,
+    y: String,
+}
+
+impl PublicKey {
+    fn of(key: &EcdsaKeyPair) -> PublicKey {
+        let (x, y) = coordinates(key);
+        PublicKey {
+            kid: thumbprint(&x, &y),
+            x,
+            y,
+        }
+    }
+
+    fn jwk(&self) -> serde_json::Value {
+        serde_json::json!({
+            "kty": "EC", "crv": "P-256", "x": self.x, "y": self.y,
+            "kid": self.kid, "use": "sig", "alg": "ES256",
+        })
+    }
+}
+
+/// The keys in force: the one that signs, and every key the JWKS
+/// publishes. Replaced whole (one `Arc`) when the key files change.
+struct KeyRing {
+    signing: Arc<EcdsaKeyPair>,
+    public: PublicKey,
+    /// `base64url(header).`, the same for every assertion of this key.
+    header_prefix: String,
+    /// `--assertion-next-key`: published before it signs.
+    next: Option<PublicKey>,
+    /// Keys that signed before a rotation, each published until the last
+    /// assertion it signed has expired (unix seconds).
+    retired: Vec<(PublicKey, u64)>,
+    /// The JWKS document, rendered when the ring is made.
+    jwks: Bytes,
+    /// SHA-256 of the key files' contents, to see a change on reload.
+    files: String,
+}
+
+impl KeyRing {
+    fn new(
+        signing: Arc<EcdsaKeyPair>,
+        next: Option<PublicKey>,
+        retired: Vec<(PublicKey, u64)>,
+        files: String,
+    ) -> KeyRing {
+        let public = PublicKey::of(&signing);
+        let header = serde_json::json!({"alg": "ES256", "typ": "JWT", "kid": public.kid});
+        let header_prefix = format!("{}.", B64.encode(header.to_string()));
+        // The signing key first; the next and retired ones, once each.
+        let next = next.filter(|n| n.kid != public.kid);
+        let retired: Vec<_> = retired
+            .into_iter()
+            .filter(|(k, _)| k.kid != public.kid && next.as_ref().is_none_or(|n| n.kid != k.kid))
+            .collect();
+        let mut keys = vec![public.jwk()];
+        keys.extend(next.iter().map(PublicKey::jwk));
+        keys.extend(retired.iter().map(|(k, _)| k.jwk()));
+        let jwks = Bytes::from(serde_json::json!({ "keys": keys }).to_string());
+        KeyRing {
+            signing,
+            public,
+            header_prefix,
+            next,
+            retired,
+            jwks,
+            files,
+        }
+    }
+}
+
+/// What [`Signer::reload_keys`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyReload {
+    /// The key files are as they were (or the key is generated in memory).
+    Unchanged,
+    /// A new key signs; the old one stays published until `until`.
+    Rotated {
+        from: String,
+        to: String,
+        until: u64,
+    },
+    /// The signing key is the same; the published set changed (a next key
+    /// added, changed or removed, or a retired key's time is up).
+    Published,
+    /// A key file cannot be read or parsed: the keys in force stay.
+    Refused(String),
+}
+
 /// The gateway's signing key and what is made with it.
 pub struct Signer {
-    key: EcdsaKeyPair,
-    kid: String,
-    /// `base64url(header).`, the same for every assertion.
-    header_prefix: String,
+    ring: std::sync::RwLock<Arc<KeyRing>>,
+    /// The files the keys come from, read again by [`Signer::reload_keys`]:
+    /// the signing key's (a `--assertion-key` or the generated one in
+    /// `--assertion-key-dir`) and `--assertion-next-key`'s.
+    key_file: Option<PathBuf>,
+    next_file: Option<PathBuf>,
     issuer: String,
     default_audience: String,
     lifetime: u64,
-    /// The JWKS document, rendered once.
-    jwks: Bytes,
     rng: SystemRandom,
     /// By caller address; see [`Cached::caller`].
     cache: Mutex<Reuse>,
@@ -162,7 +259,7 @@ impl std::fmt::Debug for Signer {
     /// Without the key.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Signer")
-            .field("kid", &self.kid)
+            .field("kid", &self.kid())
             .field("issuer", &self.issuer)
             .field("default_audience", &self.default_audience)
             .field("lifetime", &self.lifetime)
@@ -173,47 +270,63 @@ impl std::fmt::Debug for Signer {
 impl Signer {
     /// Loads or generates the key as `settings` say.
     pub fn new(settings: AssertionSettings) -> Result<Signer, KeyError> {
-        let key = match &settings.key {
-            KeySource::File(path) => read_key(path)?,
-            KeySource::Generated { dir: Some(dir) } => key_in_dir(dir)?,
+        let (key, key_file) = match &settings.key {
+            KeySource::File(path) => (read_key(path)?, Some(path.clone())),
+            KeySource::Generated { dir: Some(dir) } => {
+                (key_in_dir(dir)?, Some(dir.join(GENERATED_KEY_FILE)))
+            }
             KeySource::Generated { dir: None } => {
                 tracing::warn!(
                     "no --assertion-key or --assertion-key-dir: the assertion signing key is \
                      generated in memory; it changes at every restart and replicas each have \
                      their own, so a backend must fetch every replica's JWKS"
                 );
-                generate()?
+                (generate()?, None)
             }
         };
-        Ok(Signer::with_key(key, settings))
-    }
-
-    fn with_key(key: EcdsaKeyPair, settings: AssertionSettings) -> Signer {
-        let (x, y) = coordinates(&key);
-        let kid = thumbprint(&x, &y);
-        let header = serde_json::json!({"alg": "ES256", "typ": "JWT", "kid": kid});
-        let header_prefix = format!("{}.", B64.encode(header.to_string()));
-        let jwks = serde_json::json!({"keys": [{
-            "kty": "EC", "crv": "P-256", "x": x, "y": y,
-            "kid": kid, "use": "sig", "alg": "ES256",
-        }]});
-        Signer {
-            key,
-            kid,
-            header_prefix,
+        let next = match &settings.next_key {
+            Some(path) => Some(PublicKey::of(&read_key(path)?)),
+            None => None,
+        };
+        let files = files_hash(key_file.as_deref(), settings.next_key.as_deref());
+        Ok(Signer {
+            ring: std::sync::RwLock::new(Arc::new(KeyRing::new(
+                Arc::new(key),
+                next,
+                Vec::new(),
+                files,
+            ))),
+            key_file,
+            next_file: settings.next_key,
             issuer: settings.issuer,
             default_audience: settings.default_audience,
             lifetime: settings.lifetime_seconds,
-            jwks: Bytes::from(jwks.to_string()),
             rng: SystemRandom::new(),
             cache: Mutex::new(Reuse::default()),
             signatures: AtomicU64::new(0),
+        })
+    }
+
+    fn ring(&self) -> Arc<KeyRing> {
+        match self.ring.read() {
+            Ok(ring) => Arc::clone(&ring),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
         }
     }
 
-    /// The key id: the RFC 7638 thumbprint of the public key.
-    pub fn kid(&self) -> &str {
-        &self.kid
+    /// The signing key's id: the RFC 7638 thumbprint of its public key.
+    pub fn kid(&self) -> String {
+        self.ring().public.kid.clone()
+    }
+
+    /// The published keys' ids: the signing key's first, then the next
+    /// key's and the retired ones still published.
+    pub fn published_kids(&self) -> Vec<String> {
+        let ring = self.ring();
+        let mut kids = vec![ring.public.kid.clone()];
+        kids.extend(ring.next.iter().map(|k| k.kid.clone()));
+        kids.extend(ring.retired.iter().map(|(k, _)| k.kid.clone()));
+        kids
     }
 
     pub fn issuer(&self) -> &str {
@@ -225,9 +338,111 @@ impl Signer {
         &self.default_audience
     }
 
-    /// The JWKS document with the public key.
-    pub fn jwks(&self) -> &Bytes {
-        &self.jwks
+    /// The JWKS document with every published key.
+    pub fn jwks(&self) -> Bytes {
+        self.jwks_at(now())
+    }
+
+    fn jwks_at(&self, now: u64) -> Bytes {
+        let ring = self.ring();
+        if ring.retired.iter().all(|(_, until)| *until > now) {
+            return ring.jwks.clone();
+        }
+        // A retired key's last assertion has expired: publish it no more.
+        self.reload_keys_at(now);
+        self.ring().jwks.clone()
+    }
+
+    /// Reads the key files again (on every policy poll and SIGHUP, by
+    /// `reload.rs`) and, when they changed, puts the new keys in force:
+    ///
+    /// - a new *signing* key signs from now on; the old one stays in the
+    ///   JWKS until the last assertion it signed has expired (now + the
+    ///   lifetime), and assertions kept for reuse are signed again;
+    /// - a new *next* key (`--assertion-next-key`) is only published, so
+    ///   backends that cache the JWKS know it before it signs: rotation
+    ///   without a refused request is "publish as next, wait for the
+    ///   backends' JWKS cache (5 minutes), then make it the signing key".
+    ///
+    /// A file that cannot be read or is not a P-256 key leaves the keys in
+    /// force as they are (logged, and tried again at the next poll).
+    pub fn reload_keys(&self) -> KeyReload {
+        self.reload_keys_at(now())
+    }
+
+    fn reload_keys_at(&self, now: u64) -> KeyReload {
+        let mut slot = match self.ring.write() {
+            Ok(ring) => ring,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let old = Arc::clone(&slot);
+        let files = files_hash(self.key_file.as_deref(), self.next_file.as_deref());
+        let expired = old.retired.iter().any(|(_, until)| *until <= now);
+        if files == old.files && !expired {
+            return KeyReload::Unchanged;
+        }
+        let read = |path: &Option<PathBuf>| path.as_deref().map(read_key).transpose();
+        let (signing, next) = match (read(&self.key_file), read(&self.next_file)) {
+            // Generated in memory (no file): the same key goes on signing.
+            (Ok(signing), Ok(next)) => (
+                signing.map_or_else(|| Arc::clone(&old.signing), Arc::new),
+                next.map(|k| PublicKey::of(&k)),
+            ),
+            (Err(e), _) | (_, Err(e)) => {
+                if files != old.files {
+                    tracing::error!(
+                        error = %e,
+                        kid = %old.public.kid,
+                        "assertion key reload refused; the keys in force stay"
+                    );
+                }
+                return KeyReload::Refused(e.to_string());
+            }
+        };
+        let mut retired: Vec<_> = old
+            .retired
+            .iter()
+            .filter(|(_, until)| *until > now)
+            .cloned()
+            .collect();
+        let new_kid = PublicKey::of(&signing).kid;
+        let rotated = new_kid != old.public.kid;
+        // Every assertion the old key signed expires by now + lifetime.
+        let until = now + self.lifetime;
+        if rotated {
+            retired.retain(|(k, _)| k.kid != old.public.kid);
+            retired.push((old.public.clone(), until));
+        }
+        let ring = KeyRing::new(signing, next, retired, files);
+        let published_changed = ring.jwks != old.jwks;
+        *slot = Arc::new(ring);
+        drop(slot);
+        if rotated {
+            // Assertions kept for reuse were signed by the old key: sign again.
+            let mut cache = match self.cache.lock() {
+                Ok(guard) => guard,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            cache.by_caller.clear();
+            cache.entries = 0;
+            drop(cache);
+            tracing::info!(
+                from = %old.public.kid,
+                to = %new_kid,
+                old_published_until = until,
+                "assertion signing key rotated; the old key stays in the JWKS until its last assertion expires"
+            );
+            KeyReload::Rotated {
+                from: old.public.kid.clone(),
+                to: new_kid,
+                until,
+            }
+        } else if published_changed {
+            tracing::info!(kid = %new_kid, "assertion JWKS changed (next or retired keys)");
+            KeyReload::Published
+        } else {
+            KeyReload::Unchanged
+        }
     }
 
     /// Signatures made so far (tests show that reuse signs nothing).
@@ -238,7 +453,7 @@ impl Signer {
     /// `GET` [`JWKS_PATH`]: the JWKS, cacheable for a few minutes.
     pub fn jwks_response(&self) -> Response<ProxyBody> {
         let mut response = Response::new(
-            http_body_util::Full::new(self.jwks.clone())
+            http_body_util::Full::new(self.jwks())
                 .map_err(|never| match never {})
                 .boxed(),
         );
@@ -368,15 +583,32 @@ impl Signer {
             route,
         };
         let payload = serde_json::to_vec(&claims).ok()?;
-        let mut jws = self.header_prefix.clone();
+        let ring = self.ring();
+        let mut jws = ring.header_prefix.clone();
         B64.encode_string(payload, &mut jws);
-        let signature = self.key.sign(&self.rng, jws.as_bytes()).ok()?;
+        let signature = ring.signing.sign(&self.rng, jws.as_bytes()).ok()?;
         self.signatures.fetch_add(1, Ordering::Relaxed);
         jws.push('.');
         B64.encode_string(signature.as_ref(), &mut jws);
         let value = HeaderValue::from_maybe_shared(Bytes::from(jws)).ok()?;
         Some((value, exp))
     }
+}
+
+/// SHA-256 over the key files' contents (an unreadable one counts as its
+/// error), to see a change without parsing.
+fn files_hash(key: Option<&Path>, next: Option<&Path>) -> String {
+    let mut all = Vec::new();
+    for path in [key, next].into_iter().flatten() {
+        match std::fs::read(path) {
+            Ok(bytes) => all.extend_from_slice(
+                aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &bytes).as_ref(),
+            ),
+            Err(e) => all.extend_from_slice(e.to_string().as_bytes()),
+        }
+        all.push(0);
+    }
+    B64.encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &all))
 }
 
 fn now() -> u64 {

@@ -200,6 +200,12 @@ pub struct Flags {
     /// generated in memory at every start.
     #[arg(long, env = "ASSERTION_KEY_DIR", help_heading = "Identity assertion")]
     pub assertion_key_dir: Option<PathBuf>,
+    /// PEM P-256 private key published in the JWKS before it signs, for a
+    /// rotation with overlap: publish the new key here, and once backends
+    /// have fetched the JWKS (5 minutes) put it in the signing key's file.
+    /// Both files are read again on every policy poll and on SIGHUP.
+    #[arg(long, env = "ASSERTION_NEXT_KEY", help_heading = "Identity assertion")]
+    pub assertion_next_key: Option<PathBuf>,
 }
 
 /// Limits on what a client may send, all explicit (see README "Limits").
@@ -535,6 +541,13 @@ impl Flags {
                 return None;
             }
         };
+        if self.assertion_next_key.is_some() && key == (KeySource::Generated { dir: None }) {
+            errors.push(
+                "--assertion-next-key needs --assertion-key or --assertion-key-dir: a key \
+                 generated in memory is never replaced by the next one"
+                    .into(),
+            );
+        }
         if !errors.is_empty() {
             // Nothing is generated or written for a configuration that fails.
             return None;
@@ -544,6 +557,7 @@ impl Flags {
             default_audience,
             lifetime_seconds: lifetime,
             key,
+            next_key: self.assertion_next_key.clone(),
         }) {
             Ok(signer) => Some(Arc::new(signer)),
             Err(e) => {

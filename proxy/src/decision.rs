@@ -20,7 +20,8 @@
 //!
 //! Answers: 200 with the identity headers the gateway would have forwarded
 //! (every one of them, empty when the route is anonymous or the claim
-//! absent), `X-Request-Id`, and [`X_AUTHZ_PATH`] (the normalised path the
+//! absent), the signed identity assertion (`assertion.rs`) for the ingress
+//! to copy upstream like the others, `X-Request-Id`, and [`X_AUTHZ_PATH`] (the normalised path the
 //! decision was made on, for the ingress to forward instead of the
 //! client's); every refusal is the gateway's own response
 //! (`GatewayError::into_response`). nginx's `auth_request` accepts only 2xx,
@@ -257,6 +258,11 @@ async fn decide(
             policy.identity_headers(),
             &caller.header_values,
         );
+        if let Some(value) = gateway.assertion_for(policy, route, &caller) {
+            response
+                .headers_mut()
+                .insert(policy.identity_headers().assertion.clone(), value);
+        }
     }
     // The canonical path is visible ASCII (`path.rs`).
     if let Ok(path) = HeaderValue::from_str(&target.path) {

@@ -29,6 +29,7 @@ use crate::config::Limits;
 use crate::docs::{Docs, DocsRequest};
 use crate::error::GatewayError;
 use crate::headers::{self, StripRules};
+use crate::identity::Authenticated;
 use crate::metrics::{Metrics, ReloadOutcome};
 use crate::policy::{Policy, Route};
 use crate::request_id::X_REQUEST_ID;
@@ -145,6 +146,24 @@ impl Gateway {
     /// The assertion signer, for the admin listener's JWKS and for tests.
     pub fn assertion(&self) -> Option<&Arc<Signer>> {
         self.assertion.as_ref()
+    }
+
+    /// The signed identity assertion for `caller` on `route` (`None` when
+    /// assertions are off): `aud` is the route's named upstream, else the
+    /// default upstream's audience. The gateway forwards it; the decision
+    /// endpoint hands it to the ingress.
+    pub fn assertion_for(
+        &self,
+        policy: &Policy,
+        route: &Route,
+        caller: &Arc<Authenticated>,
+    ) -> Option<HeaderValue> {
+        let signer = self.assertion.as_ref()?;
+        let audience = route
+            .upstream
+            .and_then(|i| policy.upstreams().get(i))
+            .map_or(signer.default_audience(), |decl| decl.name.as_str());
+        signer.assertion(caller, &route.name, audience)
     }
 
     /// Serves the API docs (`docs.rs`) instead of forwarding their paths.
@@ -337,17 +356,10 @@ impl Gateway {
                 policy.identity_headers(),
                 &caller.header_values,
             );
-            if let Some(signer) = &self.assertion {
-                // `aud`: the named upstream's name, else the default's.
-                let audience = route
-                    .upstream
-                    .and_then(|i| policy.upstreams().get(i))
-                    .map_or(signer.default_audience(), |decl| decl.name.as_str());
-                if let Some(value) = signer.assertion(caller, &route.name, audience) {
-                    parts
-                        .headers
-                        .insert(policy.identity_headers().assertion.clone(), value);
-                }
+            if let Some(value) = self.assertion_for(policy, route, caller) {
+                parts
+                    .headers
+                    .insert(policy.identity_headers().assertion.clone(), value);
             }
         }
         parts.headers.insert(X_REQUEST_ID, ctx.id.header_value());

@@ -1,4 +1,8 @@
 //! Hot reload of `policy.yaml`: on SIGHUP and when the file changes on disk.
+//! The identity assertion's key files are read again at the same moments
+//! ([`Signer::reload_keys`](crate::assertion::Signer::reload_keys)), so a
+//! renewed Kubernetes Secret rotates the key like a renewed ConfigMap
+//! changes the policy.
 //!
 //! Changes are found by polling the *content* of the policy path every few
 //! seconds (`--policy-poll-seconds`), not by watching inodes: reading the
@@ -130,6 +134,10 @@ impl Reloader {
     /// Blocking IO on a small file; the task calls it on a blocking thread.
     pub fn reload(&self, trigger: Trigger) -> ReloadResult {
         let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        // The assertion keys, whatever becomes of the policy.
+        if let Some(signer) = self.gateway.assertion() {
+            signer.reload_keys();
+        }
         let file = self.path.display().to_string();
         let text = match std::fs::read(&self.path) {
             Ok(text) => text,

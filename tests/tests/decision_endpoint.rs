@@ -66,6 +66,34 @@ async fn decision_endpoint_answers_like_the_gateway_and_forwards_nothing() {
         Some("/todoitems")
     );
     assert!(header(&allowed, "x-request-id").is_some());
+    // The signed assertion, for the ingress to copy upstream like the rest:
+    // it verifies against the gateway's JWKS, for the default upstream.
+    let assertion = header(&allowed, "x-user-assertion").expect("an assertion");
+    let jwks: jsonwebtoken::jwk::JwkSet = sys
+        .http
+        .get(format!(
+            "{}/.well-known/authz-proxy/jwks.json",
+            sys.admin_url
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let kid = jsonwebtoken::decode_header(&assertion)
+        .unwrap()
+        .kid
+        .unwrap();
+    let key = jsonwebtoken::DecodingKey::from_jwk(jwks.find(&kid).unwrap()).unwrap();
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
+    validation.set_issuer(&[&sys.gateway_url]);
+    validation.set_audience(&[&upstream.url]);
+    let claims = jsonwebtoken::decode::<Value>(&assertion, &key, &validation)
+        .unwrap()
+        .claims;
+    assert_eq!(claims["oid"], "a11ce000-0000-4000-8000-000000000001");
+    assert_eq!(claims["route"], "todos");
 
     // An anonymous route: 200, no identity even with a token (every
     // identity header present and empty, for the ingress to copy).
@@ -73,6 +101,7 @@ async fn decision_endpoint_answers_like_the_gateway_and_forwards_nothing() {
     assert_eq!(anonymous.status(), 200);
     assert_eq!(header(&anonymous, "x-user-id").as_deref(), Some(""));
     assert_eq!(header(&anonymous, "x-user-roles").as_deref(), Some(""));
+    assert_eq!(header(&anonymous, "x-user-assertion").as_deref(), Some(""));
 
     // Refusals are the gateway's own.
     let missing = ask(&sys, "/", "GET", "/todoitems", None).await;

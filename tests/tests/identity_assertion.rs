@@ -238,3 +238,104 @@ async fn no_identity_assertion_sends_none_and_serves_no_jwks() {
         .unwrap();
     assert_eq!(admin.status(), 404);
 }
+
+/// A P-256 key in PEM, written the way a renewed Secret lands (a new file
+/// renamed over the old), and its kid as the JWKS names it.
+fn write_key(path: &std::path::Path) {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, key.serialize_pem()).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+fn kids(jwks: &JwkSet) -> Vec<String> {
+    jwks.keys
+        .iter()
+        .map(|k| k.common.key_id.clone().unwrap())
+        .collect()
+}
+
+/// Rotation with overlap while requests run: the next key is in the JWKS
+/// a backend fetched *before* the rotation, so every assertion signed
+/// before, during and after it verifies against that cached copy; no
+/// request fails; the old key stays published after it stops signing.
+#[tokio::test]
+async fn a_key_rotation_with_requests_in_flight_loses_none() {
+    let keys = tempfile::tempdir().unwrap();
+    let (key, next) = (keys.path().join("key.pem"), keys.path().join("next.pem"));
+    write_key(&key);
+    write_key(&next);
+    let s = start(&[
+        "--assertion-key",
+        key.to_str().unwrap(),
+        "--assertion-next-key",
+        next.to_str().unwrap(),
+    ])
+    .await;
+    // The backend's cached JWKS: the signing key and the next one.
+    let cached = jwks(&format!("{}{JWKS_PATH}", s.sys.admin_url)).await;
+    let before = kids(&cached);
+    assert_eq!(before.len(), 2, "{before:?}");
+    assert_eq!(before[0], s.sys.gateway.assertion().unwrap().kid());
+
+    // Requests from several callers, all the time, while the key rotates.
+    let tokens: Vec<String> = ["alice", "bob"]
+        .iter()
+        .map(|u| s.sys.token(MintRequest::user(*u)))
+        .collect();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut load = Vec::new();
+    for token in tokens {
+        let (http, url, stop) = (s.sys.http.clone(), s.sys.gateway_url.clone(), stop.clone());
+        load.push(tokio::spawn(async move {
+            let mut statuses = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) || statuses.len() < 5 {
+                let response = http
+                    .get(format!("{url}/todoitems"))
+                    .bearer_auth(&token)
+                    .send()
+                    .await
+                    .unwrap();
+                statuses.push(response.status().as_u16());
+            }
+            statuses
+        }));
+    }
+    // Wait until requests are flowing, then rotate: the next key signs,
+    // and a new next key is published.
+    while s.default.count() < 10 {
+        tokio::task::yield_now().await;
+    }
+    std::fs::copy(&next, &key).unwrap();
+    write_key(&next);
+    let reloader = s.sys.reloader.clone();
+    tokio::task::spawn_blocking(move || reloader.reload(authz_proxy::reload::Trigger::Signal))
+        .await
+        .unwrap();
+    let rotated_at = s.default.count();
+    while s.default.count() < rotated_at + 10 {
+        tokio::task::yield_now().await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for task in load {
+        let statuses = task.await.unwrap();
+        assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    }
+
+    // Every assertion the upstream got verifies against the JWKS cached
+    // before the rotation; both keys signed some.
+    let mut signed_by = std::collections::BTreeSet::new();
+    for seen in s.default.seen() {
+        let jws = seen.all("x-user-assertion")[0];
+        verify(&cached, jws, &s.sys.gateway_url, &s.default.url);
+        signed_by.insert(jsonwebtoken::decode_header(jws).unwrap().kid.unwrap());
+    }
+    assert_eq!(signed_by, before.iter().cloned().collect());
+    // After: the new signing key, the new next key, and the old key kept
+    // until its last assertion expires.
+    let after = kids(&jwks(&format!("{}{JWKS_PATH}", s.sys.gateway_url)).await);
+    assert_eq!(after.len(), 3, "{after:?}");
+    assert_eq!(after[0], before[1]);
+    assert_eq!(after[2], before[0]);
+    assert!(!before.contains(&after[1]));
+}

@@ -510,6 +510,12 @@ async fn the_sample_flow_through(ingress: &Ingress, sys: &System, tap: &Tap) {
         "{name}: {sent}"
     );
     assert!(!sent.contains("authorization:"), "{name}: {sent}");
+    // The signed assertion came with it (a JWS: `eyJ` is `{"` encoded;
+    // the tap lowercases what it saw).
+    assert!(
+        sent.contains("x-user-assertion: eyj"),
+        "{name} did not copy the assertion: {sent}"
+    );
 }
 
 #[tokio::test]

@@ -19,6 +19,7 @@ fn settings(key: KeySource) -> AssertionSettings {
         default_audience: "http://backend:8081".into(),
         lifetime_seconds: 300,
         key,
+        next_key: None,
     }
 }
 
@@ -48,7 +49,7 @@ fn caller(exp: u64) -> Arc<Authenticated> {
 /// Verifies like a backend: key from the JWKS by `kid`, ES256 only, `iss`,
 /// `aud` and `exp` checked against the real clock, no leeway.
 fn verify(signer: &Signer, jws: &str, aud: &str) -> Result<Value, jsonwebtoken::errors::Error> {
-    let jwks: JwkSet = serde_json::from_slice(signer.jwks()).unwrap();
+    let jwks: JwkSet = serde_json::from_slice(&signer.jwks()).unwrap();
     let header = jsonwebtoken::decode_header(jws)?;
     // An unknown kid is refused like a bad signature.
     let Some(jwk) = header.kid.as_deref().and_then(|kid| jwks.find(kid)) else {
@@ -105,8 +106,8 @@ fn header_names_es256_and_the_jwks_kid() {
     let header = jsonwebtoken::decode_header(jws.to_str().unwrap()).unwrap();
     assert_eq!(header.alg, Algorithm::ES256);
     assert_eq!(header.typ.as_deref(), Some("JWT"));
-    assert_eq!(header.kid.as_deref(), Some(signer.kid()));
-    let jwks: Value = serde_json::from_slice(signer.jwks()).unwrap();
+    assert_eq!(header.kid, Some(signer.kid()));
+    let jwks: Value = serde_json::from_slice(&signer.jwks()).unwrap();
     let key = &jwks["keys"][0];
     assert_eq!(jwks["keys"].as_array().unwrap().len(), 1);
     for (field, value) in [
@@ -140,7 +141,7 @@ fn another_audience_another_issuer_or_an_expired_assertion_fails_verification() 
     assert!(verify(&signer, foreign.to_str().unwrap(), "todo").is_err());
     // Another key under this gateway's kid: the signature fails.
     let (_, rest) = foreign.to_str().unwrap().split_once('.').unwrap();
-    let forged = format!("{}{rest}", signer.header_prefix);
+    let forged = format!("{}{rest}", signer.ring().header_prefix);
     let err = verify(&signer, &forged, "todo").unwrap_err();
     assert_eq!(
         err.kind(),
@@ -257,4 +258,117 @@ fn the_reuse_cache_stays_bounded() {
     assert_eq!(kept, cache.entries, "the running count is the count");
     assert!(kept <= CACHE_SIZE, "{kept}");
     drop(cache);
+}
+
+fn write_key(path: &Path) -> String {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    // Written the way a Secret update lands: a new file renamed over the old.
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, key.serialize_pem()).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+    PublicKey::of(&parse_pem(&key.serialize_pem()).unwrap()).kid
+}
+
+fn kids(jwks: &Bytes) -> Vec<String> {
+    let jwks: Value = serde_json::from_slice(jwks).unwrap();
+    jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn a_rotation_publishes_the_next_key_first_and_the_old_one_until_its_last_assertion_expires() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key_path, next_path) = (dir.path().join("key.pem"), dir.path().join("next.pem"));
+    let k1 = write_key(&key_path);
+    let k2 = write_key(&next_path);
+    let signer = Signer::new(AssertionSettings {
+        next_key: Some(next_path.clone()),
+        ..settings(KeySource::File(key_path.clone()))
+    })
+    .unwrap();
+    // Published before it signs.
+    assert_eq!(signer.kid(), k1);
+    assert_eq!(kids(&signer.jwks_at(NOW)), [k1.clone(), k2.clone()]);
+    assert_eq!(signer.reload_keys_at(NOW), KeyReload::Unchanged);
+    let alice = caller(u64::MAX);
+    let old = signer.assertion_at(&alice, "r", "todo", NOW).unwrap();
+    let old = old.to_str().unwrap().to_owned();
+    assert_eq!(
+        jsonwebtoken::decode_header(&old).unwrap().kid,
+        Some(k1.clone())
+    );
+
+    // The next key becomes the signing key, and a third one is next.
+    std::fs::copy(&next_path, &key_path).unwrap();
+    let k3 = write_key(&next_path);
+    assert_eq!(
+        signer.reload_keys_at(NOW + 10),
+        KeyReload::Rotated {
+            from: k1.clone(),
+            to: k2.clone(),
+            until: NOW + 10 + 300
+        }
+    );
+    // The cached assertion is not reused: the new key signs.
+    let new = signer.assertion_at(&alice, "r", "todo", NOW + 11).unwrap();
+    let new = new.to_str().unwrap();
+    assert_eq!(
+        jsonwebtoken::decode_header(new).unwrap().kid,
+        Some(k2.clone())
+    );
+    assert_eq!(
+        signer.published_kids(),
+        [k2.clone(), k3.clone(), k1.clone()]
+    );
+    // The old assertion still verifies against the JWKS (real clock: the
+    // old key is retired relative to NOW, long past, so check by kid).
+    assert_eq!(
+        kids(&signer.ring().jwks),
+        [k2.clone(), k3.clone(), k1.clone()]
+    );
+    // Until its last assertion expires; then it is no longer published.
+    assert_eq!(
+        kids(&signer.jwks_at(NOW + 309)),
+        [k2.clone(), k3.clone(), k1.clone()]
+    );
+    assert_eq!(kids(&signer.jwks_at(NOW + 310)), [k2.clone(), k3.clone()]);
+    assert_eq!(signer.kid(), k2);
+}
+
+#[test]
+fn a_broken_key_file_keeps_the_keys_in_force() {
+    let dir = tempfile::tempdir().unwrap();
+    let key_path = dir.path().join("key.pem");
+    let k1 = write_key(&key_path);
+    let signer = Signer::new(settings(KeySource::File(key_path.clone()))).unwrap();
+    std::fs::write(&key_path, "not a key").unwrap();
+    let KeyReload::Refused(why) = signer.reload_keys_at(NOW) else {
+        panic!("a broken file was taken");
+    };
+    assert!(why.contains("key.pem"), "{why}");
+    assert_eq!(signer.kid(), k1);
+    assert!(
+        signer
+            .assertion_at(&caller(u64::MAX), "r", "a", NOW)
+            .is_some()
+    );
+    // Mended: the new key is taken at the next reload.
+    let k2 = write_key(&key_path);
+    assert!(matches!(
+        signer.reload_keys_at(NOW),
+        KeyReload::Rotated { .. }
+    ));
+    assert_eq!(signer.kid(), k2);
+}
+
+#[test]
+fn a_key_generated_in_memory_is_kept_on_reload() {
+    let signer = signer();
+    let kid = signer.kid();
+    assert_eq!(signer.reload_keys_at(NOW), KeyReload::Unchanged);
+    assert_eq!(signer.kid(), kid);
 }
