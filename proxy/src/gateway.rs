@@ -71,6 +71,15 @@ impl ActivePolicy {
         }
     }
 
+    /// The named upstreams' forwarders, with their names.
+    pub fn forwarders(&self) -> impl Iterator<Item = (&str, &Forwarder)> {
+        self.policy
+            .upstreams()
+            .iter()
+            .map(|decl| decl.name.as_str())
+            .zip(&self.forwarders)
+    }
+
     /// Where `route` sends: its named upstream, else `default`.
     fn forwarder_for<'a>(&'a self, route: &Route, default: &'a Forwarder) -> &'a Forwarder {
         route

@@ -568,15 +568,42 @@ async fn admin(req: Request<Incoming>, gateway: &Gateway) -> Response<ProxyBody>
     }
 }
 
+/// `/ready`: the keys are loaded and the default upstream accepts a
+/// connection (a TLS handshake for an https one). The policy's named
+/// upstreams are checked alike and reported, but do not make the gateway
+/// unready: one backend down must not take the others' routes out of
+/// service (their requests get a 502 that names it).
 async fn ready(gateway: &Gateway) -> Response<ProxyBody> {
     let keys = gateway.authenticator().keys_loaded();
-    let upstream = gateway.forwarder().reachable().await;
+    let active = gateway.policy();
+    let mut names = vec!["default".to_owned()];
+    let mut probes = tokio::task::JoinSet::new();
+    let targets =
+        std::iter::once(gateway.forwarder()).chain(active.forwarders().map(|(name, f)| {
+            names.push(name.to_owned());
+            f
+        }));
+    for (i, forwarder) in targets.enumerate() {
+        let url = forwarder.upstream().to_string();
+        let probe = forwarder.probe();
+        probes.spawn(async move { (i, url, probe.await) });
+    }
+    let mut reports = vec![serde_json::Value::Null; names.len()];
+    while let Some(Ok((i, url, result))) = probes.join_next().await {
+        reports[i] = match result {
+            Ok(()) => serde_json::json!({"url": url, "reachable": true}),
+            Err(e) => serde_json::json!({"url": url, "reachable": false, "error": e.to_string()}),
+        };
+    }
+    let upstream = reports[0]["reachable"] == true;
+    let upstreams: serde_json::Map<_, _> = names.into_iter().zip(reports).collect();
     let body = serde_json::json!({
         "ready": keys && upstream,
         "policy_loaded": true,
         "keys_loaded": keys,
         "upstream_reachable": upstream,
-        "routes": gateway.policy().policy.routes().len(),
+        "upstreams": upstreams,
+        "routes": active.policy.routes().len(),
     });
     let status = if keys && upstream {
         StatusCode::OK

@@ -299,9 +299,25 @@ impl Forwarder {
         }
     }
 
-    /// Whether the upstream accepts a connection now (readiness).
-    pub async fn reachable(&self) -> bool {
-        self.upstream.connect(READY_TIMEOUT).await.is_ok()
+    /// Whether the upstream accepts a connection now (readiness): TCP, and
+    /// for an https upstream the whole TLS handshake with its certificate
+    /// checked, so a wrong `ca` shows here and not only on the first
+    /// request. Owns what it needs, so probes can run side by side.
+    pub fn probe(&self) -> impl Future<Output = Result<(), UpstreamError>> + Send + 'static {
+        let upstream = self.upstream.clone();
+        async move {
+            match upstream.tls.clone() {
+                None => upstream.connect(READY_TIMEOUT).await.map(drop),
+                Some(config) => tls::TlsConnect {
+                    upstream,
+                    config,
+                    timeout: READY_TIMEOUT,
+                }
+                .connect()
+                .await
+                .map(drop),
+            }
+        }
     }
 }
 

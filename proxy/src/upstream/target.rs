@@ -35,6 +35,13 @@ impl std::fmt::Debug for Upstream {
     }
 }
 
+impl std::fmt::Display for Upstream {
+    /// Its URL: `scheme://host:port`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}://{}", self.scheme, self.authority)
+    }
+}
+
 impl Upstream {
     /// An `http://host[:port]` or `https://host[:port]` URL (an https one
     /// verified against the system's roots until [`Upstream::with_tls`]

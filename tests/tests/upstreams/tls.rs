@@ -279,6 +279,33 @@ async fn an_unverified_certificate_is_a_502_upstream_tls_and_never_plain_http() 
 
     assert_eq!(tls_errors(&sys).await, 2.0);
     assert!(backend.versions().is_empty(), "no request reached it");
+
+    // `/ready` shakes hands with each upstream and says why one fails; a
+    // named upstream down does not make the gateway unready.
+    let ready = sys
+        .http
+        .get(format!("{}/ready", sys.admin_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+    let ready: serde_json::Value = ready.json().await.unwrap();
+    assert_eq!(ready["upstreams"]["default"]["reachable"], true, "{ready}");
+    for (name, why) in [
+        ("no_ca", "UnknownIssuer"),
+        ("wrong_name", "not valid for name"),
+    ] {
+        let report = &ready["upstreams"][name];
+        assert_eq!(report["reachable"], false, "{ready}");
+        assert!(
+            report["error"].as_str().unwrap().contains(why),
+            "{name}: {ready}"
+        );
+    }
+    assert_eq!(
+        ready["upstreams"]["no_ca"]["url"],
+        format!("https://localhost:{port}")
+    );
     sys.stop().await.unwrap();
 }
 
