@@ -17,7 +17,6 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::server::graceful::Watcher;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Handle;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, oneshot, watch};
@@ -31,6 +30,10 @@ use crate::gateway::Gateway;
 use crate::metrics::ConnectionGuard;
 use crate::reload::Reloader;
 use crate::upstream::{IdlePool, Linked};
+
+mod idle;
+
+use idle::{Drain, Streams, Tracked, drive};
 
 /// How long in-flight requests get to finish after shutdown begins.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -189,7 +192,7 @@ pub async fn serve(
 ) -> Result<(), ServeError> {
     let workers = Workers::start(threads).await?;
     let builder = http_builder(&limits);
-    let graceful = GracefulShutdown::new();
+    let graceful = Drain::new();
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     tokio::pin!(shutdown);
@@ -252,7 +255,8 @@ struct Connection {
     gateway: Arc<Gateway>,
     remote: SocketAddr,
     builder: auto::Builder<TokioExecutor>,
-    watcher: Watcher,
+    /// Held while the connection lives; says when the gateway shuts down.
+    watcher: watch::Receiver<()>,
     acceptor: Option<tokio_rustls::TlsAcceptor>,
     header_read_timeout: Duration,
     /// The serving thread's idle upstream connections.
@@ -277,43 +281,60 @@ impl Connection {
         // Signalled by every request: a connection that sends none within
         // the header read timeout is closed (see `first_request_within`).
         let requested = Arc::new(Notify::new());
+        // Its open HTTP/2 streams: one idle for the header read timeout is
+        // closed with GOAWAY (`idle.rs`).
+        let streams = Arc::new(Streams::default());
         // The upstream connection this connection's requests borrow (HTTP/1
         // clients), driven by the connection's task: see `upstream.rs`.
         let link = Arc::new(gateway.forwarder().link(pool));
         let service = service_fn({
             let requested = requested.clone();
+            let streams = streams.clone();
             let link = link.clone();
             move |req: Request<Incoming>| {
                 requested.notify_one();
+                let stream = streams.open(req.version());
                 let gateway = gateway.clone();
                 let link = link.clone();
-                async move { Ok::<_, Infallible>(gateway.handle(req, remote, Some(&link)).await) }
+                async move {
+                    let response = gateway.handle(req, remote, Some(&link)).await;
+                    Ok::<_, Infallible>(response.map(|body| Tracked::new(body, stream)))
+                }
             }
         });
-        let result =
-            match acceptor {
-                None => {
-                    let conn = builder.serve_connection(TokioIo::new(stream), service);
-                    let conn = Linked::new(watcher.watch(conn.into_owned()), link);
-                    first_request_within(header_read_timeout, &requested, conn).await
-                }
-                Some(acceptor) => {
-                    let stream =
-                        match tokio::time::timeout(header_read_timeout, acceptor.accept(stream))
-                            .await
-                        {
-                            Ok(Ok(stream)) => stream,
-                            Ok(Err(e)) => {
-                                tracing::debug!(%remote, error = %e, "tls handshake failed");
-                                return;
-                            }
-                            Err(_) => return,
-                        };
-                    let conn = builder.serve_connection(TokioIo::new(stream), service);
-                    let conn = Linked::new(watcher.watch(conn.into_owned()), link);
-                    first_request_within(header_read_timeout, &requested, conn).await
-                }
-            };
+        let result = match acceptor {
+            None => {
+                let conn = builder
+                    .serve_connection(TokioIo::new(stream), service)
+                    .into_owned();
+                let conn = drive(conn, watcher, &streams, header_read_timeout, |c| {
+                    c.graceful_shutdown();
+                });
+                first_request_within(header_read_timeout, &requested, Linked::new(conn, link)).await
+            }
+            Some(acceptor) => {
+                let stream = match tokio::time::timeout(
+                    header_read_timeout,
+                    acceptor.accept(stream),
+                )
+                .await
+                {
+                    Ok(Ok(stream)) => stream,
+                    Ok(Err(e)) => {
+                        tracing::debug!(%remote, error = %e, "tls handshake failed");
+                        return;
+                    }
+                    Err(_) => return,
+                };
+                let conn = builder
+                    .serve_connection(TokioIo::new(stream), service)
+                    .into_owned();
+                let conn = drive(conn, watcher, &streams, header_read_timeout, |c| {
+                    c.graceful_shutdown();
+                });
+                first_request_within(header_read_timeout, &requested, Linked::new(conn, link)).await
+            }
+        };
         if let Err(e) = result {
             tracing::debug!(%remote, error = %e, "connection ended with an error");
         }

@@ -407,3 +407,59 @@ async fn an_upstream_that_never_completes_a_connection_gives_502_at_the_connect_
     sys.stop().await.unwrap();
     drop(listener);
 }
+
+/// An HTTP/2 connection with no open stream for the header read timeout
+/// gets GOAWAY and is closed (HTTP/1.1 ones are closed by hyper), but a
+/// stream that stays open longer than that is never cut.
+#[tokio::test]
+async fn an_idle_http2_connection_is_closed_but_a_long_stream_is_not_cut() {
+    let echo = Echo::start(Duration::from_millis(2500), true).await;
+    let sys = gateway(&echo.url, &["--header-read-timeout-seconds", "1"]).await;
+    let stream = TcpStream::connect(host_port(&sys.gateway_url))
+        .await
+        .unwrap();
+    let (mut sender, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        TokioIo::new(stream),
+    )
+    .await
+    .unwrap();
+    let connection = tokio::spawn(conn);
+
+    // 2.5 s at the upstream, past the 1 s limit: answered in full.
+    let req = Request::get("http://gateway/health?slow")
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let response = tokio::time::timeout(BOUND, sender.send_request(req))
+        .await
+        .expect("no answer")
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(&body[..], b"slow");
+    // The open stream kept the connection from counting as idle: a new
+    // stream right after is taken (after a GOAWAY it would be refused).
+    let req = Request::get("http://gateway/health?after")
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let response = tokio::time::timeout(BOUND, sender.send_request(req))
+        .await
+        .expect("no answer")
+        .expect("the connection was closed while a stream was open");
+    assert_eq!(response.status(), 200);
+    drop(response);
+    let idle_since = std::time::Instant::now();
+
+    // Then nothing: the gateway ends the connection, not before the limit.
+    tokio::time::timeout(BOUND, connection)
+        .await
+        .expect("the idle HTTP/2 connection was never closed")
+        .unwrap()
+        .unwrap();
+    assert!(
+        idle_since.elapsed() >= Duration::from_millis(500),
+        "closed after {:?} of idleness",
+        idle_since.elapsed()
+    );
+    sys.stop().await.unwrap();
+}
