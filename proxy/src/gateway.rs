@@ -158,8 +158,8 @@ impl Gateway {
     }
 
     /// The signed identity assertion for `caller` on `route` (`None` when
-    /// assertions are off): `aud` is the route's named upstream, else the
-    /// default upstream's audience. The gateway forwards it; the decision
+    /// assertions are off): `aud` is the route's named upstream's
+    /// `assertion_audience` or name, else the default upstream's audience. The gateway forwards it; the decision
     /// endpoint hands it to the ingress.
     pub fn assertion_for(
         &self,
@@ -171,7 +171,9 @@ impl Gateway {
         let audience = route
             .upstream
             .and_then(|i| policy.upstreams().get(i))
-            .map_or(signer.default_audience(), |decl| decl.name.as_str());
+            .map_or(signer.default_audience(), |decl| {
+                decl.assertion_audience.as_deref().unwrap_or(&decl.name)
+            });
         signer.assertion(caller, &route.name, audience)
     }
 

@@ -13,18 +13,21 @@ use serde_json::Value;
 
 const JWKS_PATH: &str = "/.well-known/authz-proxy/jwks.json";
 
-/// An anonymous route and a token route on the default upstream, and a
-/// token route on the named upstream `billing`.
+/// An anonymous route and a token route on the default upstream, a token
+/// route on the named upstream `billing`, and one on `ledger` (the same
+/// server) with an `assertion_audience` of its own.
 fn policy(billing: &str) -> String {
     format!(
         "\
 version: 1
 upstreams:
   billing: {{url: '{billing}'}}
+  ledger: {{url: '{billing}', assertion_audience: 'api://ledger'}}
 routes:
   - {{name: health, path: /health, methods: [GET], allow: anonymous}}
   - {{name: todos, path: /todoitems, methods: [GET], scopes: [access_as_user]}}
   - {{name: invoices, path: /invoices, methods: [GET], upstream: billing}}
+  - {{name: entries, path: /entries, methods: [GET], upstream: ledger}}
 "
     )
 }
@@ -103,6 +106,7 @@ async fn the_upstream_gets_an_assertion_that_verifies_against_the_gateways_jwks(
     ];
     assert_eq!(get(&s.sys, "/todoitems", &forged).await, 200);
     assert_eq!(get(&s.sys, "/invoices", &forged[..1]).await, 200);
+    assert_eq!(get(&s.sys, "/entries", &forged[..1]).await, 200);
 
     // The JWKS, from the gateway (before routing: no route names it) and
     // from the admin listener: the same document.
@@ -148,6 +152,15 @@ async fn the_upstream_gets_an_assertion_that_verifies_against_the_gateways_jwks(
         "billing",
     );
     assert_eq!(claims["route"], "invoices");
+    // Unless it sets its own `assertion_audience`.
+    let seen = &s.billing.seen()[1];
+    let claims = verify(
+        &from_gateway,
+        seen.all("x-user-assertion")[0],
+        &s.sys.gateway_url,
+        "api://ledger",
+    );
+    assert_eq!(claims["route"], "entries");
 }
 
 #[tokio::test]

@@ -69,6 +69,7 @@ pub(super) struct UpstreamFile {
     pub ca: Option<Spanned<String>>,
     pub client_cert: Option<Spanned<String>>,
     pub client_key: Option<Spanned<String>>,
+    pub assertion_audience: Option<Spanned<String>>,
     /// A value had the wrong type (already reported): the name is declared,
     /// nothing else of it is checked.
     pub unreadable: bool,
@@ -203,6 +204,7 @@ fn read_upstream(node: &Spanned<Node>, r: &mut Reader<'_, '_, '_>) -> Spanned<Up
         ca: None,
         client_cert: None,
         client_key: None,
+        assertion_audience: None,
         unreadable: true,
     };
     if let Some(mut fields) = r.mapping(node) {
@@ -213,6 +215,7 @@ fn read_upstream(node: &Spanned<Node>, r: &mut Reader<'_, '_, '_>) -> Spanned<Up
         upstream.ca = r.string(&mut fields, "ca");
         upstream.client_cert = r.string(&mut fields, "client_cert");
         upstream.client_key = r.string(&mut fields, "client_key");
+        upstream.assertion_audience = r.string(&mut fields, "assertion_audience");
         r.finish(&fields);
         upstream.unreadable = fields.is_broken();
     }

@@ -33,6 +33,9 @@ pub struct UpstreamDecl {
     /// The TLS files it was built from (`ca`, `client_cert`, `client_key`,
     /// resolved): hot reload notices when their content changes.
     pub files: Vec<PathBuf>,
+    /// `assertion_audience`: the `aud` of the identity assertions its
+    /// requests carry; by default the upstream's name.
+    pub assertion_audience: Option<String>,
 }
 
 /// The declared upstreams, and the index of each name for the routes.
@@ -115,6 +118,18 @@ pub(super) fn compile_upstreams(
                 Some(Duration::from_secs(t.value))
             }
         });
+        let assertion_audience = decl.assertion_audience.and_then(|aud| {
+            let written = aud.value.trim().to_owned();
+            if written.is_empty() || written.chars().any(char::is_control) {
+                errors.at(
+                    aud.referenced,
+                    "`assertion_audience` must be a non-empty string, e.g. `api://reports-api` or the backend's URL".to_owned(),
+                );
+                None
+            } else {
+                Some(written)
+            }
+        });
         let files = tls.paths(errors.dir());
         let target = target.and_then(|target| tls.apply(target, place, errors));
         match target {
@@ -126,6 +141,7 @@ pub(super) fn compile_upstreams(
                     rewrite: Rewrite { host, strip_prefix },
                     timeout,
                     files,
+                    assertion_audience,
                 });
             }
             // Declared, so routes naming it get no second error; the

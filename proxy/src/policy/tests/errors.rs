@@ -586,7 +586,7 @@ fn a_wrong_type_hides_no_other_error() {
         ",
         "
         policy.yaml:5:22: `timeout_seconds` must be a whole number; found `soon`
-        policy.yaml:8:5: unknown field `colour`, expected one of url, host, strip_prefix, timeout_seconds, ca, client_cert, client_key
+        policy.yaml:8:5: unknown field `colour`, expected one of url, host, strip_prefix, timeout_seconds, ca, client_cert, client_key, assertion_audience
         policy.yaml:10:11: unknown `guests` value `maybe`; expected `allow` or `deny`
         policy.yaml:14:14: `methods` must be a list, like `[GET, POST]`; found `GET`
         policy.yaml:18:21: `max_body_bytes` must be a whole number; found `lots`

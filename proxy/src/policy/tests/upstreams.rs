@@ -42,6 +42,7 @@ fn routes_name_declared_upstreams() {
             host: client
             strip_prefix: /reports
             timeout_seconds: 5
+            assertion_audience: api://reports-api
           orders: {url: 'http://orders:8080'}
         routes:
           - {name: r, path: /reports/**, methods: [GET], upstream: reports, max_body_bytes: 10}
@@ -56,6 +57,11 @@ fn routes_name_declared_upstreams() {
     assert_eq!(reports.rewrite.host, HostHeader::Client);
     assert_eq!(reports.rewrite.strip_prefix.as_deref(), Some("/reports"));
     assert_eq!(reports.timeout, Some(Duration::from_secs(5)));
+    assert_eq!(
+        reports.assertion_audience.as_deref(),
+        Some("api://reports-api")
+    );
+    assert_eq!(p.upstreams()[0].assertion_audience, None);
     assert_eq!(p.upstreams()[0].rewrite.host, HostHeader::Upstream);
     let routes = p.routes();
     assert_eq!(
@@ -100,6 +106,7 @@ fn bad_upstream_settings_are_errors_at_their_values() {
           c: {url: 'ftp://c'}
           d: {url: 'http://d', strip_prefix: /d/}
           e: {url: 'http://e', strip_prefix: /e/../f, timeout_seconds: 0}
+          f: {url: 'http://f', assertion_audience: ' '}
         routes:
           - {name: r, path: /r, methods: [GET], upstream: b}
         ",
@@ -111,6 +118,7 @@ fn bad_upstream_settings_are_errors_at_their_values() {
         policy.yaml:6:38: `strip_prefix` "/d/" must be a path like `/reports`, without a trailing `/`
         policy.yaml:7:38: `strip_prefix` "/e/../f" is not a normalised path
         policy.yaml:7:64: `timeout_seconds` must be at least 1
+        policy.yaml:8:44: `assertion_audience` must be a non-empty string, e.g. `api://reports-api` or the backend's URL
         "#,
     );
 }
