@@ -190,9 +190,9 @@ fn read_roots(path: &Path) -> Result<RootCertStore, String> {
     }
     let mut roots = RootCertStore::empty();
     for cert in certs {
-        roots
-            .add(cert)
-            .map_err(|e| format!("the CA file {quoted} has a certificate that cannot be trusted: {e}"))?;
+        roots.add(cert).map_err(|e| {
+            format!("the CA file {quoted} has a certificate that cannot be trusted: {e}")
+        })?;
     }
     Ok(roots)
 }
@@ -230,13 +230,10 @@ impl ServerCertVerifier for ChainOnly {
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
         use rustls::CertificateError::{NotValidForName, NotValidForNameContext};
-        match self.0.verify_server_cert(
-            end_entity,
-            intermediates,
-            server_name,
-            ocsp_response,
-            now,
-        ) {
+        match self
+            .0
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+        {
             Err(rustls::Error::InvalidCertificate(
                 NotValidForName | NotValidForNameContext { .. },
             )) => Ok(ServerCertVerified::assertion()),
@@ -455,10 +452,7 @@ mod tests {
     fn sslmode_is_read_from_the_url_and_defaults_to_prefer() {
         let mode = |url: &str| settings(url, None).unwrap().mode;
         assert_eq!(mode("postgres://db/todo"), SslMode::Prefer);
-        assert_eq!(
-            mode("postgres://db/todo?sslmode=disable"),
-            SslMode::Disable
-        );
+        assert_eq!(mode("postgres://db/todo?sslmode=disable"), SslMode::Disable);
         assert_eq!(mode("host=db sslmode=require"), SslMode::Require);
         let settings = settings("postgres://db/todo?sslmode=require", None).unwrap();
         assert_eq!(
@@ -470,7 +464,10 @@ mod tests {
     #[test]
     fn a_bad_sslmode_is_named() {
         let message = error("postgres://db/todo?sslmode=verify_full", None);
-        assert!(message.contains("invalid sslmode \"verify_full\""), "{message}");
+        assert!(
+            message.contains("invalid sslmode \"verify_full\""),
+            "{message}"
+        );
         assert!(error("host=db sslmode=allow", None).contains("not supported"));
     }
 
@@ -495,7 +492,10 @@ mod tests {
         )
         .unwrap();
         let message = error(&url, None);
-        assert!(message.contains("is not a PEM certificate file"), "{message}");
+        assert!(
+            message.contains("is not a PEM certificate file"),
+            "{message}"
+        );
     }
 
     #[test]
@@ -509,7 +509,10 @@ mod tests {
 
     #[test]
     fn sslrootcert_system_means_verify_full() {
-        let message = error("postgres://db/todo?sslmode=require&sslrootcert=system", None);
+        let message = error(
+            "postgres://db/todo?sslmode=require&sslrootcert=system",
+            None,
+        );
         assert!(message.contains("needs sslmode=verify-full"), "{message}");
     }
 }
