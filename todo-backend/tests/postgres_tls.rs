@@ -128,6 +128,9 @@ async fn require_and_prefer_encrypt_without_checking_the_certificate() {
         return;
     };
     works(server.url("db.example", "sslmode=require")).await;
+    // SCRAM bound to the TLS session: the server checks the certificate
+    // hash the client computed.
+    works(server.url("db.example", "sslmode=require&channel_binding=require")).await;
     works(server.url("db.example", "sslmode=prefer")).await;
     // prefer is the default.
     works(server.url("db.example", "application_name=default")).await;

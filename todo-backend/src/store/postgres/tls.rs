@@ -21,8 +21,11 @@
 //! roots and, as in libpq, requires `verify-full`. Files are read when the
 //! store opens, so a missing or malformed file stops start-up.
 //!
-//! No channel binding is offered (SCRAM without `-PLUS`):
-//! `channel_binding=require` fails the authentication.
+//! SCRAM authentication is bound to the TLS session (`tls-server-end-point`,
+//! RFC 5929) when the server offers `SCRAM-SHA-256-PLUS`: a man in the
+//! middle that terminates TLS cannot relay the password exchange, even with
+//! `require`'s unchecked certificate. `channel_binding=require` in the URL
+//! insists on it.
 
 use std::future::Future;
 use std::io;
@@ -393,8 +396,77 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     fn channel_binding(&self) -> ChannelBinding {
-        ChannelBinding::none()
+        let (_, session) = self.0.get_ref();
+        session
+            .peer_certificates()
+            .and_then(|chain| chain.first())
+            .and_then(|cert| tls_server_end_point(cert))
+            .map_or_else(ChannelBinding::none, ChannelBinding::tls_server_end_point)
     }
+}
+
+/// RFC 5929 `tls-server-end-point`: the server certificate's hash, with the
+/// hash function of its signature (SHA-256 for MD5 and SHA-1). `None` where
+/// the RFC defines none (Ed25519, RSA-PSS): SCRAM then goes unbound.
+fn tls_server_end_point(cert: &[u8]) -> Option<Vec<u8>> {
+    use aws_lc_rs::digest;
+    const RSA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01];
+    const ECDSA: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04];
+    let oid = signature_algorithm(cert)?;
+    let algorithm = if let Some(rsa) = oid.strip_prefix(RSA) {
+        match rsa {
+            // md5WithRSAEncryption, sha1WithRSAEncryption, sha256WithRSAEncryption
+            [0x04] | [0x05] | [0x0b] => &digest::SHA256,
+            [0x0c] => &digest::SHA384,
+            [0x0d] => &digest::SHA512,
+            _ => return None,
+        }
+    } else if let Some(ecdsa) = oid.strip_prefix(ECDSA) {
+        match ecdsa {
+            // ecdsa-with-SHA1, ecdsa-with-SHA256
+            [0x01] | [0x03, 0x02] => &digest::SHA256,
+            [0x03, 0x03] => &digest::SHA384,
+            [0x03, 0x04] => &digest::SHA512,
+            _ => return None,
+        }
+    } else {
+        return None;
+    };
+    Some(digest::digest(algorithm, cert).as_ref().to_vec())
+}
+
+/// The OID (content bytes) of a DER certificate's `signatureAlgorithm`:
+/// `Certificate ::= SEQUENCE { tbsCertificate, signatureAlgorithm
+/// AlgorithmIdentifier ::= SEQUENCE { algorithm OID, … }, … }`.
+fn signature_algorithm(cert: &[u8]) -> Option<&[u8]> {
+    const SEQUENCE: u8 = 0x30;
+    const OID: u8 = 0x06;
+    let (certificate, _) = der(cert, SEQUENCE)?;
+    let (_tbs, rest) = der(certificate, SEQUENCE)?;
+    let (algorithm, _) = der(rest, SEQUENCE)?;
+    der(algorithm, OID).map(|(oid, _)| oid)
+}
+
+/// One DER element with tag `tag` at the start of `input`: its content and
+/// what follows it.
+fn der(input: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
+    let (&first, input) = input.split_first()?;
+    if first != tag {
+        return None;
+    }
+    let (&length, mut input) = input.split_first()?;
+    let length = if length < 0x80 {
+        usize::from(length)
+    } else {
+        let bytes = usize::from(length & 0x7f);
+        if bytes == 0 || bytes > 4 || input.len() < bytes {
+            return None;
+        }
+        let (size, rest) = input.split_at(bytes);
+        input = rest;
+        size.iter().fold(0, |n, &b| (n << 8) | usize::from(b))
+    };
+    (input.len() >= length).then(|| input.split_at(length))
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for RustlsStream<S> {
@@ -505,6 +577,20 @@ mod tests {
             Some(Path::new("/b.pem")),
         );
         assert!(message.contains("given twice"), "{message}");
+    }
+
+    #[test]
+    fn the_channel_binding_hash_follows_the_certificates_signature() {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap();
+        let params = rcgen::CertificateParams::new(vec!["db".to_owned()]).unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        let hash = tls_server_end_point(cert.der()).unwrap();
+        let expected = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA384, cert.der());
+        assert_eq!(hash, expected.as_ref());
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        assert_eq!(tls_server_end_point(cert.der()), None);
+        assert_eq!(tls_server_end_point(b"\x30\x05garbage"), None);
     }
 
     #[test]
