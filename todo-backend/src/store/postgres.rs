@@ -58,7 +58,7 @@ impl PostgresStore {
             .map_err(|e| StoreError::PostgresConfig(e.to_string()))?;
         let mut client = pool.get().await?;
         migrations::migrate(&mut client).await?;
-        tracing::info!(sslmode = ?settings.mode, "connected to PostgreSQL");
+        tracing::info!(sslmode = settings.mode.as_str(), "connected to PostgreSQL");
         Ok(PostgresStore { pool })
     }
 

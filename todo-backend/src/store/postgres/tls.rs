@@ -73,6 +73,17 @@ impl SslMode {
         })
     }
 
+    /// As written in a URL.
+    pub(in crate::store) fn as_str(self) -> &'static str {
+        match self {
+            SslMode::Disable => "disable",
+            SslMode::Prefer => "prefer",
+            SslMode::Require => "require",
+            SslMode::VerifyCa => "verify-ca",
+            SslMode::VerifyFull => "verify-full",
+        }
+    }
+
     /// What tokio-postgres is told: it only negotiates; checking the
     /// certificate is the connector's job.
     fn negotiation(self) -> tokio_postgres::config::SslMode {
