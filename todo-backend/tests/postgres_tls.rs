@@ -134,6 +134,14 @@ async fn require_and_prefer_encrypt_without_checking_the_certificate() {
     works(server.url("db.example", "sslmode=prefer")).await;
     // prefer is the default.
     works(server.url("db.example", "application_name=default")).await;
+    // Over a Unix socket the server declines TLS: prefer goes on in plain,
+    // require does not.
+    works(server.socket_url("sslmode=prefer")).await;
+    refused(
+        Database::postgres(server.socket_url("sslmode=require")),
+        "server does not support TLS",
+    )
+    .await;
 }
 
 #[tokio::test]

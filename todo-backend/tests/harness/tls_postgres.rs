@@ -73,6 +73,16 @@ impl TlsPostgres {
         )
     }
 
+    /// A `key=value` connection string to the database over the Unix
+    /// socket (where `pg_hba.conf` trusts every local user), with `params`.
+    pub fn socket_url(&self, params: &str) -> String {
+        format!(
+            "host={} port={} user={USER} dbname=postgres {params}",
+            self.dir.path().display(),
+            self.port
+        )
+    }
+
     /// Stops the server (fast shutdown: sessions are ended) and waits until
     /// it has exited.
     pub fn stop(&mut self) {
