@@ -177,7 +177,9 @@ impl TlsPostgres {
             format!("ssl_cert_file={}", dir.join("server.crt").display()),
             format!("ssl_key_file={}", dir.join("server.key").display()),
             "fsync=off".to_owned(),
+            // Small: several of these run at once, beside the shared cluster.
             "max_connections=20".to_owned(),
+            "shared_buffers=16MB".to_owned(),
         ];
         let mut command = self.command("postgres");
         command.arg("-D").arg(self.data());
