@@ -28,6 +28,26 @@ pub async fn health() -> Result<Response, warp::Rejection> {
     Ok(warp::reply::json(&"OK").into_response())
 }
 
+/// Readiness: the database answers `SELECT 1` in time (no identity
+/// needed). A 503 says why, and the reason is logged. Not in the OpenAPI
+/// document ([`crate::filters::UNDOCUMENTED_PATHS`]).
+pub async fn ready(store: Store) -> Result<Response, warp::Rejection> {
+    match store.ready().await {
+        Ok(()) => Ok(warp::reply::json(&serde_json::json!({"status": "ready"})).into_response()),
+        Err(error) => {
+            let reason = error.reason();
+            tracing::warn!(%reason, "not ready: the database is unavailable");
+            let body = ErrorDetail {
+                detail: format!("database unavailable: {reason}"),
+            };
+            Ok(
+                warp::reply::with_status(warp::reply::json(&body), StatusCode::SERVICE_UNAVAILABLE)
+                    .into_response(),
+            )
+        }
+    }
+}
+
 /// The caller's items, or all of the tenant's items for an admin.
 #[utoipa::path(
     get,

@@ -36,7 +36,7 @@ pub mod store;
 use std::future::Future;
 use std::path::PathBuf;
 
-pub use filters::{ROUTES, routes};
+pub use filters::{ROUTES, UNDOCUMENTED_PATHS, routes};
 pub use identity::Identity;
 pub use openapi::openapi;
 pub use store::{Database, Store, StoreError};

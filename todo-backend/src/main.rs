@@ -24,8 +24,15 @@ struct Args {
     /// Keep items in PostgreSQL instead of SQLite:
     /// postgres://user:password@host:port/dbname. The schema is created or
     /// migrated at start-up; any number of instances may share the database.
+    /// TLS as libpq's `sslmode` says (disable, prefer [default], require,
+    /// verify-ca, verify-full); `sslrootcert=/path` names the CA.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     database_url: Option<String>,
+    /// PEM file of the CA(s) that sign the PostgreSQL server's certificate
+    /// (instead of `sslrootcert` in the URL); without either, `verify-ca`
+    /// and `verify-full` use the system's roots.
+    #[arg(long, env = "TODO_DATABASE_CA_FILE", requires = "database_url")]
+    database_ca_file: Option<PathBuf>,
     /// Connections to PostgreSQL per instance, at most.
     #[arg(long, env = "TODO_DB_POOL_SIZE", default_value_t = 8,
           value_parser = clap::value_parser!(u16).range(1..))]
@@ -41,16 +48,20 @@ async fn main() -> anyhow::Result<()> {
         )
         .with_ansi(std::io::stdout().is_terminal())
         .init();
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
     let database = match args.database_url {
         Some(url) => todo_backend::Database::Postgres {
             url,
+            ca_file: args.database_ca_file,
             pool_size: usize::from(args.db_pool_size),
         },
         None => todo_backend::Database::Sqlite(args.db),
     };
+    database
+        .check()
+        .with_context(|| format!("invalid database settings for {database}"))?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
     let config = todo_backend::Config { database };
     todo_backend::run(listener, config, shutdown_signal()).await?;
     Ok(())

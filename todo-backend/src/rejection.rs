@@ -132,7 +132,12 @@ pub async fn recover(rejection: warp::Rejection) -> Result<Response, Infallible>
     if let Some(error) = rejection.find::<ApiError>() {
         match error {
             ApiError::Store(source) => {
-                tracing::error!(reason = error.reason(), error = %source, "request failed")
+                // The whole chain: "…: TLS handshake with db failed: …".
+                tracing::error!(
+                    reason = error.reason(),
+                    error = source.reason(),
+                    "request failed"
+                )
             }
             ApiError::BodyRead(source) => {
                 tracing::info!(reason = error.reason(), error = %source, "request refused")

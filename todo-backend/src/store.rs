@@ -15,6 +15,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 mod postgres;
 mod sqlite;
@@ -25,23 +26,47 @@ pub const IN_MEMORY: &str = ":memory:";
 /// The PostgreSQL pool size when none is given.
 pub const DEFAULT_POOL_SIZE: usize = 8;
 
+/// How long [`Store::ready`] waits for the database's answer.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// Where items are kept.
 #[derive(Clone, PartialEq, Eq)]
 pub enum Database {
     /// A SQLite file (its directory is created), or [`IN_MEMORY`].
     Sqlite(PathBuf),
     /// A PostgreSQL database, `postgres://user:password@host:port/dbname`
-    /// (any libpq-style URL or key=value string tokio-postgres accepts),
-    /// reached through at most `pool_size` connections.
-    Postgres { url: String, pool_size: usize },
+    /// (any libpq-style URL or key=value string tokio-postgres accepts,
+    /// plus libpq's `sslmode=verify-ca|verify-full` and `sslrootcert`),
+    /// reached through at most `pool_size` connections. `ca_file`: the PEM
+    /// certificates to verify the server with, instead of `sslrootcert`.
+    Postgres {
+        url: String,
+        ca_file: Option<PathBuf>,
+        pool_size: usize,
+    },
 }
 
 impl Database {
-    /// A PostgreSQL database with the default pool size.
+    /// A PostgreSQL database with the default pool size and no CA file.
     pub fn postgres(url: impl Into<String>) -> Database {
         Database::Postgres {
             url: url.into(),
+            ca_file: None,
             pool_size: DEFAULT_POOL_SIZE,
+        }
+    }
+
+    /// Reads the settings without connecting: the URL, its `sslmode`, and
+    /// the CA file. [`Store::open`] checks the same, and then connects; this
+    /// lets a program refuse a bad configuration before it binds anything.
+    pub fn check(&self) -> Result<(), StoreError> {
+        match self {
+            Database::Sqlite(_) => Ok(()),
+            Database::Postgres { url, ca_file, .. } => {
+                postgres::tls::settings(url, ca_file.as_deref())
+                    .map(|_| ())
+                    .map_err(StoreError::PostgresConfig)
+            }
         }
     }
 }
@@ -52,8 +77,11 @@ impl fmt::Display for Database {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Database::Sqlite(path) => write!(f, "sqlite:{}", path.display()),
-            Database::Postgres { url, .. } => match url.parse::<tokio_postgres::Config>() {
-                Ok(config) => {
+            Database::Postgres { url, .. } => match postgres::url::split(url)
+                .ok()
+                .and_then(|split| split.rest.parse::<tokio_postgres::Config>().ok())
+            {
+                Some(config) => {
                     let hosts: Vec<String> = config
                         .get_hosts()
                         .iter()
@@ -69,7 +97,7 @@ impl fmt::Display for Database {
                         config.get_dbname().unwrap_or("")
                     )
                 }
-                Err(_) => f.write_str("postgres (unparsable URL)"),
+                None => f.write_str("postgres (unparsable URL)"),
             },
         }
     }
@@ -127,6 +155,28 @@ pub enum StoreError {
     /// The store thread is gone (it panicked or the store was closed).
     #[error("the store thread has stopped")]
     Stopped,
+    /// The database did not answer in time.
+    #[error("no answer within {} s", .0.as_secs_f64())]
+    Timeout(Duration),
+}
+
+impl StoreError {
+    /// The message and those of its sources, each once: the whole story
+    /// for a log line or a readiness answer ("postgres pool: …: TLS
+    /// handshake with db failed: invalid peer certificate: …").
+    pub fn reason(&self) -> String {
+        let mut reason = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(error) = source {
+            let message = error.to_string();
+            if !reason.ends_with(&message) {
+                reason.push_str(": ");
+                reason.push_str(&message);
+            }
+            source = error.source();
+        }
+        reason
+    }
 }
 
 impl From<rusqlite::Error> for StoreError {
@@ -201,8 +251,13 @@ impl Store {
                     Closer(CloserKind::Sqlite(thread)),
                 ))
             }
-            Database::Postgres { url, pool_size } => {
-                let store = postgres::PostgresStore::open(url, *pool_size).await?;
+            Database::Postgres {
+                url,
+                ca_file,
+                pool_size,
+            } => {
+                let store =
+                    postgres::PostgresStore::open(url, ca_file.as_deref(), *pool_size).await?;
                 let pool = store.pool();
                 Ok((
                     Store(Backend::Postgres(store)),
@@ -210,6 +265,22 @@ impl Store {
                 ))
             }
         }
+    }
+
+    /// Whether the database answers a trivial query within
+    /// [`READY_TIMEOUT`]: for PostgreSQL, a pooled connection (made anew,
+    /// TLS handshake and all, when the pooled ones are broken) runs
+    /// `SELECT 1`; for SQLite, the store thread does.
+    pub async fn ready(&self) -> Result<(), StoreError> {
+        let check = async {
+            match &self.0 {
+                Backend::Sqlite(s) => s.ready().await,
+                Backend::Postgres(s) => s.ready().await,
+            }
+        };
+        tokio::time::timeout(READY_TIMEOUT, check)
+            .await
+            .map_err(|_| StoreError::Timeout(READY_TIMEOUT))?
     }
 
     /// Stores a new, incomplete item and returns it with its fresh id.

@@ -5,7 +5,7 @@ mod harness;
 
 use harness::*;
 use serde_json::Value;
-use todo_backend::ROUTES;
+use todo_backend::{ROUTES, UNDOCUMENTED_PATHS};
 
 fn document() -> Value {
     serde_json::to_value(todo_backend::openapi()).unwrap()
@@ -15,7 +15,12 @@ fn document() -> Value {
 fn every_route_and_method_is_in_the_document_and_nothing_else() {
     let document = document();
     let paths = document["paths"].as_object().expect("paths");
-    for route in ROUTES {
+    let documented_routes = || {
+        ROUTES
+            .iter()
+            .filter(|route| !UNDOCUMENTED_PATHS.contains(&route.path))
+    };
+    for route in documented_routes() {
         let operations = paths
             .get(route.path)
             .unwrap_or_else(|| panic!("{} missing from the document", route.path));
@@ -31,7 +36,7 @@ fn every_route_and_method_is_in_the_document_and_nothing_else() {
     }
     let mut documented_paths: Vec<&str> = paths.keys().map(String::as_str).collect();
     documented_paths.sort();
-    let mut served_paths: Vec<&str> = ROUTES.iter().map(|r| r.path).collect();
+    let mut served_paths: Vec<&str> = documented_routes().map(|r| r.path).collect();
     served_paths.sort();
     assert_eq!(documented_paths, served_paths);
 }

@@ -145,6 +145,7 @@ async fn a_schema_newer_than_the_program_is_refused() {
 async fn a_pool_size_of_zero_is_refused() {
     let error = Store::open(&Database::Postgres {
         url: "postgres://todo@127.0.0.1/todo".into(),
+        ca_file: None,
         pool_size: 0,
     })
     .await

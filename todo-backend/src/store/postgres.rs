@@ -12,17 +12,21 @@
 //! `TEXT` cannot hold U+0000, which a JSON string (and SQLite) can, so names
 //! are kept as UTF-8 in a `BYTEA` column and come back byte for byte.
 //!
-//! Connections are plain TCP (`NoTls`): put the database on a private
-//! network, as the backend itself is.
+//! Connections use TLS as `sslmode` in the URL says (`postgres/tls.rs`,
+//! rustls); the parameters tokio-postgres does not know are taken out of
+//! the URL first (`postgres/url.rs`).
 
+use std::path::Path;
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, Pool, Runtime};
-use tokio_postgres::{NoTls, Row};
+use tokio_postgres::Row;
 
 use super::{Item, StoreError};
 
 mod migrations;
+pub(super) mod tls;
+pub(super) mod url;
 
 /// How long opening one new connection may take before the request fails.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -35,16 +39,18 @@ pub(super) struct PostgresStore {
 impl PostgresStore {
     /// Builds the pool, checks that the server answers and brings the schema
     /// up to date, so a bad URL or an unreachable server fails start-up.
-    pub(super) async fn open(url: &str, pool_size: usize) -> Result<PostgresStore, StoreError> {
-        let config: tokio_postgres::Config = url
-            .parse()
-            .map_err(|e| StoreError::PostgresConfig(format!("invalid database URL: {e}")))?;
+    pub(super) async fn open(
+        url: &str,
+        ca_file: Option<&Path>,
+        pool_size: usize,
+    ) -> Result<PostgresStore, StoreError> {
+        let settings = tls::settings(url, ca_file).map_err(StoreError::PostgresConfig)?;
         if pool_size == 0 {
             return Err(StoreError::PostgresConfig(
                 "the pool size must be at least 1".into(),
             ));
         }
-        let pool = Pool::builder(Manager::new(config, NoTls))
+        let pool = Pool::builder(Manager::new(settings.config.clone(), settings.tls.clone()))
             .max_size(pool_size)
             .runtime(Runtime::Tokio1)
             .create_timeout(Some(CONNECT_TIMEOUT))
@@ -52,7 +58,16 @@ impl PostgresStore {
             .map_err(|e| StoreError::PostgresConfig(e.to_string()))?;
         let mut client = pool.get().await?;
         migrations::migrate(&mut client).await?;
+        tracing::info!(sslmode = settings.mode.as_str(), "connected to PostgreSQL");
         Ok(PostgresStore { pool })
+    }
+
+    /// A pooled connection answers `SELECT 1` (a new connection is made,
+    /// handshake and all, when the pooled ones are gone).
+    pub(super) async fn ready(&self) -> Result<(), StoreError> {
+        let client = self.pool.get().await?;
+        client.simple_query("SELECT 1").await?;
+        Ok(())
     }
 
     /// The pool, for closing it when the server stops.

@@ -64,6 +64,8 @@ enum Command {
         tenant_id: String,
         reply: Reply<u64>,
     },
+    /// Runs `SELECT 1`, for the readiness check.
+    Ping { reply: Reply<()> },
 }
 
 impl SqliteStore {
@@ -141,6 +143,10 @@ impl SqliteStore {
             reply,
         })
         .await
+    }
+
+    pub(super) async fn ready(&self) -> Result<(), StoreError> {
+        self.ask(|reply| Command::Ping { reply }).await
     }
 
     async fn ask<T>(&self, command: impl FnOnce(Reply<T>) -> Command) -> Result<T, StoreError> {

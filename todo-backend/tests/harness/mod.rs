@@ -8,6 +8,7 @@
 
 pub mod database;
 pub mod process;
+pub mod tls_postgres;
 
 use std::net::SocketAddr;
 use std::path::Path;

@@ -113,6 +113,7 @@ fn fail(command: Command, error: &StoreError) {
         Command::Get { reply, .. } => reply.send(Err(error)).is_ok(),
         Command::Delete { reply, .. } => reply.send(Err(error)).is_ok(),
         Command::DeleteAll { reply, .. } => reply.send(Err(error)).is_ok(),
+        Command::Ping { reply } => reply.send(Err(error)).is_ok(),
     };
 }
 
@@ -183,6 +184,12 @@ fn execute(conn: &Connection, command: Command) -> Pending {
                     params![tenant_id],
                 )
                 .map(|n| n as u64)
+                .map_err(StoreError::from);
+            pending(reply, result)
+        }
+        Command::Ping { reply } => {
+            let result = conn
+                .query_row("SELECT 1", [], |_| Ok(()))
                 .map_err(StoreError::from);
             pending(reply, result)
         }
