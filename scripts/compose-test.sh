@@ -24,7 +24,9 @@
 # no colour codes in any container's log, Swagger UI's sign-in in headless
 # Chromium (tests/tests/browser.rs pointed at the stack), policy.yaml edited
 # and reloaded with no restart, a restart that keeps items and signing keys,
-# and `down -v`.
+# and `down -v`; then examples/two-apis/docker-compose.yml from its
+# directory: its README's curls (two APIs, two app registrations, wrong
+# audiences refused) and its internal network.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -293,5 +295,64 @@ listed=$(curl -sS -H "Authorization: Bearer $alice" "$gw/todoitems")
 grep -q 'Survive a restart' <<<"$listed" ||
   fail "after a restart, alice's token (signed before it) lists: $listed"
 ok "the item, and alice's token from before the restart, still good"
+
+# --- examples/two-apis -------------------------------------------------------
+say "examples/two-apis in containers: one gateway, two APIs, two app registrations"
+# Run from the example's own directory (its policy.yaml and dev-idp.yaml are
+# mounted read-only) on ports of its own, with the image built above.
+dc down -v --remove-orphans >/dev/null 2>&1
+example_project=authzex$$
+EXAMPLE_GATEWAY_PORT=$(free_port)
+EXAMPLE_IDP_PORT=$(free_port)
+dx() {
+  (cd examples/two-apis && GATEWAY_PORT=$EXAMPLE_GATEWAY_PORT DEV_IDP_PORT=$EXAMPLE_IDP_PORT \
+    AAD_INSTANCE="http://localhost:$EXAMPLE_IDP_PORT" "${compose[@]}" -p "$example_project" "$@")
+}
+example_down() { dx down -v --remove-orphans >/dev/null 2>&1 || true; }
+trap 'example_down; cleanup' EXIT
+dx up -d --no-build
+for service in orders reports dev-idp proxy; do
+  id=$(dx ps -q "$service")
+  for _ in $(seq 1 240); do
+    health=$("$DOCKER" inspect -f '{{.State.Health.Status}}' "$id")
+    [[ $health == healthy ]] && break
+    sleep 0.5
+  done
+  [[ $health == healthy ]] || fail "examples/two-apis: $service is $health after 120 s"
+done
+ok "four services healthy"
+ex="http://localhost:$EXAMPLE_GATEWAY_PORT"
+orders=$(dx exec -T dev-idp dev-idp token --user alice)
+reports=$(dx exec -T dev-idp dev-idp token --user alice --api reports-api)
+bob_reports=$(dx exec -T dev-idp dev-idp token --user bob --api reports-api)
+[[ $orders == ey* && $reports == ey* && $bob_reports == ey* ]] || fail "examples/two-apis: no tokens from its dev IdP"
+# The README's curls, with the statuses it gives.
+expect 200 "GET /health" GET "$ex/health"
+expect 200 "GET /reports/health (the reports API's)" GET "$ex/reports/health"
+expect 201 "POST /todoitems, orders token" POST "$ex/todoitems" -H "Authorization: Bearer $orders" "${json[@]}" \
+  -d '{"item":{"name":"Order 1"}}'
+expect 200 "GET /todoitems, orders token" GET "$ex/todoitems" -H "Authorization: Bearer $orders"
+expect 401 "GET /reports/todoitems, orders token (wrong audience)" GET "$ex/reports/todoitems" -H "Authorization: Bearer $orders"
+expect 200 "GET /reports/todoitems, reports token" GET "$ex/reports/todoitems" -H "Authorization: Bearer $reports"
+expect 401 "GET /todoitems, reports token (wrong audience)" GET "$ex/todoitems" -H "Authorization: Bearer $reports"
+expect 403 "POST /reports/todoitems as alice (no Admin of reports)" POST "$ex/reports/todoitems" \
+  -H "Authorization: Bearer $reports" "${json[@]}" -d '{"item":{"name":"Q4"}}'
+expect 201 "POST /reports/todoitems as bob" POST "$ex/reports/todoitems" -H "Authorization: Bearer $bob_reports" \
+  "${json[@]}" -d '{"item":{"name":"Q4"}}'
+expect 401 "GET /reports/todoitems without a token" GET "$ex/reports/todoitems"
+challenge=$(curl -sS -D - -o /dev/null -H "Authorization: Bearer $orders" "$ex/reports/todoitems" | tr -d '\r' |
+  grep -i '^www-authenticate:' || true)
+grep -q 'invalid_token' <<<"$challenge" || fail "the wrong-audience 401's challenge: '$challenge'"
+ok "the wrong-audience 401 says invalid_token ($challenge)"
+# Each API got only its own requests: the reports item is not on orders.
+listed=$(curl -sS -H "Authorization: Bearer $orders" "$ex/todoitems")
+grep -q 'Order 1' <<<"$listed" && ! grep -q 'Q4' <<<"$listed" || fail "orders lists: $listed"
+ok "orders has its item and not the reports one"
+if dx exec -T dev-idp curl -sS -m 5 -o /dev/null http://reports:8081/health 2>/dev/null; then
+  fail "examples/two-apis: the dev-idp container reached the reports API"
+fi
+ok "dev-idp → reports:8081: unreachable (internal network)"
+example_down
+trap cleanup EXIT
 
 say "compose test passed"
