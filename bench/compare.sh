@@ -432,7 +432,7 @@ awk -v rsa_us="$RSA_US" -v hwm_nginx="$HWM_NGINX" -v hwm_apache="$HWM_APACHE" -v
     row("3  gateway peak RSS with 1,000 connections, MiB", "<= 50", sprintf("%.1f", hwm_gw/1024), hwm_gw/1024 <= 50)
     row("4  req/s, 10,000 routes / 10 routes (same token)", "0.9-1.1", sprintf("%.2f", R("gw-10k-same")/R("gw-10-same")), R("gw-10k-same")/R("gw-10-same") >= 0.9 && R("gw-10k-same")/R("gw-10-same") <= 1.1)
     row("4  CPU/req, invalid flood / valid distinct tokens", "<= 1", sprintf("%.2f", C("gw-invalid")/C(nc)), C("gw-invalid") <= C(nc))
-    row("4  extra key fetches during the invalid floods", "0", fetches, fetches == 0)
+    row("4  key fetches during the invalid floods (one per cooldown at most)", "<= 1", fetches, fetches <= 1)
     printf "(4: the full stack against the FastAPI sample is a separate run in bench/README.md, not measured here)\n"
     printf "\nfor scale: same token, gateway / Apache mod_auth_openidc %.1f×; HAProxy jwt_verify 1 thread %.0f req/s, 2 threads %.0f req/s; HAProxy pass-through / nginx pass-through %.2f× req/s, %.2f× CPU/req\n",
       R(same)/R("apache-oidc-same"), R("haproxy-jwt-t1-distinct"), R("haproxy-jwt-t2-distinct"), R("haproxy-pass")/R("nginx-pass"), C("haproxy-pass")/C("nginx-pass")
