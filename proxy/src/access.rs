@@ -27,6 +27,7 @@ use crate::error::GatewayError;
 use crate::identity::Authenticated;
 use crate::metrics::Metrics;
 use crate::request_id::{RequestId, X_REQUEST_ID};
+use crate::server::StreamGuard;
 use crate::upstream::Failure;
 
 /// Longest path written to the log and kept for the status page; the rest is
@@ -88,6 +89,9 @@ pub struct RequestContext {
     /// nothing forwarded: logged as `"mode":"decision"`, and `method` and
     /// `path` are those of the request the ingress described.
     pub decision_only: bool,
+    /// An HTTP/2 request's stream, counted open until this context is
+    /// dropped with the response body (`server/idle.rs`).
+    pub stream: Option<StreamGuard>,
 }
 
 impl RequestContext {
@@ -109,6 +113,7 @@ impl RequestContext {
             upstream_error: None,
             shadow_denial: None,
             decision_only: false,
+            stream: None,
         }
     }
 

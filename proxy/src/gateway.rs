@@ -33,6 +33,7 @@ use crate::identity::Authenticated;
 use crate::metrics::{Metrics, ReloadOutcome};
 use crate::policy::{Policy, Route};
 use crate::request_id::X_REQUEST_ID;
+use crate::server::StreamGuard;
 use crate::stages;
 use crate::upstream::{Failure, Forwarder, Link, Timeouts, Upstream};
 
@@ -240,14 +241,18 @@ impl Gateway {
     ///
     /// `link` is how an HTTP/1 client connection borrows upstream
     /// connections from its thread's pool (see `upstream.rs`); HTTP/2
-    /// requests, and requests without one, use the shared pool.
+    /// requests, and requests without one, use the shared pool. `stream`:
+    /// an HTTP/2 request's place in its connection's open streams, held
+    /// until the response body is done (`server/idle.rs`).
     pub async fn handle(
         &self,
         req: Request<Incoming>,
         client: SocketAddr,
         link: Option<&Link>,
+        stream: Option<StreamGuard>,
     ) -> Response<ProxyBody> {
         let mut ctx = RequestContext::new(&req, client);
+        ctx.stream = stream;
         let span = tracing::info_span!("request", request_id = ctx.id.as_str());
         let result = self
             .process(req, client, link, &mut ctx)

@@ -33,7 +33,8 @@ use crate::upstream::{IdlePool, Linked};
 
 mod idle;
 
-use idle::{Drain, Streams, Tracked, drive};
+pub use idle::StreamGuard;
+use idle::{Drain, Streams, drive};
 
 /// How long in-flight requests get to finish after shutdown begins.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -297,8 +298,7 @@ impl Connection {
                 let gateway = gateway.clone();
                 let link = link.clone();
                 async move {
-                    let response = gateway.handle(req, remote, Some(&link)).await;
-                    Ok::<_, Infallible>(response.map(|body| Tracked::new(body, stream)))
+                    Ok::<_, Infallible>(gateway.handle(req, remote, Some(&link), stream).await)
                 }
             }
         });
@@ -597,19 +597,17 @@ async fn admin(req: Request<Incoming>, gateway: &Gateway) -> Response<ProxyBody>
 async fn ready(gateway: &Gateway) -> Response<ProxyBody> {
     let keys = gateway.authenticator().keys_loaded();
     let active = gateway.policy();
-    let mut names = vec!["default".to_owned()];
+    let targets: Vec<(&str, &crate::upstream::Forwarder)> =
+        std::iter::once(("default", gateway.forwarder()))
+            .chain(active.forwarders())
+            .collect();
     let mut probes = tokio::task::JoinSet::new();
-    let targets =
-        std::iter::once(gateway.forwarder()).chain(active.forwarders().map(|(name, f)| {
-            names.push(name.to_owned());
-            f
-        }));
-    for (i, forwarder) in targets.enumerate() {
+    for (i, (_, forwarder)) in targets.iter().enumerate() {
         let url = forwarder.upstream().to_string();
         let probe = forwarder.probe();
         probes.spawn(async move { (i, url, probe.await) });
     }
-    let mut reports = vec![serde_json::Value::Null; names.len()];
+    let mut reports = vec![serde_json::Value::Null; targets.len()];
     while let Some(Ok((i, url, result))) = probes.join_next().await {
         reports[i] = match result {
             Ok(()) => serde_json::json!({"url": url, "reachable": true}),
@@ -617,7 +615,11 @@ async fn ready(gateway: &Gateway) -> Response<ProxyBody> {
         };
     }
     let upstream = reports[0]["reachable"] == true;
-    let upstreams: serde_json::Map<_, _> = names.into_iter().zip(reports).collect();
+    let upstreams: serde_json::Map<_, _> = targets
+        .iter()
+        .map(|(name, _)| (*name).to_owned())
+        .zip(reports)
+        .collect();
     let body = serde_json::json!({
         "ready": keys && upstream,
         "policy_loaded": true,

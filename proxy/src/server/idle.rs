@@ -7,22 +7,19 @@
 //! open stream would stay open for ever: a client could hold every
 //! connection slot with idle HTTP/2 connections. [`Streams`] counts the
 //! open streams of a connection (a stream is open from its request until
-//! its response body has been sent or dropped) and [`drive`] sends GOAWAY
-//! once an HTTP/2 connection has had none for the header read timeout.
+//! its response body has been sent or dropped: the [`StreamGuard`] rides in
+//! the request's `RequestContext`, which the access log's response body
+//! drops at that moment) and [`drive`] sends GOAWAY once an HTTP/2
+//! connection has had none for the header read timeout.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
 use http::Version;
-use hyper::body::{Body, Frame, SizeHint};
 use tokio::sync::{Notify, watch};
-
-use crate::body::{BoxError, ProxyBody};
 
 /// The open streams of one client connection.
 #[derive(Debug, Default)]
@@ -36,7 +33,8 @@ pub(crate) struct Streams {
 
 impl Streams {
     /// A request starts: an HTTP/2 one is an open stream until the guard,
-    /// carried by its response body, is dropped. HTTP/1 requests cost one
+    /// carried in its `RequestContext` to the end of its response body, is
+    /// dropped. HTTP/1 requests cost one
     /// comparison.
     pub(crate) fn open(self: &Arc<Self>, version: Version) -> Option<StreamGuard> {
         if version != Version::HTTP_2 {
@@ -69,48 +67,12 @@ impl Streams {
 
 /// One open HTTP/2 stream.
 #[derive(Debug)]
-pub(crate) struct StreamGuard(Arc<Streams>);
+pub struct StreamGuard(Arc<Streams>);
 
 impl Drop for StreamGuard {
     fn drop(&mut self) {
         self.0.open.fetch_sub(1, Ordering::AcqRel);
         self.0.changed.notify_one();
-    }
-}
-
-/// A response body that keeps its stream counted open until it is done.
-#[derive(Debug)]
-pub(crate) struct Tracked {
-    body: ProxyBody,
-    _stream: Option<StreamGuard>,
-}
-
-impl Tracked {
-    pub(crate) fn new(body: ProxyBody, stream: Option<StreamGuard>) -> Tracked {
-        Tracked {
-            body,
-            _stream: stream,
-        }
-    }
-}
-
-impl Body for Tracked {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        Pin::new(&mut self.body).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
     }
 }
 
