@@ -180,10 +180,12 @@ ok "no EXPOSE in the shared image"
 say "compose up (gateway on $GATEWAY_PORT, dev IdP on $DEV_IDP_PORT)"
 dc up -d --no-build
 container() { dc ps -q "$1"; }
+# wait_healthy COMPOSE-FUNCTION SERVICE...: each service's health check passes.
 wait_healthy() {
-  local service id health
-  for service in dev-idp todo-backend proxy; do
-    id=$(container "$service")
+  local compose=$1 service id health
+  shift
+  for service in "$@"; do
+    id=$("$compose" ps -q "$service")
     for _ in $(seq 1 240); do
       health=$("$DOCKER" inspect -f '{{.State.Health.Status}}' "$id")
       [[ $health == healthy ]] && break
@@ -193,7 +195,7 @@ wait_healthy() {
   done
 }
 up_start=$SECONDS
-wait_healthy
+wait_healthy dc dev-idp todo-backend proxy
 ok "three services healthy in $((SECONDS - up_start)) s"
 
 # --- the quick start, by curl ---------------------------------------------
@@ -290,7 +292,7 @@ say "restart: items and signing keys survive"
 expect 201 "POST /todoitems as alice" POST "$gw/todoitems" -H "Authorization: Bearer $alice" "${json[@]}" \
   -d '{"item":{"name":"Survive a restart"}}'
 dc restart >/dev/null 2>&1
-wait_healthy
+wait_healthy dc dev-idp todo-backend proxy
 listed=$(curl -sS -H "Authorization: Bearer $alice" "$gw/todoitems")
 grep -q 'Survive a restart' <<<"$listed" ||
   fail "after a restart, alice's token (signed before it) lists: $listed"
@@ -311,15 +313,7 @@ dx() {
 example_down() { dx down -v --remove-orphans >/dev/null 2>&1 || true; }
 trap 'example_down; cleanup' EXIT
 dx up -d --no-build
-for service in orders reports dev-idp proxy; do
-  id=$(dx ps -q "$service")
-  for _ in $(seq 1 240); do
-    health=$("$DOCKER" inspect -f '{{.State.Health.Status}}' "$id")
-    [[ $health == healthy ]] && break
-    sleep 0.5
-  done
-  [[ $health == healthy ]] || fail "examples/two-apis: $service is $health after 120 s"
-done
+wait_healthy dx orders reports dev-idp proxy
 ok "four services healthy"
 ex="http://localhost:$EXAMPLE_GATEWAY_PORT"
 orders=$(dx exec -T dev-idp dev-idp token --user alice)
