@@ -180,12 +180,13 @@ ok "no EXPOSE in the shared image"
 say "compose up (gateway on $GATEWAY_PORT, dev IdP on $DEV_IDP_PORT)"
 dc up -d --no-build
 container() { dc ps -q "$1"; }
-# wait_healthy COMPOSE-FUNCTION SERVICE...: each service's health check passes.
+# wait_healthy STACK SERVICE...: each service's health check passes; STACK
+# is the function that runs compose for that stack (dc, dx).
 wait_healthy() {
-  local compose=$1 service id health
+  local stack=$1 service id health
   shift
   for service in "$@"; do
-    id=$("$compose" ps -q "$service")
+    id=$("$stack" ps -q "$service")
     for _ in $(seq 1 240); do
       health=$("$DOCKER" inspect -f '{{.State.Health.Status}}' "$id")
       [[ $health == healthy ]] && break
