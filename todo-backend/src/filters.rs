@@ -12,8 +12,9 @@ use warp::reply::Reply;
 
 use crate::body;
 use crate::handlers;
-use crate::identity::identity;
+use crate::identity::{Trust, identity};
 use crate::rejection::{self, ApiError};
+use crate::request_id;
 use crate::store::Store;
 
 /// One path (as an OpenAPI template) and the methods it serves.
@@ -30,6 +31,10 @@ pub const ROUTES: &[Route] = &[
         methods: &[Method::GET],
     },
     Route {
+        path: "/ready",
+        methods: &[Method::GET],
+    },
+    Route {
         path: "/openapi.json",
         methods: &[Method::GET],
     },
@@ -43,14 +48,24 @@ pub const ROUTES: &[Route] = &[
     },
 ];
 
-/// The whole API: routes, the JSON error responses and the access log.
+/// The whole API: routes, the JSON error responses, the access log, and
+/// a tracing span per request that carries its request id.
 pub fn routes(
     store: Store,
+    trust: Trust,
 ) -> impl Filter<Extract = (impl Reply,), Error = std::convert::Infallible> + Clone {
     let health = warp::path!("health").and(
         warp::get()
             .and_then(handlers::health)
             .or(wrong_method("/health"))
+            .unify(),
+    );
+    let ready = warp::path!("ready").and(
+        warp::get()
+            .and(with(&store))
+            .and(with_trust(&trust))
+            .and_then(handlers::ready)
+            .or(wrong_method("/ready"))
             .unify(),
     );
     let openapi = warp::path!("openapi.json").and(
@@ -61,17 +76,17 @@ pub fn routes(
     );
     let items = warp::path!("todoitems").and(
         (warp::get()
-            .and(identity())
+            .and(identity(trust.clone()))
             .and(with(&store))
             .and_then(handlers::list_items))
         .or(warp::post()
-            .and(identity())
+            .and(identity(trust.clone()))
             .and(body::new_item())
             .and(with(&store))
             .and_then(handlers::create_item))
         .unify()
         .or(warp::delete()
-            .and(identity())
+            .and(identity(trust.clone()))
             .and(with(&store))
             .and_then(handlers::delete_all_items))
         .unify()
@@ -80,12 +95,12 @@ pub fn routes(
     );
     let item = item_path()
         .and(warp::get())
-        .and(identity())
+        .and(identity(trust.clone()))
         .and(with(&store))
         .and_then(handlers::get_item)
         .or(item_path()
             .and(warp::delete())
-            .and(identity())
+            .and(identity(trust.clone()))
             .and(with(&store))
             .and_then(handlers::delete_item))
         .unify()
@@ -94,6 +109,8 @@ pub fn routes(
             .map(|_id: String, response| response))
         .unify();
     let api = health
+        .or(ready)
+        .unify()
         .or(openapi)
         .unify()
         .or(items)
@@ -105,6 +122,14 @@ pub fn routes(
         .recover(rejection::recover)
         .unify()
         .with(warp::log::custom(access_log))
+        .with(warp::trace(request_span))
+}
+
+/// The span every log line of a request is logged in: `request_id` is the
+/// gateway's `X-Request-Id` when it sent one well-formed id, else a new one.
+fn request_span(info: warp::trace::Info<'_>) -> tracing::Span {
+    let id = request_id::from_headers(info.request_headers());
+    tracing::info_span!("request", request_id = %id)
 }
 
 /// warp ignores empty path segments, so `/todoitems/` and `//todoitems`
@@ -126,6 +151,13 @@ fn no_empty_segments() -> impl Filter<Extract = (), Error = warp::Rejection> + C
 /// job, so that a non-integer id is a 422 after the 401 check, as in FastAPI.
 fn item_path() -> impl Filter<Extract = (String,), Error = warp::Rejection> + Clone {
     warp::path!("todoitems" / String)
+}
+
+fn with_trust(
+    trust: &Trust,
+) -> impl Filter<Extract = (Trust,), Error = std::convert::Infallible> + Clone + use<> {
+    let trust = trust.clone();
+    warp::any().map(move || trust.clone())
 }
 
 fn with(

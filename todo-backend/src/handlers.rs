@@ -9,7 +9,7 @@
 use warp::http::StatusCode;
 use warp::reply::{Reply, Response};
 
-use crate::identity::Identity;
+use crate::identity::{Identity, Trust};
 use crate::models::{
     CreateTodoBody, ErrorDetail, HttpValidationError, TodoItem, TodoItemInCreate,
     TodoItemInResponse, TodoItemsInList, ValidationError,
@@ -25,6 +25,34 @@ use crate::store::{Item, Store};
     responses((status = 200, description = "The service is up", body = String, content_type = "application/json", example = json!("OK")))
 )]
 pub async fn health() -> Result<Response, warp::Rejection> {
+    Ok(warp::reply::json(&"OK").into_response())
+}
+
+/// Readiness: 200 once the backend can serve. With `--trust
+/// gateway-assertion`, that needs the gateway's keys: held, or fetched now.
+#[utoipa::path(
+    get,
+    path = "/ready",
+    tag = "health",
+    responses(
+        (status = 200, description = "Ready to serve", body = String, content_type = "application/json", example = json!("OK")),
+        (status = 503, description = "Not ready, and why", body = ErrorDetail),
+    )
+)]
+pub async fn ready(_store: Store, trust: Trust) -> Result<Response, warp::Rejection> {
+    if let Trust::GatewayAssertion(verifier) = &trust
+        && let Err(error) = verifier.ready().await
+    {
+        let detail = ErrorDetail {
+            detail: format!("Not ready: the gateway's JWKS cannot be fetched ({error})"),
+        };
+        return Ok(warp::reply::with_status(
+            warp::reply::json(&detail),
+            StatusCode::SERVICE_UNAVAILABLE,
+        )
+        .into_response());
+    }
+    // database check: see the store (`_store` is here for it).
     Ok(warp::reply::json(&"OK").into_response())
 }
 

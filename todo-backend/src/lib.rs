@@ -24,20 +24,23 @@
 //! - `/todoitems/` (trailing slash) is a 404, where Starlette redirected;
 //! - an identity header sent twice counts as absent.
 
+pub mod assertion;
 pub mod body;
 pub mod filters;
 pub mod handlers;
 pub mod identity;
+pub mod logging;
 pub mod models;
 mod openapi;
 pub mod rejection;
+pub mod request_id;
 pub mod store;
 
 use std::future::Future;
 use std::path::PathBuf;
 
 pub use filters::{ROUTES, routes};
-pub use identity::Identity;
+pub use identity::{Identity, Trust};
 pub use openapi::openapi;
 pub use store::{Database, Store, StoreError};
 
@@ -47,13 +50,22 @@ pub struct Config {
     /// Where items are kept: a SQLite file (or `:memory:` for tests, which
     /// then exercise the same code path), or a PostgreSQL database.
     pub database: Database,
+    /// Where the caller's identity comes from: the headers (default) or
+    /// the gateway's signed assertion.
+    pub trust: Trust,
 }
 
 impl Config {
     /// Items in the SQLite file `db` (its directory is created).
     pub fn sqlite(db: impl Into<PathBuf>) -> Config {
+        Config::new(Database::Sqlite(db.into()))
+    }
+
+    /// Items in `database`, trusting the identity headers.
+    pub fn new(database: Database) -> Config {
         Config {
-            database: Database::Sqlite(db.into()),
+            database,
+            trust: Trust::default(),
         }
     }
 }
@@ -87,11 +99,17 @@ pub async fn run(
         })?;
     match listener.local_addr() {
         Ok(address) => {
-            tracing::info!(%address, db = %config.database, "todo-backend listening")
+            let trust = match &config.trust {
+                Trust::Headers => "headers".to_owned(),
+                Trust::GatewayAssertion(v) => {
+                    format!("gateway-assertion ({})", v.settings().jwks_url)
+                }
+            };
+            tracing::info!(%address, db = %config.database, trust, "todo-backend listening")
         }
         Err(error) => tracing::warn!(%error, "todo-backend listening on an unknown address"),
     }
-    warp::serve(routes(store))
+    warp::serve(routes(store, config.trust.clone()))
         .incoming(listener)
         .graceful(shutdown)
         .run()

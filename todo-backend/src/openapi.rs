@@ -23,6 +23,7 @@ use crate::models::{
     ),
     paths(
         handlers::health,
+        handlers::ready,
         handlers::openapi_json,
         handlers::list_items,
         handlers::create_item,
