@@ -18,6 +18,7 @@
 //! than [`MAX_KEYS_AGE`], so a key the gateway withdrew stops verifying.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -160,6 +161,8 @@ pub struct Verifier {
     client: reqwest::Client,
     keys: RwLock<Option<Arc<Keys>>>,
     fetching: tokio::sync::Mutex<Fetching>,
+    /// A background refresh is running (one at a time).
+    refreshing: AtomicBool,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -196,6 +199,7 @@ impl Verifier {
             client,
             keys: RwLock::new(None),
             fetching: tokio::sync::Mutex::new(Fetching::default()),
+            refreshing: AtomicBool::new(false),
         })
     }
 
@@ -255,6 +259,11 @@ impl Verifier {
                     ErrorKind::InvalidClaimFormat(claim) => {
                         Refusal::Malformed(format!("claim {claim} has the wrong type"))
                     }
+                    ErrorKind::Base64(_) => Refusal::Malformed("a part is not base64url".into()),
+                    ErrorKind::Json(_) | ErrorKind::Utf8(_) => {
+                        Refusal::Malformed("its claims are not a JSON object".into())
+                    }
+                    ErrorKind::InvalidToken => Refusal::Malformed("not a compact JWS".into()),
                     other => Refusal::Malformed(format!("{other:?}")),
                 }
             })?;
@@ -317,9 +326,13 @@ impl Verifier {
     }
 
     fn refresh_in_background(self: &Arc<Self>) {
+        if self.refreshing.swap(true, Ordering::AcqRel) {
+            return;
+        }
         let verifier = Arc::clone(self);
         tokio::spawn(async move {
             let _ = verifier.refresh(false).await;
+            verifier.refreshing.store(false, Ordering::Release);
         });
     }
 

@@ -309,6 +309,14 @@ async fn only_es256_with_a_known_key_and_a_good_signature_verifies() {
             "!!.e30.c2ln".to_owned(),
             Refusal::Malformed("its header is not base64url".into()),
         ),
+        // The signature is checked before the claims are decoded.
+        (
+            format!(
+                "{}.!!.c2ln",
+                URL_SAFE_NO_PAD.encode(r#"{"alg":"ES256","kid":"k1"}"#)
+            ),
+            Refusal::BadSignature,
+        ),
         // Another key, presenting itself under a kid the verifier does not know,
         (
             TestKey::new("k2").sign(&claims),
@@ -334,6 +342,43 @@ async fn only_es256_with_a_known_key_and_a_good_signature_verifies() {
         check(&v, &[("x-user-assertion", &spliced)]).await,
         Err(Refusal::BadSignature)
     );
+}
+
+#[tokio::test]
+async fn keys_older_than_their_max_age_are_fetched_again_in_the_background() {
+    let key = TestKey::new("k1");
+    let server = JwksServer::start(jwks(&[&key])).await;
+    let v = Arc::new(Verifier::new(settings(&server.url)).unwrap());
+    let token = key.sign(&claims());
+    assert!(check(&v, &[("x-user-assertion", &token)]).await.is_ok());
+    assert_eq!(server.hits(), 1);
+    // The held keys age past MAX_KEYS_AGE (and the cooldown).
+    let old = Instant::now() - MAX_KEYS_AGE - Duration::from_secs(1);
+    {
+        let mut slot = v.keys.write().unwrap();
+        let by_kid = slot.as_ref().unwrap().by_kid.clone();
+        *slot = Some(Arc::new(Keys {
+            by_kid,
+            fetched: old,
+        }));
+    }
+    v.fetching.lock().await.last_success = Some(old);
+    // The request is served with the held key at once…
+    assert!(check(&v, &[("x-user-assertion", &token)]).await.is_ok());
+    // …and a fetch runs behind it: wait for it on the fetch lock.
+    loop {
+        let done = v
+            .fetching
+            .lock()
+            .await
+            .last_success
+            .is_some_and(|at| at > old);
+        if done {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(server.hits(), 2);
 }
 
 #[test]
