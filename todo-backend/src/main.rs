@@ -54,8 +54,9 @@ struct TrustArgs {
     /// (`gateway-assertion`; needs the three --gateway-*/--assertion-* below).
     #[arg(long, env = "TODO_TRUST", value_enum, default_value = "headers")]
     trust: TrustMode,
-    /// The gateway's JWKS, e.g. http://gateway:9090/.well-known/authz-proxy/jwks.json
-    /// (its admin listener). Fetched at the first request that needs it.
+    /// The gateway's JWKS, e.g. http://authz-proxy-admin:9000/.well-known/authz-proxy/jwks.json
+    /// (its admin listener; its own port serves it too). Fetched at the
+    /// first request that needs it, kept, and fetched again on a new key.
     #[arg(long, env = "TODO_GATEWAY_JWKS_URL")]
     gateway_jwks_url: Option<String>,
     /// The assertion's expected `iss`: the gateway's --assertion-issuer.
