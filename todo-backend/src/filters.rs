@@ -31,10 +31,6 @@ pub const ROUTES: &[Route] = &[
         methods: &[Method::GET],
     },
     Route {
-        path: "/ready",
-        methods: &[Method::GET],
-    },
-    Route {
         path: "/openapi.json",
         methods: &[Method::GET],
     },
@@ -47,6 +43,14 @@ pub const ROUTES: &[Route] = &[
         methods: &[Method::GET, Method::DELETE],
     },
 ];
+
+/// Probes for the orchestrator: served, but not part of the API, so not in
+/// [`ROUTES`] nor in `/openapi.json` (the gateway's policy need not route
+/// them; the kubelet or compose calls the backend directly).
+pub const PROBES: &[Route] = &[Route {
+    path: "/ready",
+    methods: &[Method::GET],
+}];
 
 /// The whole API: routes, the JSON error responses, the access log, and
 /// a tracing span per request that carries its request id.
@@ -178,6 +182,7 @@ fn wrong_method(
 ) -> impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection> + Clone {
     let allowed = ROUTES
         .iter()
+        .chain(PROBES)
         .find(|route| route.path == path)
         .map(|route| route.methods)
         .unwrap_or_default();

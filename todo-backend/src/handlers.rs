@@ -30,15 +30,7 @@ pub async fn health() -> Result<Response, warp::Rejection> {
 
 /// Readiness: 200 once the backend can serve. With `--trust
 /// gateway-assertion`, that needs the gateway's keys: held, or fetched now.
-#[utoipa::path(
-    get,
-    path = "/ready",
-    tag = "health",
-    responses(
-        (status = 200, description = "Ready to serve", body = String, content_type = "application/json", example = json!("OK")),
-        (status = 503, description = "Not ready, and why", body = ErrorDetail),
-    )
-)]
+/// A probe, not an API operation: not in `/openapi.json`.
 pub async fn ready(_store: Store, trust: Trust) -> Result<Response, warp::Rejection> {
     if let Trust::GatewayAssertion(verifier) = &trust
         && let Err(error) = verifier.ready().await

@@ -39,7 +39,7 @@ pub mod store;
 use std::future::Future;
 use std::path::PathBuf;
 
-pub use filters::{ROUTES, routes};
+pub use filters::{PROBES, ROUTES, routes};
 pub use identity::{Identity, Trust};
 pub use openapi::openapi;
 pub use store::{Database, Store, StoreError};

@@ -23,7 +23,6 @@ use crate::models::{
     ),
     paths(
         handlers::health,
-        handlers::ready,
         handlers::openapi_json,
         handlers::list_items,
         handlers::create_item,

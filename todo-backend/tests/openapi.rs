@@ -36,6 +36,23 @@ fn every_route_and_method_is_in_the_document_and_nothing_else() {
     assert_eq!(documented_paths, served_paths);
 }
 
+/// `/ready` is served (200 `"OK"` in header mode, 405 with `Allow` for
+/// another method) but is no API operation: not in the document.
+#[tokio::test]
+async fn probes_are_served_and_not_documented() {
+    let paths = document()["paths"].as_object().unwrap().clone();
+    let api = Api::filter().await;
+    for probe in todo_backend::PROBES {
+        assert!(!paths.contains_key(probe.path), "{} documented", probe.path);
+        let response = api.send(get(probe.path)).await;
+        assert_eq!(response.status, 200, "{}", probe.path);
+        assert_eq!(response.json(), serde_json::json!("OK"));
+        let response = api.send(request("POST", probe.path)).await;
+        assert_eq!(response.status, 405, "{}", probe.path);
+        assert_eq!(response.header("allow"), Some("GET"));
+    }
+}
+
 #[tokio::test]
 async fn every_route_in_the_table_is_served() {
     let api = Api::filter().await;
