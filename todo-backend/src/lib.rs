@@ -2,9 +2,11 @@
 //! Azure AD) as a plain HTTP API with no token code.
 //!
 //! The authorization gateway in front authenticates callers and passes who
-//! they are in `X-User-*` headers ([`identity`]); this crate trusts those
-//! headers and nothing else, so it must listen only where the gateway alone
-//! can reach it. Items live in SQLite or PostgreSQL ([`store`]), per tenant
+//! they are in `X-User-*` headers ([`identity`]). By default this crate
+//! trusts those headers and nothing else, so it must listen only where the
+//! gateway alone can reach it; with [`Trust::GatewayAssertion`] it takes the
+//! identity from the assertion the gateway signs instead ([`assertion`]) and
+//! refuses requests without a valid one. Items live in SQLite or PostgreSQL ([`store`]), per tenant
 //! and owner; instances on one PostgreSQL database share nothing else, so
 //! any number of them can serve side by side.
 //!
