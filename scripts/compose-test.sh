@@ -242,6 +242,16 @@ backend_ip=$("$DOCKER" inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddre
 dc exec -T proxy curl -fsS -m 5 -o /dev/null http://todo-backend:8081/health ||
   fail "the gateway cannot reach todo-backend:8081"
 ok "proxy → todo-backend:8081: 200"
+# Even from the gateway's container, forged headers without the gateway's
+# signed assertion are refused by the backend itself.
+got=$(dc exec -T proxy curl -sS -m 5 -o /dev/null -w '%{http_code}' -H 'X-User-Id: forged' \
+  -H 'X-User-Tenant: forged' -H 'X-User-Roles: Admin' http://todo-backend:8081/todoitems) ||
+  fail "the gateway cannot reach todo-backend:8081/todoitems"
+[[ $got == 401 ]] || fail "forged identity headers straight to the backend: $got, expected 401"
+ok "proxy → todo-backend:8081 with forged headers and no assertion: 401"
+dc exec -T proxy curl -fsS -m 5 -o /dev/null http://todo-backend:8081/ready ||
+  fail "the backend is not ready (it cannot fetch the gateway's JWKS)"
+ok "todo-backend /ready: 200 (the gateway's JWKS fetched)"
 forge=(-H 'X-User-Id: forged' -H 'X-User-Roles: Admin' -H 'X-User-Scopes: access_as_user' -H 'X-User-Type: user')
 for target in "todo-backend:8081" "$backend_ip:8081"; do
   if dc exec -T dev-idp curl -sS -m 5 -o /dev/null "${forge[@]}" "http://$target/todoitems" 2>/dev/null; then

@@ -41,7 +41,8 @@ pub fn captured() -> Arc<Captured> {
             let sink = Arc::clone(&captured);
             authz_proxy::logging::init_with(
                 LogFormat::Json,
-                "info",
+                // warp's own per-request lines off, as the backend binary has them.
+                "info,warp::filters::trace=off",
                 move || CaptureWriter(Arc::clone(&sink)),
                 false,
             )

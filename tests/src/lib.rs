@@ -116,6 +116,11 @@ pub struct Options {
     /// Also run the gateway's decision endpoint (`--decision-listen`) on
     /// its own `127.0.0.1:0` listener: [`System::decision_url`].
     pub decision: bool,
+    /// Run the backend with `--trust gateway-assertion`, as in production:
+    /// the JWKS from the gateway's admin listener, `iss` the gateway's URL
+    /// and `aud` the backend's (the gateway's defaults for its --upstream).
+    /// `false`: the backend trusts the identity headers (the demo).
+    pub backend_assertion: bool,
 }
 
 impl Default for Options {
@@ -137,6 +142,7 @@ impl Default for Options {
             idp_relay: None,
             metadata_tenant: None,
             decision: false,
+            backend_assertion: false,
         }
     }
 }
@@ -234,10 +240,25 @@ impl System {
                     .unwrap_or_else(|| scratch.path().join("todo.db")),
             )
         });
+        let trust = match options.backend_assertion {
+            false => todo_backend::Trust::Headers,
+            true => {
+                let settings = todo_backend::assertion::Settings {
+                    jwks_url: format!("http://{admin_addr}/.well-known/authz-proxy/jwks.json"),
+                    issuer: format!("http://{gateway_addr}"),
+                    audience: format!("http://{backend_addr}"),
+                    header: todo_backend::assertion::DEFAULT_HEADER.parse()?,
+                };
+                let verifier =
+                    todo_backend::assertion::Verifier::new(settings).map_err(anyhow::Error::msg)?;
+                todo_backend::Trust::GatewayAssertion(Arc::new(verifier))
+            }
+        };
+        let config = todo_backend::Config { database, trust };
         let (stop, stopped) = oneshot::channel::<()>();
         stops.push(stop);
         tasks.push(tokio::spawn(async move {
-            todo_backend::run(backend_listener, todo_backend::Config { database }, async {
+            todo_backend::run(backend_listener, config, async {
                 let _ = stopped.await;
             })
             .await
@@ -464,4 +485,33 @@ pub async fn raw_request(addr: &str, request: &str) -> (u16, String) {
         .map(|(_, b)| b.to_string())
         .unwrap_or_default();
     (status, body)
+}
+
+/// An address that refuses connections for as long as it is held: the port
+/// is bound but never listened on, so a connect gets a reset at once and no
+/// other test's listener can take the port meanwhile (a port bound, dropped
+/// and reused by a parallel test would answer instead).
+pub struct RefusingAddr {
+    _socket: tokio::net::TcpSocket,
+    pub addr: std::net::SocketAddr,
+}
+
+impl RefusingAddr {
+    pub fn new() -> Self {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket
+            .bind("127.0.0.1:0".parse().unwrap())
+            .expect("bind 127.0.0.1:0");
+        let addr = socket.local_addr().expect("local address");
+        RefusingAddr {
+            _socket: socket,
+            addr,
+        }
+    }
+}
+
+impl Default for RefusingAddr {
+    fn default() -> Self {
+        Self::new()
+    }
 }

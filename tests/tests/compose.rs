@@ -428,3 +428,72 @@ fn the_dockerfile_needs_no_registry_frontend_and_has_one_app_id() {
     assert!(dockerfile.contains("groupadd --system --gid 10001 app"));
     assert!(dockerfile.contains("useradd --system --uid 10001 --gid 10001"));
 }
+
+/// The backend requires the gateway's signed identity assertion: it expects
+/// the `iss` and `aud` the gateway signs, fetches the JWKS from the gateway
+/// on the network they share, and its health check is one that does not
+/// wait for the gateway (which starts only once the backend is healthy).
+/// The JWKS URL's path is checked against a real gateway, and the backend
+/// in this mode against the real system in `backend_assertion.rs`.
+#[tokio::test]
+async fn the_backend_verifies_the_gateways_assertion() {
+    let services = services();
+    let env = |service: &str, var: &str| -> String {
+        resolve(
+            services[service]
+                .environment
+                .get(var)
+                .unwrap_or_else(|| panic!("{service}: {var} unset")),
+        )
+    };
+    assert_eq!(env("todo-backend", "TODO_TRUST"), "gateway-assertion");
+    assert_eq!(
+        env("todo-backend", "TODO_GATEWAY_ISSUER"),
+        env("proxy", "ASSERTION_ISSUER")
+    );
+    assert_eq!(env("proxy", "ASSERTION_ISSUER"), "http://localhost:8000");
+    assert_eq!(
+        env("todo-backend", "TODO_ASSERTION_AUDIENCE"),
+        env("proxy", "ASSERTION_AUDIENCE")
+    );
+    assert_eq!(
+        env("proxy", "ASSERTION_AUDIENCE"),
+        env("proxy", "UPSTREAM_URL"),
+        "the audience is the upstream's URL, as the gateway's default"
+    );
+    let jwks = env("todo-backend", "TODO_GATEWAY_JWKS_URL");
+    let rest = jwks
+        .strip_prefix("http://proxy:")
+        .expect("the proxy service");
+    let (port, path) = rest.split_at(rest.find('/').unwrap());
+    assert_eq!(
+        port.parse::<u16>().unwrap(),
+        port_of(&env("proxy", "PROXY_LISTEN"))
+    );
+    let backend = "backend".to_string();
+    assert!(
+        services["proxy"].networks.contains(&backend)
+            && services["todo-backend"].networks.contains(&backend),
+        "the backend reaches the proxy on their shared network"
+    );
+    assert!(
+        services["todo-backend"]
+            .healthcheck
+            .last()
+            .unwrap()
+            .ends_with("/health"),
+        "the backend's health check must not wait for the gateway"
+    );
+
+    let sys = System::start().await.unwrap();
+    let response = sys
+        .http
+        .get(format!("{}{path}", sys.gateway_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{path}");
+    let keys: Value = response.json().await.unwrap();
+    assert_eq!(keys["keys"][0]["alg"], "ES256");
+    sys.stop().await.unwrap();
+}

@@ -124,7 +124,7 @@ async fn the_two_apis_example_runs_as_its_readme_says() {
     let database = todo_backend::Database::Sqlite(scratch.path().join("reports.db"));
     let reports = tokio::spawn(todo_backend::run(
         listener,
-        todo_backend::Config { database },
+        todo_backend::Config::new(database),
         async {
             let _ = stopped.await;
         },

@@ -340,11 +340,9 @@ async fn upstream_refusing_resetting_or_hanging_gives_502_or_504_and_recovers() 
 
 #[tokio::test]
 async fn an_upstream_refusing_connections_gives_502_quickly() {
-    let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = closed.local_addr().unwrap();
-    drop(closed);
+    let closed = e2e_tests::RefusingAddr::new();
     let sys = System::start_with(Options {
-        upstream: Some(format!("http://{addr}")),
+        upstream: Some(format!("http://{}", closed.addr)),
         ..Options::default()
     })
     .await

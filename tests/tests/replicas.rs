@@ -47,7 +47,7 @@ async fn second_backend(
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let config = match database {
-        Some(database) => todo_backend::Config { database },
+        Some(database) => todo_backend::Config::new(database),
         None => todo_backend::Config::sqlite(dir.join("todo.db")),
     };
     let task = tokio::spawn(async move {

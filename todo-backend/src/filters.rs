@@ -12,8 +12,9 @@ use warp::reply::Reply;
 
 use crate::body;
 use crate::handlers;
-use crate::identity::identity;
+use crate::identity::{Trust, identity};
 use crate::rejection::{self, ApiError};
+use crate::request_id;
 use crate::store::Store;
 
 /// One path (as an OpenAPI template) and the methods it serves.
@@ -30,10 +31,6 @@ pub const ROUTES: &[Route] = &[
         methods: &[Method::GET],
     },
     Route {
-        path: "/ready",
-        methods: &[Method::GET],
-    },
-    Route {
         path: "/openapi.json",
         methods: &[Method::GET],
     },
@@ -47,20 +44,32 @@ pub const ROUTES: &[Route] = &[
     },
 ];
 
-/// Paths of [`ROUTES`] left out of `/openapi.json`: `/ready` is for the
-/// orchestrator probing the instance directly, not for API clients, and its
-/// 503 names the database and why it is unreachable. So the gateway's
-/// policy does not route it, and `check --openapi` does not ask it to.
-pub const UNDOCUMENTED_PATHS: &[&str] = &["/ready"];
+/// Probes for the orchestrator: served, but not part of the API, so not in
+/// [`ROUTES`] nor in `/openapi.json` (the gateway's policy need not route
+/// them; the kubelet or compose calls the backend directly).
+pub const PROBES: &[Route] = &[Route {
+    path: "/ready",
+    methods: &[Method::GET],
+}];
 
-/// The whole API: routes, the JSON error responses and the access log.
+/// The whole API: routes, the JSON error responses, the access log, and
+/// a tracing span per request that carries its request id.
 pub fn routes(
     store: Store,
+    trust: Trust,
 ) -> impl Filter<Extract = (impl Reply,), Error = std::convert::Infallible> + Clone {
     let health = warp::path!("health").and(
         warp::get()
             .and_then(handlers::health)
             .or(wrong_method("/health"))
+            .unify(),
+    );
+    let ready = warp::path!("ready").and(
+        warp::get()
+            .and(with(&store))
+            .and(with_trust(&trust))
+            .and_then(handlers::ready)
+            .or(wrong_method("/ready"))
             .unify(),
     );
     let openapi = warp::path!("openapi.json").and(
@@ -71,17 +80,17 @@ pub fn routes(
     );
     let items = warp::path!("todoitems").and(
         (warp::get()
-            .and(identity())
+            .and(identity(trust.clone()))
             .and(with(&store))
             .and_then(handlers::list_items))
         .or(warp::post()
-            .and(identity())
+            .and(identity(trust.clone()))
             .and(body::new_item())
             .and(with(&store))
             .and_then(handlers::create_item))
         .unify()
         .or(warp::delete()
-            .and(identity())
+            .and(identity(trust.clone()))
             .and(with(&store))
             .and_then(handlers::delete_all_items))
         .unify()
@@ -90,12 +99,12 @@ pub fn routes(
     );
     let item = item_path()
         .and(warp::get())
-        .and(identity())
+        .and(identity(trust.clone()))
         .and(with(&store))
         .and_then(handlers::get_item)
         .or(item_path()
             .and(warp::delete())
-            .and(identity())
+            .and(identity(trust.clone()))
             .and(with(&store))
             .and_then(handlers::delete_item))
         .unify()
@@ -104,7 +113,7 @@ pub fn routes(
             .map(|_id: String, response| response))
         .unify();
     let api = health
-        .or(ready(&store))
+        .or(ready)
         .unify()
         .or(openapi)
         .unify()
@@ -117,19 +126,14 @@ pub fn routes(
         .recover(rejection::recover)
         .unify()
         .with(warp::log::custom(access_log))
+        .with(warp::trace(request_span))
 }
 
-/// `/ready`: 200 when the database answers, else 503 with the reason.
-fn ready(
-    store: &Store,
-) -> impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection> + Clone + use<> {
-    warp::path!("ready").and(
-        warp::get()
-            .and(with(store))
-            .and_then(handlers::ready)
-            .or(wrong_method("/ready"))
-            .unify(),
-    )
+/// The span every log line of a request is logged in: `request_id` is the
+/// gateway's `X-Request-Id` when it sent one well-formed id, else a new one.
+fn request_span(info: warp::trace::Info<'_>) -> tracing::Span {
+    let id = request_id::from_headers(info.request_headers());
+    tracing::info_span!("request", request_id = %id)
 }
 
 /// warp ignores empty path segments, so `/todoitems/` and `//todoitems`
@@ -153,6 +157,13 @@ fn item_path() -> impl Filter<Extract = (String,), Error = warp::Rejection> + Cl
     warp::path!("todoitems" / String)
 }
 
+fn with_trust(
+    trust: &Trust,
+) -> impl Filter<Extract = (Trust,), Error = std::convert::Infallible> + Clone + use<> {
+    let trust = trust.clone();
+    warp::any().map(move || trust.clone())
+}
+
 fn with(
     store: &Store,
 ) -> impl Filter<Extract = (Store,), Error = std::convert::Infallible> + Clone + use<> {
@@ -171,6 +182,7 @@ fn wrong_method(
 ) -> impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection> + Clone {
     let allowed = ROUTES
         .iter()
+        .chain(PROBES)
         .find(|route| route.path == path)
         .map(|route| route.methods)
         .unwrap_or_default();

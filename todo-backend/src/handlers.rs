@@ -9,7 +9,7 @@
 use warp::http::StatusCode;
 use warp::reply::{Reply, Response};
 
-use crate::identity::Identity;
+use crate::identity::{Identity, Trust};
 use crate::models::{
     CreateTodoBody, ErrorDetail, HttpValidationError, TodoItem, TodoItemInCreate,
     TodoItemInResponse, TodoItemsInList, ValidationError,
@@ -28,24 +28,32 @@ pub async fn health() -> Result<Response, warp::Rejection> {
     Ok(warp::reply::json(&"OK").into_response())
 }
 
-/// Readiness: the database answers `SELECT 1` in time (no identity
-/// needed). A 503 says why, and the reason is logged. Not in the OpenAPI
-/// document ([`crate::filters::UNDOCUMENTED_PATHS`]).
-pub async fn ready(store: Store) -> Result<Response, warp::Rejection> {
-    match store.ready().await {
-        Ok(()) => Ok(warp::reply::json(&serde_json::json!({"status": "ready"})).into_response()),
-        Err(error) => {
-            let reason = error.reason();
-            tracing::warn!(%reason, "not ready: the database is unavailable");
-            let body = ErrorDetail {
-                detail: format!("database unavailable: {reason}"),
-            };
-            Ok(
-                warp::reply::with_status(warp::reply::json(&body), StatusCode::SERVICE_UNAVAILABLE)
-                    .into_response(),
-            )
-        }
+/// Readiness: the database answers `SELECT 1` in time and, with `--trust
+/// gateway-assertion`, the gateway's keys are held or can be fetched now.
+/// No identity needed. A 503 says why, and the reason is logged. A probe,
+/// not an API operation: not in `/openapi.json` ([`crate::PROBES`]).
+pub async fn ready(store: Store, trust: Trust) -> Result<Response, warp::Rejection> {
+    let not_ready = |detail: String| {
+        Ok(warp::reply::with_status(
+            warp::reply::json(&ErrorDetail { detail }),
+            StatusCode::SERVICE_UNAVAILABLE,
+        )
+        .into_response())
+    };
+    if let Err(error) = store.ready().await {
+        let reason = error.reason();
+        tracing::warn!(%reason, "not ready: the database is unavailable");
+        return not_ready(format!("database unavailable: {reason}"));
     }
+    if let Trust::GatewayAssertion(verifier) = &trust
+        && let Err(error) = verifier.ready().await
+    {
+        tracing::warn!(%error, "not ready: the gateway's JWKS cannot be fetched");
+        return not_ready(format!(
+            "Not ready: the gateway's JWKS cannot be fetched ({error})"
+        ));
+    }
+    Ok(warp::reply::json(&serde_json::json!({"status": "ready"})).into_response())
 }
 
 /// The caller's items, or all of the tenant's items for an admin.

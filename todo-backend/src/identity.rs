@@ -7,11 +7,13 @@
 //! handlers' job.
 
 use std::fmt;
+use std::sync::Arc;
 
 use percent_encoding::percent_decode_str;
 use warp::Filter;
 use warp::http::HeaderMap;
 
+use crate::assertion::Verifier;
 use crate::rejection::ApiError;
 
 /// The identity header names, in one place (the gateway sets the same).
@@ -26,6 +28,22 @@ pub mod headers {
     pub const USER_NAME: &str = "x-user-name";
     /// E-mail address, percent-encoded UTF-8. For logs only.
     pub const USER_EMAIL: &str = "x-user-email";
+    /// Space-separated scopes. Not read; compared with a signed assertion.
+    pub const USER_SCOPES: &str = "x-user-scopes";
+    /// `user` or `app`. Not read; compared with a signed assertion.
+    pub const USER_TYPE: &str = "x-user-type";
+}
+
+/// Where the caller's identity comes from (`--trust`).
+#[derive(Debug, Clone, Default)]
+pub enum Trust {
+    /// The `X-User-*` headers, as they arrive: the network must ensure that
+    /// only the gateway can reach the backend (the demo's mode).
+    #[default]
+    Headers,
+    /// The gateway's signed identity assertion, verified on every request
+    /// ([`crate::assertion`]); the headers, when present, must agree with it.
+    GatewayAssertion(Arc<Verifier>),
 }
 
 /// The app role that lets a user see and delete all items of their tenant.
@@ -97,10 +115,23 @@ impl fmt::Display for Identity {
     }
 }
 
-/// Extracts the caller's [`Identity`], or rejects with 401.
-pub fn identity() -> impl Filter<Extract = (Identity,), Error = warp::Rejection> + Clone {
-    warp::header::headers_cloned().and_then(|headers: HeaderMap| async move {
-        Identity::from_headers(&headers).map_err(warp::reject::custom)
+/// Extracts the caller's [`Identity`] as `trust` says, or rejects with 401
+/// (503 when the gateway's keys cannot be had).
+pub fn identity(
+    trust: Trust,
+) -> impl Filter<Extract = (Identity,), Error = warp::Rejection> + Clone {
+    warp::header::headers_cloned().and_then(move |headers: HeaderMap| {
+        let trust = trust.clone();
+        async move {
+            match trust {
+                Trust::Headers => Identity::from_headers(&headers),
+                Trust::GatewayAssertion(verifier) => verifier
+                    .identity(&headers)
+                    .await
+                    .map_err(ApiError::Assertion),
+            }
+            .map_err(warp::reject::custom)
+        }
     })
 }
 

@@ -2,9 +2,11 @@
 //! Azure AD) as a plain HTTP API with no token code.
 //!
 //! The authorization gateway in front authenticates callers and passes who
-//! they are in `X-User-*` headers ([`identity`]); this crate trusts those
-//! headers and nothing else, so it must listen only where the gateway alone
-//! can reach it. Items live in SQLite or PostgreSQL ([`store`]), per tenant
+//! they are in `X-User-*` headers ([`identity`]). By default this crate
+//! trusts those headers and nothing else, so it must listen only where the
+//! gateway alone can reach it; with [`Trust::GatewayAssertion`] it takes the
+//! identity from the assertion the gateway signs instead ([`assertion`]) and
+//! refuses requests without a valid one. Items live in SQLite or PostgreSQL ([`store`]), per tenant
 //! and owner; instances on one PostgreSQL database share nothing else, so
 //! any number of them can serve side by side.
 //!
@@ -24,20 +26,23 @@
 //! - `/todoitems/` (trailing slash) is a 404, where Starlette redirected;
 //! - an identity header sent twice counts as absent.
 
+pub mod assertion;
 pub mod body;
 pub mod filters;
 pub mod handlers;
 pub mod identity;
+pub mod logging;
 pub mod models;
 mod openapi;
 pub mod rejection;
+pub mod request_id;
 pub mod store;
 
 use std::future::Future;
 use std::path::PathBuf;
 
-pub use filters::{ROUTES, UNDOCUMENTED_PATHS, routes};
-pub use identity::Identity;
+pub use filters::{PROBES, ROUTES, routes};
+pub use identity::{Identity, Trust};
 pub use openapi::openapi;
 pub use store::{Database, Store, StoreError};
 
@@ -47,13 +52,22 @@ pub struct Config {
     /// Where items are kept: a SQLite file (or `:memory:` for tests, which
     /// then exercise the same code path), or a PostgreSQL database.
     pub database: Database,
+    /// Where the caller's identity comes from: the headers (default) or
+    /// the gateway's signed assertion.
+    pub trust: Trust,
 }
 
 impl Config {
     /// Items in the SQLite file `db` (its directory is created).
     pub fn sqlite(db: impl Into<PathBuf>) -> Config {
+        Config::new(Database::Sqlite(db.into()))
+    }
+
+    /// Items in `database`, trusting the identity headers.
+    pub fn new(database: Database) -> Config {
         Config {
-            database: Database::Sqlite(db.into()),
+            database,
+            trust: Trust::default(),
         }
     }
 }
@@ -87,11 +101,17 @@ pub async fn run(
         })?;
     match listener.local_addr() {
         Ok(address) => {
-            tracing::info!(%address, db = %config.database, "todo-backend listening")
+            let trust = match &config.trust {
+                Trust::Headers => "headers".to_owned(),
+                Trust::GatewayAssertion(v) => {
+                    format!("gateway-assertion ({})", v.settings().jwks_url)
+                }
+            };
+            tracing::info!(%address, db = %config.database, trust, "todo-backend listening")
         }
         Err(error) => tracing::warn!(%error, "todo-backend listening on an unknown address"),
     }
-    warp::serve(routes(store))
+    warp::serve(routes(store, config.trust.clone()))
         .incoming(listener)
         .graceful(shutdown)
         .run()

@@ -1,16 +1,14 @@
 //! `todo-backend`: parse flags, start logging, bind, and [`todo_backend::run`]
 //! until SIGINT or SIGTERM.
 
-use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Parser;
-use tracing_subscriber::EnvFilter;
 
-/// The sample's todo API, trusting identity headers set by the gateway.
-/// Listen only where the gateway alone can reach it.
+/// The sample's todo API, trusting identity headers set by the gateway, or
+/// (--trust gateway-assertion) the identity assertion it signs.
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Args {
@@ -37,17 +35,112 @@ struct Args {
     #[arg(long, env = "TODO_DB_POOL_SIZE", default_value_t = 8,
           value_parser = clap::value_parser!(u16).range(1..))]
     db_pool_size: u16,
+    /// Log format: `json` (one object per line) or `text`. Default: text
+    /// when stdout is a terminal, JSON otherwise (containers, systemd).
+    #[arg(long, env = "LOG_FORMAT", value_enum)]
+    log_format: Option<todo_backend::logging::LogFormat>,
+    #[command(flatten)]
+    trust: TrustArgs,
+}
+
+/// Where the caller's identity comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum TrustMode {
+    /// The X-User-* headers as they arrive (the network must keep everyone
+    /// but the gateway out).
+    Headers,
+    /// The gateway's signed identity assertion, checked on every request.
+    GatewayAssertion,
+}
+
+#[derive(Debug, clap::Args)]
+#[command(next_help_heading = "Identity")]
+struct TrustArgs {
+    /// Trust the X-User-* headers (`headers`, the demo's default) or require
+    /// the gateway's signed identity assertion on every request
+    /// (`gateway-assertion`; needs the three --gateway-*/--assertion-* below).
+    #[arg(long, env = "TODO_TRUST", value_enum, default_value = "headers")]
+    trust: TrustMode,
+    /// The gateway's JWKS, e.g. http://authz-proxy-admin:9000/.well-known/authz-proxy/jwks.json
+    /// (its admin listener; its own port serves it too). Fetched at the
+    /// first request that needs it, kept, and fetched again on a new key.
+    #[arg(long, env = "TODO_GATEWAY_JWKS_URL")]
+    gateway_jwks_url: Option<String>,
+    /// The assertion's expected `iss`: the gateway's --assertion-issuer.
+    #[arg(long, env = "TODO_GATEWAY_ISSUER")]
+    gateway_issuer: Option<String>,
+    /// The assertion's expected `aud`: the gateway's --assertion-audience
+    /// (by default the origin of its --upstream, e.g. http://backend:8081).
+    #[arg(long, env = "TODO_ASSERTION_AUDIENCE")]
+    assertion_audience: Option<String>,
+    /// The header carrying the assertion.
+    #[arg(long, env = "TODO_ASSERTION_HEADER", default_value = todo_backend::assertion::DEFAULT_HEADER)]
+    assertion_header: String,
+}
+
+impl TrustArgs {
+    /// The trust mode, its settings checked: every problem in one message.
+    fn into_trust(self) -> anyhow::Result<todo_backend::Trust> {
+        if self.trust == TrustMode::Headers {
+            return Ok(todo_backend::Trust::Headers);
+        }
+        let given = |value: Option<String>, flag: &str, problems: &mut Vec<String>| {
+            let value = value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+            if value.is_none() {
+                problems.push(format!("--trust gateway-assertion needs {flag}"));
+            }
+            value.unwrap_or_default()
+        };
+        let mut problems = Vec::new();
+        let jwks_url = given(
+            self.gateway_jwks_url,
+            "--gateway-jwks-url (TODO_GATEWAY_JWKS_URL)",
+            &mut problems,
+        );
+        let issuer = given(
+            self.gateway_issuer,
+            "--gateway-issuer (TODO_GATEWAY_ISSUER)",
+            &mut problems,
+        );
+        let audience = given(
+            self.assertion_audience,
+            "--assertion-audience (TODO_ASSERTION_AUDIENCE)",
+            &mut problems,
+        );
+        let header = match warp::http::HeaderName::try_from(self.assertion_header.trim()) {
+            Ok(header) => Some(header),
+            Err(_) => {
+                problems.push(format!(
+                    "--assertion-header {:?} is not a header name",
+                    self.assertion_header
+                ));
+                None
+            }
+        };
+        if !problems.is_empty() {
+            anyhow::bail!(problems.join("; "));
+        }
+        let settings = todo_backend::assertion::Settings {
+            jwks_url,
+            issuer,
+            audience,
+            header: header.unwrap_or_else(|| {
+                warp::http::HeaderName::from_static(todo_backend::assertion::DEFAULT_HEADER)
+            }),
+        };
+        let verifier =
+            todo_backend::assertion::Verifier::new(settings).map_err(anyhow::Error::msg)?;
+        Ok(todo_backend::Trust::GatewayAssertion(std::sync::Arc::new(
+            verifier,
+        )))
+    }
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_ansi(std::io::stdout().is_terminal())
-        .init();
+    todo_backend::logging::init(args.log_format);
+    let trust = args.trust.into_trust()?;
     let database = match args.database_url {
         Some(url) => todo_backend::Database::Postgres {
             url,
@@ -62,7 +155,7 @@ async fn main() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
-    let config = todo_backend::Config { database };
+    let config = todo_backend::Config { database, trust };
     todo_backend::run(listener, config, shutdown_signal()).await?;
     Ok(())
 }

@@ -11,6 +11,7 @@ use std::convert::Infallible;
 use warp::http::{HeaderValue, StatusCode, header};
 use warp::reply::{Reply, Response};
 
+use crate::assertion::Refusal;
 use crate::models::{ErrorDetail, HttpValidationError, ValidationError};
 use crate::store::StoreError;
 
@@ -20,6 +21,10 @@ pub enum ApiError {
     /// No `X-User-Id` or no `X-User-Tenant` (the gateway did not vouch).
     #[error("not authenticated")]
     NotAuthenticated,
+    /// `--trust gateway-assertion`: the assertion is missing or fails a
+    /// check (401 saying which), or the keys to check it are unavailable (503).
+    #[error("identity assertion refused: {0}")]
+    Assertion(Refusal),
     /// `DELETE /todoitems` by a caller without the `Admin` role.
     #[error("admin privileges required")]
     AdminRequired,
@@ -53,6 +58,7 @@ impl ApiError {
     fn reason(&self) -> &'static str {
         match self {
             ApiError::NotAuthenticated => "not_authenticated",
+            ApiError::Assertion(refusal) => refusal.reason(),
             ApiError::AdminRequired => "missing_role",
             ApiError::ItemForbidden => "not_owner",
             ApiError::ItemNotFound => "no_item",
@@ -68,6 +74,13 @@ impl ApiError {
         match self {
             ApiError::NotAuthenticated => {
                 with_bearer(detail(StatusCode::UNAUTHORIZED, "Not authenticated"))
+            }
+            ApiError::Assertion(Refusal::KeysUnavailable) => detail(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &Refusal::KeysUnavailable.to_string(),
+            ),
+            ApiError::Assertion(refusal) => {
+                with_bearer(detail(StatusCode::UNAUTHORIZED, &refusal.to_string()))
             }
             ApiError::AdminRequired => {
                 with_bearer(detail(StatusCode::FORBIDDEN, "Admin privileges required"))
@@ -141,6 +154,9 @@ pub async fn recover(rejection: warp::Rejection) -> Result<Response, Infallible>
             }
             ApiError::BodyRead(source) => {
                 tracing::info!(reason = error.reason(), error = %source, "request refused")
+            }
+            ApiError::Assertion(refusal) => {
+                tracing::info!(reason = error.reason(), detail = %refusal, "request refused")
             }
             _ => tracing::info!(reason = error.reason(), "request refused"),
         }

@@ -28,5 +28,5 @@ async fn ready_takes_get_only() {
 fn ready_is_served_but_left_out_of_the_openapi_document() {
     let document = serde_json::to_value(todo_backend::openapi()).unwrap();
     assert!(document["paths"].get("/ready").is_none());
-    assert!(todo_backend::ROUTES.iter().any(|r| r.path == "/ready"));
+    assert!(todo_backend::PROBES.iter().any(|r| r.path == "/ready"));
 }

@@ -217,9 +217,7 @@ async fn shut_down_gracefully(database: &Database) {
     let addr = listener.local_addr().unwrap();
     let (stop, stop_requested) = tokio::sync::oneshot::channel::<()>();
     let (acted, shutdown_started) = tokio::sync::oneshot::channel::<()>();
-    let config = todo_backend::Config {
-        database: database.clone(),
-    };
+    let config = todo_backend::Config::new(database.clone());
     let server = tokio::spawn(todo_backend::run(listener, config, async move {
         let _ = stop_requested.await;
         let _ = acted.send(());
@@ -323,14 +321,15 @@ async fn a_database_path_that_cannot_be_opened_is_an_error_from_run() {
 
 #[tokio::test]
 async fn a_postgres_server_that_refuses_connections_is_an_error_from_run() {
-    // A port that was just free and that nothing listens on any more.
-    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    // A port bound and never listened on: connections are refused, and no
+    // other test can take the port meanwhile.
+    let closed = tokio::net::TcpSocket::new_v4().unwrap();
+    closed.bind("127.0.0.1:0".parse().unwrap()).unwrap();
     let port = closed.local_addr().unwrap().port();
-    drop(closed);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let config = todo_backend::Config {
-        database: Database::postgres(format!("postgres://todo:secret@127.0.0.1:{port}/todo")),
-    };
+    let config = todo_backend::Config::new(Database::postgres(format!(
+        "postgres://todo:secret@127.0.0.1:{port}/todo"
+    )));
     let error = todo_backend::run(listener, config, std::future::pending())
         .await
         .unwrap_err();
@@ -342,9 +341,7 @@ async fn a_postgres_server_that_refuses_connections_is_an_error_from_run() {
 #[tokio::test]
 async fn an_invalid_database_url_is_an_error_from_run() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let config = todo_backend::Config {
-        database: Database::postgres("postgres://host:notaport/db"),
-    };
+    let config = todo_backend::Config::new(Database::postgres("postgres://host:notaport/db"));
     let error = todo_backend::run(listener, config, std::future::pending())
         .await
         .unwrap_err();

@@ -105,14 +105,10 @@ async fn request_ids_are_kept_or_generated_passed_upstream_and_returned() {
 #[tokio::test]
 async fn an_unreachable_upstream_is_counted_and_logged_with_the_request_id() {
     captured();
-    // A port that was just free: nothing listens there any more.
-    let closed = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    // A port bound and never listened on: connections are refused.
+    let closed = e2e_tests::RefusingAddr::new();
     let sys = System::start_with(Options {
-        upstream: Some(format!("http://{closed}")),
+        upstream: Some(format!("http://{}", closed.addr)),
         ..Options::default()
     })
     .await

@@ -158,9 +158,7 @@ impl Server {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
-        let config = todo_backend::Config {
-            database: database.clone(),
-        };
+        let config = todo_backend::Config::new(database.clone());
         let task = tokio::spawn(todo_backend::run(listener, config, async move {
             let _ = stopped.await;
         }));
@@ -225,7 +223,10 @@ impl Api {
                 }
                 let response = builder
                     .body(req.body)
-                    .reply(&todo_backend::routes(store.clone()))
+                    .reply(&todo_backend::routes(
+                        store.clone(),
+                        todo_backend::Trust::Headers,
+                    ))
                     .await;
                 Resp {
                     status: response.status().as_u16(),

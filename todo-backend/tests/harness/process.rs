@@ -38,11 +38,13 @@ impl Backend {
                 }
             }
         });
+        // Stdout is a pipe, so the log is JSON (one object per line).
         let addr = log
             .iter()
             .find_map(|line| {
-                let (_, rest) = line.split_once("address=")?;
-                rest.split_whitespace().next()?.parse().ok()
+                let line: serde_json::Value = serde_json::from_str(&line)
+                    .unwrap_or_else(|e| panic!("a log line that is not JSON ({e}): {line}"));
+                line["address"].as_str()?.parse().ok()
             })
             .expect("the backend logs its address");
         Backend { child, addr, log }
@@ -50,7 +52,13 @@ impl Backend {
 
     /// Reads log lines until one contains `text` (or the process exits).
     pub fn wait_for_log(&self, text: &str) -> bool {
-        self.log.iter().any(|line| line.contains(text))
+        self.next_log_with(text).is_some()
+    }
+
+    /// Reads log lines until one contains `text`, and returns it; `None`
+    /// if the process exits first.
+    pub fn next_log_with(&self, text: &str) -> Option<String> {
+        self.log.iter().find(|line| line.contains(text))
     }
 
     /// `http://` + the address it listens on.
