@@ -63,6 +63,8 @@ pub const DENIAL_REASONS: &[&str] = &[
     "wrong_tenant_for_route",
     "wrong_caller_type",
     "guest_denied",
+    "missing_group",
+    "groups_unresolved",
     "auth_context_required",
     "body_too_large",
 ];
@@ -666,6 +668,8 @@ mod tests {
                 required: crate::identity::PrincipalKind::User,
             }),
             GatewayError::Denied(Denial::GuestDenied),
+            GatewayError::Denied(Denial::MissingGroup),
+            GatewayError::Denied(Denial::GroupsUnresolved { why: "x".into() }),
             GatewayError::Denied(Denial::AuthContextRequired {
                 required: vec![],
                 challenge: false,

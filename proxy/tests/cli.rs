@@ -121,7 +121,7 @@ routes:
 policy.yaml:1:10: unsupported version `2`; expected 1
 policy.yaml:4:11: path `todoitems` must start with `/`
 policy.yaml:5:15: unknown method `get`; did you mean GET?
-policy.yaml:6:5: unknown field `role`, expected one of name, path, paths, methods, allow, roles, scopes, forward_authorization, extra, upstream, max_body_bytes, audiences, apps, tenants, callers, guests, auth_context, enforce
+policy.yaml:6:5: unknown field `role`, expected one of name, path, paths, methods, allow, roles, scopes, forward_authorization, extra, upstream, max_body_bytes, audiences, apps, tenants, callers, guests, groups, auth_context, enforce
 ",
     );
     let wrong_types = "\
@@ -148,7 +148,7 @@ routes:
 policy.yaml:3:51: `timeout_seconds` must be a whole number; found `soon`
 policy.yaml:5:13: unknown caller `robot`; expected `user` or `app`
 policy.yaml:9:14: `methods` must be a list, like `[GET, POST]`; found `GET`
-policy.yaml:10:5: unknown field `colour`, expected one of name, path, paths, methods, allow, roles, scopes, forward_authorization, extra, upstream, max_body_bytes, audiences, apps, tenants, callers, guests, auth_context, enforce
+policy.yaml:10:5: unknown field `colour`, expected one of name, path, paths, methods, allow, roles, scopes, forward_authorization, extra, upstream, max_body_bytes, audiences, apps, tenants, callers, guests, groups, auth_context, enforce
 policy.yaml:12:11: invalid glob `/b/[`: unclosed character class; missing ']'
 ",
     );
