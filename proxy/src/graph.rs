@@ -397,9 +397,9 @@ impl Graph {
             .form(&form)
             .send()
             .await
-            .map_err(unreachable)?;
+            .map_err(|e| self.failed(e))?;
         let status = response.status();
-        let body = read_capped(response).await?;
+        let body = self.read_capped(response).await?;
         if !status.is_success() {
             #[derive(Deserialize)]
             struct Refusal {
@@ -456,9 +456,9 @@ impl Graph {
             .json(&serde_json::json!({ "groupIds": groups }))
             .send()
             .await
-            .map_err(unreachable)?;
+            .map_err(|e| self.failed(e))?;
         let status = response.status();
-        let body = read_capped(response).await?;
+        let body = self.read_capped(response).await?;
         if !status.is_success() {
             #[derive(Deserialize)]
             struct GraphError {
@@ -487,25 +487,28 @@ impl Graph {
     }
 }
 
-fn unreachable(e: reqwest::Error) -> Unresolved {
-    if e.is_timeout() {
-        Unresolved::BadAnswer("too slowly")
-    } else if e.is_connect() {
-        Unresolved::Unreachable("connection failed".to_owned())
-    } else {
-        Unresolved::Unreachable("the connection broke".to_owned())
-    }
-}
-
-async fn read_capped(mut response: reqwest::Response) -> Result<Vec<u8>, Unresolved> {
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(unreachable)? {
-        if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
-            return Err(Unresolved::BadAnswer("more than a lookup's answer"));
+impl Graph {
+    /// A failed exchange: the client's own timeout is the lookup's.
+    fn failed(&self, e: reqwest::Error) -> Unresolved {
+        if e.is_timeout() {
+            Unresolved::Timeout(self.settings.timeout)
+        } else if e.is_connect() {
+            Unresolved::Unreachable("connection failed".to_owned())
+        } else {
+            Unresolved::Unreachable("the connection broke".to_owned())
         }
-        body.extend_from_slice(&chunk);
     }
-    Ok(body)
+
+    async fn read_capped(&self, mut response: reqwest::Response) -> Result<Vec<u8>, Unresolved> {
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| self.failed(e))? {
+            if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
+                return Err(Unresolved::BadAnswer("more than a lookup's answer"));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
+    }
 }
 
 /// Removes a user's lookup from the flights when it ends, answered or
