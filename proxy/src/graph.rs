@@ -302,17 +302,16 @@ impl Graph {
                     tx.send_replace(Some(result.as_ref().map(|_| ()).map_err(Clone::clone)));
                     return result;
                 }
-                Err(mut flight) => match flight.wait_for(Option::is_some).await {
-                    // Its failure is this request's too: no second try
-                    // piling onto a Graph that is down.
-                    Ok(done) => {
-                        if let Some(Err(why)) = &*done {
-                            return Err(why.clone());
-                        }
+                // Its failure is this request's too: no second try piling
+                // onto a Graph that is down. Dropped unfinished, or
+                // answered: look again (the cache has its answer).
+                Err(mut flight) => {
+                    if let Ok(done) = flight.wait_for(Option::is_some).await
+                        && let Some(Err(why)) = &*done
+                    {
+                        return Err(why.clone());
                     }
-                    // It was dropped unfinished: look again.
-                    Err(_) => {}
-                },
+                }
             }
         }
     }

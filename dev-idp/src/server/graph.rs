@@ -179,7 +179,9 @@ pub(crate) async fn member_groups(
     .into_response()
 }
 
-/// The claims of a valid app token for Graph, or Graph's 401.
+/// The claims of a valid app token for Graph, or Graph's 401 (a response
+/// made once per refused call: its size does not matter).
+#[allow(clippy::result_large_err)]
 fn app_token(idp: &Idp, authorization: Option<&str>) -> Result<Value, Response> {
     let unauthorized = |message: &str| {
         error(
