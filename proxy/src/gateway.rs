@@ -150,6 +150,9 @@ impl Gateway {
 
     /// Resolves groups overages through Microsoft Graph (`graph.rs`).
     pub fn with_graph(mut self, graph: Option<Arc<Graph>>) -> Self {
+        if let Some(graph) = &graph {
+            self.metrics.set_graph(Arc::clone(graph));
+        }
         self.graph = graph;
         self
     }

@@ -99,6 +99,17 @@ async fn a_user_in_250_groups_is_decided_by_graph_once_then_from_the_cache() {
     assert_eq!(stats.cache_hits, 3);
     let metrics = sys.metrics().await;
     assert_eq!(denials(&metrics, "missing_group"), 2, "{metrics}");
+    for line in [
+        r#"authz_proxy_graph_requests_total{kind="check_member_groups"} 2"#,
+        r#"authz_proxy_graph_requests_total{kind="app_token"} 1"#,
+        r#"authz_proxy_graph_lookups_total{result="cache"} 3"#,
+        r#"authz_proxy_graph_lookups_total{result="unresolved"} 0"#,
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "{line} not in\n{metrics}"
+        );
+    }
     sys.stop().await.unwrap();
 }
 
