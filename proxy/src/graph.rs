@@ -294,11 +294,14 @@ impl Graph {
             };
             match joined {
                 Ok(tx) => {
-                    let _landing = Landing {
+                    let landing = Landing {
                         flights: &self.in_flight,
                         key: &key,
                     };
                     let result = self.ask(&key, groups, deadline).await;
+                    // Landed before the waiters wake: one that needs other
+                    // groups starts the next lookup instead of finding this one.
+                    drop(landing);
                     tx.send_replace(Some(result.as_ref().map(|_| ()).map_err(Clone::clone)));
                     return result;
                 }
