@@ -10,7 +10,7 @@ use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
 use serde_json::{Map, Value, json};
 
 use crate::claims_request::ClaimsRequest;
-use crate::config::{App, Tenant, TokenVersion, User};
+use crate::config::{App, MAX_TOKEN_GROUPS, Tenant, TokenVersion, User};
 
 /// Who a token is for, resolved against the configuration.
 #[derive(Debug, Clone)]
@@ -125,6 +125,23 @@ pub(crate) fn access_token_claims(
                 "sub".into(),
                 json!(pairwise_sub(tid, &user.object_id, &grant.client.client_id)),
             );
+            // With `group_membership_claims`, as Entra: `groups` up to 200
+            // ids, above that the overage marker pointing at the (retired)
+            // Azure AD Graph, which nobody should call.
+            if api.groups_claim && !user.groups.is_empty() {
+                if user.groups.len() > MAX_TOKEN_GROUPS {
+                    c.insert("_claim_names".into(), json!({"groups": "src1"}));
+                    c.insert(
+                        "_claim_sources".into(),
+                        json!({"src1": {"endpoint": format!(
+                            "https://graph.windows.net/{tid}/users/{}/getMemberObjects",
+                            user.object_id
+                        )}}),
+                    );
+                } else {
+                    c.insert("groups".into(), json!(user.groups));
+                }
+            }
         }
         None => {
             let oid = service_principal_oid(tid, &grant.client.client_id);

@@ -49,6 +49,12 @@ pub struct Config {
     pub apps: Vec<App>,
     /// User accounts.
     pub users: Vec<User>,
+    /// Microsoft Graph as a resource of the client-credentials grant
+    /// (`https://graph.microsoft.com/.default`), with its application
+    /// permissions as app roles: the Graph stand-in's tokens. Never listed
+    /// in `apps` (it is nobody's default API), but an app's
+    /// `application_permissions` may name it as `microsoft-graph`.
+    pub graph: App,
 }
 
 /// One directory. Signing keys are shared by all tenants, as in Entra.
@@ -83,6 +89,9 @@ pub struct Api {
     pub app_roles: Vec<String>,
     /// Token format this API accepts.
     pub access_token_accepted_version: TokenVersion,
+    /// `group_membership_claims: SecurityGroup` (or `All`): user tokens
+    /// for this API carry `groups`, or the overage marker above 200.
+    pub groups_claim: bool,
 }
 
 /// One app registration.
@@ -120,6 +129,9 @@ pub struct User {
     pub tenant: String,
     /// App roles assigned to the user, per API app name.
     pub app_roles: BTreeMap<String, Vec<String>>,
+    /// Security groups (object ids, lowercase): those listed, then the
+    /// generated ones (`generated_groups`).
+    pub groups: Vec<String>,
 }
 
 impl Config {
@@ -188,16 +200,33 @@ impl Config {
     }
 
     /// Finds the app exposing an API by its identifier URI or client id, as
-    /// the resource part of a scope (`api://…/access_as_user`) names it.
+    /// the resource part of a scope (`api://…/access_as_user`) names it;
+    /// Microsoft Graph's too.
     pub fn api_by_resource(&self, resource: &str) -> Option<&App> {
         let key = resource.to_ascii_lowercase();
-        self.apps.iter().find(|a| {
+        self.apps.iter().chain([&self.graph]).find(|a| {
             a.api.as_ref().is_some_and(|api| {
                 api.identifier_uri.eq_ignore_ascii_case(resource) || a.client_id == key
             })
         })
     }
 }
+
+/// The name under which `application_permissions` grant Graph permissions.
+pub const GRAPH_APP: &str = "microsoft-graph";
+/// Microsoft Graph's application id, the same in every tenant.
+pub const GRAPH_CLIENT_ID: &str = "00000003-0000-0000-c000-000000000000";
+/// Microsoft Graph's resource URI: the `aud` of its (v1) tokens.
+pub const GRAPH_RESOURCE: &str = "https://graph.microsoft.com";
+/// The Graph application permissions that let an app read group
+/// memberships (`checkMemberGroups`, `getMemberObjects`).
+pub const GRAPH_MEMBERSHIP_PERMISSIONS: [&str; 3] = [
+    "GroupMember.Read.All",
+    "Group.Read.All",
+    "Directory.Read.All",
+];
+/// A JWT lists at most this many groups; above, it carries the overage marker.
+pub const MAX_TOKEN_GROUPS: usize = 200;
 
 impl App {
     /// Adds a redirect URI (tests register their own port's URI this way).

@@ -11,6 +11,7 @@ use crate::claims::{Grant, Shape, access_token_claims, id_token_claims};
 use crate::claims_request::{ClaimsRequest, is_auth_context_id};
 use crate::config::{App, Config, Tenant, TokenVersion, User};
 use crate::keys::{KeyStore, unix};
+use crate::server::graph::{GraphMode, GraphStandIn};
 use crate::sessions::Sessions;
 use crate::{Error, MintRequest};
 
@@ -23,6 +24,8 @@ pub struct Idp {
     sts_base_url: String,
     keys: KeyStore,
     pub(crate) sessions: Sessions,
+    /// The Microsoft Graph stand-in's mode and call count.
+    pub(crate) graph: GraphStandIn,
 }
 
 /// How long before `now` an expired test token expired: well past any
@@ -53,6 +56,7 @@ impl Idp {
             sts_base_url,
             keys,
             sessions: Sessions::default(),
+            graph: GraphStandIn::default(),
         })
     }
 
@@ -115,6 +119,26 @@ impl Idp {
     /// configured grace period, then disappears from the JWKS.
     pub fn rotate_keys(&self) -> Result<(), Error> {
         self.keys.rotate(SystemTime::now()).map(drop)
+    }
+
+    /// Calls the Microsoft Graph stand-in (`/v1.0/users/…`) has received,
+    /// answered or not: a test asserts "once, then from the cache" with it.
+    pub fn graph_calls(&self) -> u64 {
+        self.graph.calls()
+    }
+
+    /// Makes the Microsoft Graph stand-in answer, fail (503) or hang, for
+    /// tests of a gateway that depends on it.
+    pub fn set_graph_mode(&self, mode: GraphMode) {
+        self.graph.set_mode(mode);
+    }
+
+    /// The keys the JWKS publishes now (the Graph stand-in checks its
+    /// tokens with them).
+    pub(crate) fn published_keys(
+        &self,
+    ) -> Result<Vec<std::sync::Arc<crate::keys::SigningKey>>, Error> {
+        self.keys.published(SystemTime::now())
     }
 
     /// The kid of the key that signs new tokens.

@@ -12,7 +12,8 @@
 //! [`claims_request`] (the `claims` parameter: step-up `acrs`, client
 //! capabilities `xms_cc`), [`mint`]
 //! ([`MintRequest`]), [`Idp`] (all of it together), `sessions` (codes and
-//! refresh tokens), `server` (the warp routes, [`run`]).
+//! refresh tokens), `server` (the warp routes, [`run`], and the Microsoft
+//! Graph stand-in for groups overage, [`GraphMode`]).
 
 mod claims;
 pub mod claims_request;
@@ -29,4 +30,5 @@ pub use config::{Config, ConfigError, ConfigProblem, TokenVersion};
 pub use error::Error;
 pub use idp::Idp;
 pub use mint::MintRequest;
+pub use server::graph::GraphMode;
 pub use server::{NOT_FOR_PRODUCTION, run};

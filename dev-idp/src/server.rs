@@ -7,6 +7,7 @@
 //! | `GET /{tenant}/discovery/v2.0/keys`, `/{tenant}/discovery/keys` | JWKS |
 //! | `GET /{tenant}/oauth2/v2.0/authorize` (and v1 `/oauth2/authorize`) | [`authorize`] |
 //! | `POST`/`OPTIONS /{tenant}/oauth2/v2.0/token` (and v1 `/oauth2/token`) | [`token`], [`cors`] |
+//! | `POST /v1.0/users/{id}/checkMemberGroups`, `…/getMemberObjects` | [`graph`] (Microsoft Graph stand-in) |
 //! | `POST /_admin/rotate-keys` (loopback only) | [`admin`] |
 //! | `GET /` | an index page |
 //!
@@ -17,6 +18,7 @@ mod admin;
 mod authorize;
 mod cors;
 mod discovery;
+pub(crate) mod graph;
 mod html;
 mod oauth_error;
 mod params;
@@ -118,6 +120,21 @@ pub(crate) fn routes(
                 cors::preflight(&idp, origin.as_deref(), headers.as_deref())
             },
         );
+    let graph = warp::path!("v1.0" / "users" / String / String)
+        .and(warp::post())
+        .and(warp::body::content_length_limit(MAX_BODY))
+        .and(warp::body::bytes())
+        .and(warp::header::optional::<String>("authorization"))
+        .and(with_idp.clone())
+        .then(
+            |user: String,
+             action: String,
+             body: bytes::Bytes,
+             authorization: Option<String>,
+             idp: Arc<Idp>| async move {
+                graph::member_groups(&idp, &user, &action, authorization.as_deref(), &body).await
+            },
+        );
     let rotate = warp::path!("_admin" / "rotate-keys")
         .and(warp::post())
         .and(warp::addr::remote())
@@ -148,6 +165,8 @@ pub(crate) fn routes(
         .or(token)
         .unify()
         .or(preflight)
+        .unify()
+        .or(graph)
         .unify()
         .or(rotate)
         .unify()

@@ -63,6 +63,8 @@ fuzz_target!(|data: &[u8]| {
         default_audience: true,
         auth_contexts: Vec::new(),
         handles_claims_challenges: false,
+        groups: Vec::new(),
+        groups_overage: false,
         expires_at: 0,
     };
     let names = IdentityHeaders::default();

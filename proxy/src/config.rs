@@ -14,6 +14,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::assertion::{self, AssertionSettings, KeySource, Signer};
 use crate::auth::{AllowedTenants, AuthSettings, TenantMode};
 use crate::docs::DocsSettings;
+use crate::graph::{Graph, GraphSettings};
 use crate::policy::Policy;
 use crate::tls;
 use crate::upstream::{TlsFiles, TlsSetting, Upstream};
@@ -206,6 +207,74 @@ pub struct Flags {
     /// Both files are read again on every policy poll and on SIGHUP.
     #[arg(long, env = "ASSERTION_NEXT_KEY", help_heading = "Identity assertion")]
     pub assertion_next_key: Option<PathBuf>,
+    /// The gateway's own app registration (client id GUID) for Microsoft
+    /// Graph, holding the `GroupMember.Read.All` application permission with
+    /// admin consent: resolves a groups overage on routes with `groups:`.
+    /// Unset: such a token is refused on them (`groups_unresolved`).
+    #[arg(
+        long,
+        env = "GRAPH_CLIENT_ID",
+        help_heading = "Groups overage (Microsoft Graph)"
+    )]
+    pub graph_client_id: Option<String>,
+    /// A file holding that app's client secret (trimmed), e.g. from a
+    /// Kubernetes Secret. Required with --graph-client-id.
+    #[arg(
+        long,
+        env = "GRAPH_CLIENT_SECRET_FILE",
+        help_heading = "Groups overage (Microsoft Graph)"
+    )]
+    pub graph_client_secret_file: Option<PathBuf>,
+    /// Microsoft Graph's base URL (another for national clouds).
+    #[arg(
+        long,
+        env = "GRAPH_URL",
+        default_value = crate::graph::DEFAULT_GRAPH_URL,
+        help_heading = "Groups overage (Microsoft Graph)"
+    )]
+    pub graph_url: String,
+    /// The scope of the gateway's app token for Graph.
+    #[arg(
+        long,
+        env = "GRAPH_SCOPE",
+        default_value = crate::graph::DEFAULT_GRAPH_SCOPE,
+        help_heading = "Groups overage (Microsoft Graph)"
+    )]
+    pub graph_scope: String,
+    /// Milliseconds a whole overage lookup may take (app token and Graph
+    /// calls) before the request is refused (`groups_unresolved`).
+    #[arg(
+        long,
+        env = "GRAPH_TIMEOUT_MS",
+        default_value_t = 3000,
+        help_heading = "Groups overage (Microsoft Graph)"
+    )]
+    pub graph_timeout_ms: u64,
+    /// Seconds Graph's answers on a user's groups are kept (0: not kept).
+    #[arg(
+        long,
+        env = "GRAPH_CACHE_SECONDS",
+        default_value_t = 300,
+        help_heading = "Groups overage (Microsoft Graph)"
+    )]
+    pub graph_cache_seconds: u64,
+    /// Users whose groups answers are kept.
+    #[arg(
+        long,
+        env = "GRAPH_CACHE_SIZE",
+        default_value_t = 10_000,
+        help_heading = "Groups overage (Microsoft Graph)"
+    )]
+    pub graph_cache_size: usize,
+    /// Calls to Graph and its token endpoint per second (as many at once);
+    /// a lookup that would wait past --graph-timeout-ms is refused.
+    #[arg(
+        long,
+        env = "GRAPH_MAX_CALLS_PER_SECOND",
+        default_value_t = 20,
+        help_heading = "Groups overage (Microsoft Graph)"
+    )]
+    pub graph_max_calls_per_second: u32,
 }
 
 /// Limits on what a client may send, all explicit (see README "Limits").
@@ -240,6 +309,8 @@ pub struct Config {
     pub threads: usize,
     /// The signed identity assertion; `None` with --no-identity-assertion.
     pub assertion: Option<Arc<Signer>>,
+    /// Microsoft Graph for groups overage; `None` without --graph-client-id.
+    pub graph: Option<Arc<Graph>>,
 }
 
 impl std::fmt::Debug for Config {
@@ -255,6 +326,7 @@ impl std::fmt::Debug for Config {
             .field("docs", &self.docs)
             .field("threads", &self.threads)
             .field("assertion", &self.assertion)
+            .field("graph", &self.graph)
             .finish_non_exhaustive()
     }
 }
@@ -328,6 +400,7 @@ impl Flags {
         };
 
         let docs = self.docs_settings(instance.as_deref(), &audiences, &mut errors);
+        let graph = self.graph(instance.as_deref(), metadata_url.as_deref(), &mut errors);
 
         let tls = match (&self.tls_cert, &self.tls_key) {
             (None, None) => None,
@@ -419,6 +492,7 @@ impl Flags {
                 tls,
                 docs,
                 assertion,
+                graph,
                 threads: match self.threads {
                     0 => std::thread::available_parallelism().map_or(1, usize::from),
                     n => n,
@@ -567,6 +641,107 @@ impl Flags {
         }
     }
 
+    /// Microsoft Graph for groups overage: the gateway's app credentials,
+    /// and where to ask for its token: `--instance`, or the origin of
+    /// `--metadata-url` when that differs (the gateway reaches the IdP
+    /// there, as for the JWKS).
+    fn graph(
+        &self,
+        instance: Option<&str>,
+        metadata_url: Option<&str>,
+        errors: &mut Vec<String>,
+    ) -> Option<Arc<Graph>> {
+        let client_id = self
+            .graph_client_id
+            .as_deref()
+            .map(str::trim)
+            .filter(|id| !id.is_empty());
+        let Some(client_id) = client_id else {
+            if self.graph_client_secret_file.is_some() {
+                errors
+                    .push("--graph-client-secret-file applies only with --graph-client-id".into());
+            }
+            return None;
+        };
+        let before = errors.len();
+        if !is_guid(client_id) {
+            errors.push(format!(
+                "--graph-client-id must be the gateway's app registration's client id (a GUID), got {client_id:?}"
+            ));
+        }
+        let secret = match &self.graph_client_secret_file {
+            None => {
+                errors.push(
+                    "--graph-client-id needs --graph-client-secret-file (GRAPH_CLIENT_SECRET_FILE): \
+                     a file holding the app's client secret"
+                        .into(),
+                );
+                None
+            }
+            Some(file) => match std::fs::read_to_string(file) {
+                Err(e) => {
+                    errors.push(format!(
+                        "--graph-client-secret-file: cannot read {}: {e}",
+                        file.display()
+                    ));
+                    None
+                }
+                Ok(text) if text.trim().is_empty() => {
+                    errors.push(format!(
+                        "--graph-client-secret-file: {} is empty",
+                        file.display()
+                    ));
+                    None
+                }
+                Ok(text) => Some(text.trim().to_owned()),
+            },
+        };
+        let graph_url = self.idp_url("--graph-url", &self.graph_url, errors);
+        if self.graph_scope.trim().is_empty() {
+            errors.push("--graph-scope must not be empty".into());
+        }
+        if !(1..=60_000).contains(&self.graph_timeout_ms) {
+            errors.push(format!(
+                "--graph-timeout-ms must be between 1 and 60000, got {}",
+                self.graph_timeout_ms
+            ));
+        }
+        if self.graph_cache_seconds > 86_400 {
+            errors.push(format!(
+                "--graph-cache-seconds must be at most 86400, got {}",
+                self.graph_cache_seconds
+            ));
+        }
+        if self.graph_max_calls_per_second == 0 {
+            errors.push("--graph-max-calls-per-second must be at least 1".into());
+        }
+        let authority = match (instance, metadata_url) {
+            (Some(instance), Some(metadata)) => Some(authority(instance, metadata)),
+            _ => None,
+        };
+        if errors.len() != before {
+            return None;
+        }
+        let settings = GraphSettings {
+            client_id: client_id.to_ascii_lowercase(),
+            client_secret: secret?,
+            graph_url: graph_url?,
+            scope: self.graph_scope.trim().to_owned(),
+            authority: authority?,
+            timeout: Duration::from_millis(self.graph_timeout_ms),
+            cache_ttl: Duration::from_secs(self.graph_cache_seconds),
+            cache_size: self.graph_cache_size,
+            max_calls_per_second: self.graph_max_calls_per_second,
+        };
+        match Graph::new(settings) {
+            Ok(graph) => Some(Arc::new(graph)),
+            Err(e) => {
+                errors.push(e);
+                None
+            }
+        }
+    }
+
     /// Swagger UI's settings: the SPA client, and the tenant's authorize and
     /// token endpoints on `--instance` (the URL browsers use, which differs
     /// from `--metadata-url` inside docker compose).
@@ -688,6 +863,20 @@ impl Flags {
                 None
             }
         }
+    }
+}
+
+/// Where the token endpoints `{authority}/{tid}/oauth2/v2.0/token` are:
+/// `instance`, on the origin of `metadata_url` when that differs (inside
+/// docker compose the gateway reaches the IdP by another host name).
+fn authority(instance: &str, metadata_url: &str) -> String {
+    let origin = |url: &str| -> Option<String> {
+        let uri: http::Uri = url.parse().ok()?;
+        Some(format!("{}://{}", uri.scheme_str()?, uri.authority()?))
+    };
+    match (origin(instance), origin(metadata_url)) {
+        (Some(i), Some(m)) if i != m => format!("{m}{}", &instance[i.len()..]),
+        _ => instance.to_owned(),
     }
 }
 
@@ -834,6 +1023,81 @@ mod tests {
                     "--upstream-client-key: {other:?} is not the key of the certificate in {cert:?}"
                 ),
             ]
+        );
+    }
+
+    #[test]
+    fn graph_flags_are_checked_and_the_secret_read_from_its_file() {
+        let upstream = ["--upstream", "http://backend:8081"];
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("secret");
+        std::fs::write(&secret, "  s3cret\n").unwrap();
+        let empty = dir.path().join("empty");
+        std::fs::write(&empty, " \n").unwrap();
+        let (secret, empty) = (secret.display().to_string(), empty.display().to_string());
+        let id = "c0ffee00-0000-4000-8000-0000000000d4";
+        assert!(config(&upstream).graph.is_none());
+        let graph = config(
+            &[
+                &upstream[..],
+                &[
+                    "--graph-client-id",
+                    id,
+                    "--graph-client-secret-file",
+                    &secret,
+                ],
+            ]
+            .concat(),
+        )
+        .graph;
+        assert!(graph.is_some());
+        assert_eq!(
+            problems(&[&upstream[..], &["--graph-client-id", id]].concat()),
+            [
+                "--graph-client-id needs --graph-client-secret-file (GRAPH_CLIENT_SECRET_FILE): \
+              a file holding the app's client secret"
+            ]
+        );
+        assert_eq!(
+            problems(&[&upstream[..], &["--graph-client-secret-file", &secret]].concat()),
+            ["--graph-client-secret-file applies only with --graph-client-id"]
+        );
+        assert_eq!(
+            problems(
+                &[
+                    &upstream[..],
+                    &["--graph-client-id", "gateway", "--graph-client-secret-file", &empty],
+                    &["--graph-url", "http://graph.example", "--graph-timeout-ms", "0"],
+                    &["--graph-max-calls-per-second", "0"],
+                ]
+                .concat()
+            ),
+            [
+                "--graph-client-id must be the gateway's app registration's client id (a GUID), got \"gateway\"".to_owned(),
+                format!("--graph-client-secret-file: {empty} is empty"),
+                "--graph-url: \"http://graph.example\" uses http:// on a host that is not loopback; \
+                 use https, or --allow-insecure-idp for a development setup".to_owned(),
+                "--graph-timeout-ms must be between 1 and 60000, got 0".to_owned(),
+                "--graph-max-calls-per-second must be at least 1".to_owned(),
+            ]
+        );
+    }
+
+    #[test]
+    fn graph_tokens_are_asked_where_the_gateway_reaches_the_idp() {
+        assert_eq!(
+            authority(
+                "https://login.microsoftonline.com",
+                "https://login.microsoftonline.com/t/v2.0/.well-known/openid-configuration"
+            ),
+            "https://login.microsoftonline.com"
+        );
+        assert_eq!(
+            authority(
+                "http://localhost:9400",
+                "http://dev-idp:9400/t/v2.0/.well-known/openid-configuration"
+            ),
+            "http://dev-idp:9400"
         );
     }
 

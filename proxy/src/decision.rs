@@ -250,7 +250,8 @@ async fn decide(
             .map_err(GatewayError::Auth)?;
         ctx.caller = Some(Arc::clone(&caller));
         let authorization_uri = gateway.authenticator().authorization_uri();
-        if let Some(denial) = stages::authorize(route, &caller, authorization_uri)? {
+        let overage = gateway.overage(route, &caller).await;
+        if let Some(denial) = stages::authorize(route, &caller, &overage, authorization_uri)? {
             ctx.shadow_denial = Some(denial.reason());
         }
         headers::set_identity(

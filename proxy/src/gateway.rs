@@ -28,10 +28,11 @@ use crate::body::{self, ProxyBody};
 use crate::config::Limits;
 use crate::docs::{Docs, DocsRequest};
 use crate::error::GatewayError;
+use crate::graph::{self, Graph};
 use crate::headers::{self, StripRules};
-use crate::identity::Authenticated;
+use crate::identity::{Authenticated, Identity};
 use crate::metrics::{Metrics, ReloadOutcome};
-use crate::policy::{Policy, Route};
+use crate::policy::{Overage, Policy, Route};
 use crate::request_id::X_REQUEST_ID;
 use crate::server::StreamGuard;
 use crate::stages;
@@ -109,6 +110,9 @@ pub struct Gateway {
     docs: Option<Docs>,
     /// Signs the identity assertion and serves its JWKS; `None` when off.
     assertion: Option<Arc<Signer>>,
+    /// Microsoft Graph, for tokens with a groups overage on routes with
+    /// `groups:`; `None` without `--graph-client-id`.
+    graph: Option<Arc<Graph>>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -143,6 +147,7 @@ impl Gateway {
             tls,
             docs: None,
             assertion: None,
+            graph: None,
         }
     }
 
@@ -151,6 +156,32 @@ impl Gateway {
     pub fn with_assertion(mut self, signer: Option<Arc<Signer>>) -> Self {
         self.assertion = signer;
         self
+    }
+
+    /// Resolves groups overages through Microsoft Graph (`graph.rs`).
+    pub fn with_graph(mut self, graph: Option<Arc<Graph>>) -> Self {
+        if let Some(graph) = &graph {
+            self.metrics.set_graph(Arc::clone(graph));
+        }
+        self.graph = graph;
+        self
+    }
+
+    /// The Graph client, for tests and the decision endpoint.
+    pub fn graph(&self) -> Option<&Arc<Graph>> {
+        self.graph.as_ref()
+    }
+
+    /// Between authenticate and authorize: Graph's answer for a token with
+    /// a groups overage when the route's groups decide
+    /// ([`stages::groups_to_resolve`]); [`Overage::NotAsked`], without any
+    /// work, for every other request.
+    pub async fn overage(&self, route: &Route, caller: &Identity) -> Overage {
+        match stages::groups_to_resolve(route, caller) {
+            None => Overage::NotAsked,
+            // Boxed: the lookup's state stays out of every request's future.
+            Some(groups) => Box::pin(graph::resolve(self.graph.as_deref(), caller, groups)).await,
+        }
     }
 
     /// The assertion signer, for the admin listener's JWKS and for tests.
@@ -317,7 +348,9 @@ impl Gateway {
                 .await
                 .map_err(GatewayError::Auth)?;
             ctx.caller = Some(Arc::clone(&caller));
-            if let Some(denial) = stages::authorize(route, &caller, self.auth.authorization_uri())?
+            let overage = self.overage(route, &caller).await;
+            if let Some(denial) =
+                stages::authorize(route, &caller, &overage, self.auth.authorization_uri())?
             {
                 ctx.shadow_denial = Some(denial.reason());
             }

@@ -1,8 +1,9 @@
 //! The caller's identity as the gateway established it from a validated token.
 //!
 //! This is the only thing the authorization stage and the header rewrite see of
-//! a token: claims that grant nothing (`groups`, `wids`, `scope`) never make it
-//! in here, so they cannot be mistaken for permissions later.
+//! a token: claims that grant nothing (`wids`, `scope`) never make it in here,
+//! so they cannot be mistaken for permissions later. `groups` is kept apart
+//! from `roles` and `scopes`, read only by the `groups:` route condition.
 
 use std::ops::Deref;
 
@@ -72,6 +73,14 @@ pub struct Identity {
     /// challenges, so a missing authentication context is answered with one
     /// (401) rather than a 403 it could do nothing about.
     pub handles_claims_challenges: bool,
+    /// `groups`: security-group object ids (lowercase), for routes with
+    /// `groups:`. Empty when the token has none, or has an overage instead.
+    pub groups: Vec<String>,
+    /// The token carries a groups overage marker instead of `groups`
+    /// (`_claim_names` naming `groups`, or `hasgroups: true`): the user is
+    /// in more groups than a token holds, and only Microsoft Graph can tell
+    /// which (`graph.rs`). Never "in no group".
+    pub groups_overage: bool,
     /// `exp`, seconds since the epoch: a cached validation never outlives it.
     pub expires_at: u64,
 }

@@ -14,6 +14,7 @@ pub mod decision;
 pub mod docs;
 pub mod error;
 pub mod gateway;
+pub mod graph;
 pub mod headers;
 pub mod identity;
 pub mod logging;

@@ -13,7 +13,7 @@
 
 use std::collections::VecDeque;
 use std::fmt::Write as _;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::SystemTime;
 
 use http::{Method, Response, StatusCode};
@@ -28,6 +28,7 @@ use prometheus_client::registry::Registry;
 use crate::access::{Decision, RequestContext};
 use crate::auth::Authenticator;
 use crate::body::ProxyBody;
+use crate::graph::Graph;
 use crate::upstream::Failure;
 
 /// Every reason a request can be denied, as the access log and
@@ -63,6 +64,8 @@ pub const DENIAL_REASONS: &[&str] = &[
     "wrong_tenant_for_route",
     "wrong_caller_type",
     "guest_denied",
+    "missing_group",
+    "groups_unresolved",
     "auth_context_required",
     "body_too_large",
 ];
@@ -176,6 +179,8 @@ pub struct Metrics {
     recent_denials: Mutex<VecDeque<DenialRecord>>,
     policy: Arc<Mutex<PolicyInfo>>,
     auth: Arc<Authenticator>,
+    /// Microsoft Graph's counters, read at scrape time, once it is set.
+    graph: Arc<OnceLock<Arc<Graph>>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -260,9 +265,11 @@ impl Metrics {
             upstream_connections.clone(),
         );
         let policy = Arc::new(Mutex::new(PolicyInfo::default()));
+        let graph = Arc::new(OnceLock::new());
         registry.register_collector(Box::new(ScrapeTime {
             auth: Arc::clone(&auth),
             policy: Arc::clone(&policy),
+            graph: Arc::clone(&graph),
         }));
         Metrics {
             registry,
@@ -280,6 +287,7 @@ impl Metrics {
             recent_denials: Mutex::new(VecDeque::with_capacity(RECENT_DENIALS)),
             policy,
             auth,
+            graph,
         }
     }
 
@@ -382,6 +390,11 @@ impl Metrics {
         if outcome == ReloadOutcome::Applied {
             self.set_policy_hash(hash);
         }
+    }
+
+    /// Exports Microsoft Graph's counters (`authz_proxy_graph_*`) from now on.
+    pub fn set_graph(&self, graph: Arc<Graph>) {
+        let _ = self.graph.set(graph);
     }
 
     /// Names the policy in use (at start-up; reloads go through
@@ -526,6 +539,7 @@ fn method_label(method: &Method) -> &'static str {
 struct ScrapeTime {
     auth: Arc<Authenticator>,
     policy: Arc<Mutex<PolicyInfo>>,
+    graph: Arc<OnceLock<Arc<Graph>>>,
 }
 
 impl Collector for ScrapeTime {
@@ -575,6 +589,26 @@ impl Collector for ScrapeTime {
             "Verified tokens in the cache",
             stats.cached_tokens as f64,
         )?;
+        if let Some(graph) = self.graph.get() {
+            let graph = graph.stats();
+            counter_family(
+                &mut encoder,
+                "graph_requests",
+                "Requests to Microsoft Graph for groups overage, by kind (check_member_groups, app_token)",
+                "kind",
+                &[
+                    ("check_member_groups", graph.calls),
+                    ("app_token", graph.token_fetches),
+                ],
+            )?;
+            counter_family(
+                &mut encoder,
+                "graph_lookups",
+                "Groups overage lookups answered from the cache, or left unresolved (groups_unresolved)",
+                "result",
+                &[("cache", graph.cache_hits), ("unresolved", graph.failures)],
+            )?;
+        }
         let policy = self
             .policy
             .lock()
@@ -666,6 +700,8 @@ mod tests {
                 required: crate::identity::PrincipalKind::User,
             }),
             GatewayError::Denied(Denial::GuestDenied),
+            GatewayError::Denied(Denial::MissingGroup),
+            GatewayError::Denied(Denial::GroupsUnresolved { why: "x".into() }),
             GatewayError::Denied(Denial::AuthContextRequired {
                 required: vec![],
                 challenge: false,

@@ -53,7 +53,7 @@ use matcher::Matcher;
 pub use error::{PolicyError, PolicyErrors};
 pub use headers::IdentityHeaders;
 pub use method::{KNOWN_METHODS, MethodSet};
-pub use route::{Access, Condition, Conditions, Denial, Route};
+pub use route::{Access, Condition, Conditions, Denial, Overage, Route};
 pub use upstreams::UpstreamDecl;
 
 /// A compiled, validated policy. Immutable and cheap to share (`Send + Sync`),

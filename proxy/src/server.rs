@@ -89,7 +89,8 @@ pub fn prepare(config: Config) -> Result<Prepared, ServeError> {
             config.tls.is_some(),
         )
         .with_docs(config.docs.map(Docs::new))
-        .with_assertion(config.assertion),
+        .with_assertion(config.assertion)
+        .with_graph(config.graph),
     );
     // Named as `sha256sum policy.yaml` names it, for /metrics and the status page.
     if let Ok(text) = std::fs::read(&config.policy_path) {

@@ -12,8 +12,10 @@
 //! written once and seen by all of them.
 //!
 //! Where this module's job ends: it decides, it does no IO and holds no
-//! state. Authentication (async, keys, cache) stays in `auth.rs`; rewriting
-//! headers and forwarding stay in the gateway.
+//! state. Authentication (async, keys, cache) stays in `auth.rs`; asking
+//! Microsoft Graph about a groups overage stays in `graph.rs` (the stage
+//! only says when to: [`groups_to_resolve`]); rewriting headers and
+//! forwarding stay in the gateway.
 
 use std::sync::Arc;
 
@@ -23,7 +25,7 @@ use http::uri::PathAndQuery;
 use crate::error::GatewayError;
 use crate::identity::Identity;
 use crate::path;
-use crate::policy::{Access, Denial, Policy, Route, RouteMatch};
+use crate::policy::{Access, Denial, Overage, Policy, Route, RouteMatch};
 
 /// The request target after [`normalise`]: the path that is matched, and
 /// the target that is forwarded (the same path, the query kept).
@@ -84,19 +86,34 @@ pub fn needs_token(route: &Route) -> bool {
     !matches!(route.access, Access::Anonymous)
 }
 
+/// Between stages 3 and 4: the groups to ask Microsoft Graph about before
+/// [`authorize`], when the route has `groups`, the token a groups overage,
+/// and nothing decided earlier (the audience and every condition before
+/// `groups` hold). `None` — no Graph call — for every other request, at the
+/// cost of one emptiness check on routes without `groups`.
+pub fn groups_to_resolve<'r>(route: &'r Route, identity: &Identity) -> Option<&'r [String]> {
+    if route.conditions.groups.is_empty() || !route.accepts_audience(identity) {
+        return None;
+    }
+    route.groups_to_resolve(identity)
+}
+
 /// Stage 4: whether the authenticated `identity` satisfies the route. A
 /// token issued for another API than the route's (`audiences:`, else the
 /// gateway's own) is a 401 `invalid_token`, never shadowed: it is a token
 /// problem, not a permission. Otherwise a refusal is a 403 with the route's
 /// unmet requirement — except a missing authentication context for a client
 /// that declared `cp1`, which is Microsoft's claims challenge (401) naming
-/// `authorization_uri`, the authority's authorize endpoint. On an
+/// `authorization_uri`, the authority's authorize endpoint. `overage` is
+/// what Microsoft Graph said of an overage token's groups
+/// ([`groups_to_resolve`]); [`Overage::NotAsked`] otherwise. On an
 /// `enforce: shadow` route the refusal is returned as `Ok(Some(denial))`
 /// instead: the request goes on, and the caller records what would have
 /// denied it.
 pub fn authorize(
     route: &Route,
     identity: &Identity,
+    overage: &Overage,
     authorization_uri: &Arc<str>,
 ) -> Result<Option<Denial>, GatewayError> {
     if !route.accepts_audience(identity) {
@@ -104,7 +121,7 @@ pub fn authorize(
             route: route.name.clone(),
         });
     }
-    match route.authorize(identity) {
+    match route.authorize(identity, overage) {
         Ok(()) => Ok(None),
         Err(denial) if route.shadow => Ok(Some(denial)),
         Err(denial) => Err(GatewayError::Denied(denial).challenge_at(authorization_uri)),

@@ -121,7 +121,7 @@ routes:
 policy.yaml:1:10: unsupported version `2`; expected 1
 policy.yaml:4:11: path `todoitems` must start with `/`
 policy.yaml:5:15: unknown method `get`; did you mean GET?
-policy.yaml:6:5: unknown field `role`, expected one of name, path, paths, methods, allow, roles, scopes, forward_authorization, extra, upstream, max_body_bytes, audiences, apps, tenants, callers, guests, auth_context, enforce
+policy.yaml:6:5: unknown field `role`, expected one of name, path, paths, methods, allow, roles, scopes, forward_authorization, extra, upstream, max_body_bytes, audiences, apps, tenants, callers, guests, groups, auth_context, enforce
 ",
     );
     let wrong_types = "\
@@ -148,7 +148,7 @@ routes:
 policy.yaml:3:51: `timeout_seconds` must be a whole number; found `soon`
 policy.yaml:5:13: unknown caller `robot`; expected `user` or `app`
 policy.yaml:9:14: `methods` must be a list, like `[GET, POST]`; found `GET`
-policy.yaml:10:5: unknown field `colour`, expected one of name, path, paths, methods, allow, roles, scopes, forward_authorization, extra, upstream, max_body_bytes, audiences, apps, tenants, callers, guests, auth_context, enforce
+policy.yaml:10:5: unknown field `colour`, expected one of name, path, paths, methods, allow, roles, scopes, forward_authorization, extra, upstream, max_body_bytes, audiences, apps, tenants, callers, guests, groups, auth_context, enforce
 policy.yaml:12:11: invalid glob `/b/[`: unclosed character class; missing ']'
 ",
     );
@@ -873,5 +873,72 @@ fn explain_says_a_token_for_another_api_is_refused_on_a_route() {
             .contains("wrong audience for route `orders`"),
         "{}",
         on_orders.stdout
+    );
+}
+
+const GROUPS: &str = "\
+version: 1
+routes:
+  - {name: finance, path: /budget, methods: [GET], scopes: [access_as_user], groups: [6f1c0000-0000-4000-8000-00000000f1a0]}
+";
+
+#[test]
+fn explain_a_groups_overage_needs_graph_unless_its_answer_is_given() {
+    check(
+        &[("policy.yaml", GROUPS)],
+        &[
+            "explain",
+            "GET",
+            "/budget",
+            "--scopes",
+            "access_as_user",
+            "--groups-overage",
+        ],
+        0,
+        "\
+request:   GET /budget
+path:      /budget (normalised: matched and forwarded)
+route:     finance (policy.yaml:3)
+requires:  a valid token with scope access_as_user and group 6f1c0000-0000-4000-8000-00000000f1a0
+caller:    user, roles -, scopes access_as_user, tenant 00000000-0000-0000-0000-000000000000, app -, groups overage
+conditions:
+  ok   scopes   scope access_as_user
+  FAIL groups   group 6f1c0000-0000-4000-8000-00000000f1a0: this route admits only members of certain groups, and the token has a groups overage (more groups than a token lists) that could not be resolved: explain and test do not ask Microsoft Graph (needs Graph; give the groups Graph would answer) (groups_unresolved)
+decision:  deny (groups_unresolved): this route admits only members of certain groups, and the token has a groups overage (more groups than a token lists) that could not be resolved: explain and test do not ask Microsoft Graph (needs Graph; give the groups Graph would answer)
+response:
+  HTTP/1.1 403 Forbidden
+  content-type: application/json
+  www-authenticate: Bearer error=\"insufficient_scope\", error_description=\"this route admits only members of certain groups, and the token has a groups overage (more groups than a token lists) that could not be resolved: explain and test do not ask Microsoft Graph (needs Graph; give the groups Graph would answer)\"
+
+  {\"detail\":\"this route admits only members of certain groups, and the token has a groups overage (more groups than a token lists) that could not be resolved: explain and test do not ask Microsoft Graph (needs Graph; give the groups Graph would answer)\"}
+",
+        "",
+    );
+}
+
+#[test]
+fn test_cases_give_groups_and_a_groups_overage() {
+    let cases = "cases:
+  - {method: GET, path: /budget, scopes: [access_as_user], groups: [6f1c0000-0000-4000-8000-00000000f1a0], expect: allow}
+  - {method: GET, path: /budget, scopes: [access_as_user], groups: [6f1c0000-0000-4000-8000-0000000000b0], expect: 403}
+  - {method: GET, path: /budget, scopes: [access_as_user], groups_overage: true, expect: 403}
+  - {method: GET, path: /budget, scopes: [access_as_user], groups_overage: true, groups: [6F1C0000-0000-4000-8000-00000000F1A0], expect: allow}
+  - {method: GET, path: /budget, scopes: [access_as_user], groups_overage: true, groups: [6f1c0000-0000-4000-8000-0000000000b0], expect: 403}
+  - {method: GET, path: /budget, scopes: [access_as_user], groups_overage: true, expect: allow}
+";
+    check(
+        &[("policy.yaml", GROUPS), ("cases.yaml", cases)],
+        &["test", "cases.yaml"],
+        1,
+        "\
+cases.yaml:2: ok    GET /budget -> allow (route finance)
+cases.yaml:3: ok    GET /budget -> 403 (route finance)
+cases.yaml:4: ok    GET /budget -> 403 (route finance)
+cases.yaml:5: ok    GET /budget -> allow (route finance)
+cases.yaml:6: ok    GET /budget -> 403 (route finance)
+cases.yaml:7: FAIL  GET /budget: expected allow, got 403 groups_unresolved: this route admits only members of certain groups, and the token has a groups overage (more groups than a token lists) that could not be resolved: explain and test do not ask Microsoft Graph (needs Graph; give the groups Graph would answer) (route finance)
+6 cases: 5 passed, 1 failed
+",
+        "",
     );
 }

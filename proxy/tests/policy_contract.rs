@@ -28,6 +28,8 @@ fn user(roles: &[&str], scopes: &[&str]) -> Identity {
         default_audience: true,
         auth_contexts: Vec::new(),
         handles_claims_challenges: false,
+        groups: Vec::new(),
+        groups_overage: false,
         expires_at: 0,
     }
 }
@@ -45,10 +47,12 @@ fn decide(policy: &Policy, method: Method, raw_path: &str, who: &Identity) -> St
         RouteMatch::Found(route) if route.access == Access::Anonymous => {
             format!("anonymous {}", route.name)
         }
-        RouteMatch::Found(route) => match route.authorize(who) {
-            Ok(()) => format!("allow {}", route.name),
-            Err(denial) => format!("403 {}", denial.reason()),
-        },
+        RouteMatch::Found(route) => {
+            match route.authorize(who, &authz_proxy::policy::Overage::NotAsked) {
+                Ok(()) => format!("allow {}", route.name),
+                Err(denial) => format!("403 {}", denial.reason()),
+            }
+        }
     }
 }
 

@@ -4,8 +4,9 @@
 //!   evaluator written here from the documented rules (`policy.yaml`'s
 //!   comments), so the compiled `GlobSet` matcher, the first-match order,
 //!   405 vs 404, the role/scope rules and the caller conditions (`apps`,
-//!   `tenants`, `callers`, `guests`, `auth_context` with its claims
-//!   challenge, `defaults:`), the per-route `audiences:` (a token for
+//!   `tenants`, `callers`, `guests`, `groups` with a groups overage decided
+//!   by what Microsoft Graph answers (or fails closed when it cannot),
+//!   `auth_context` with its claims challenge, `defaults:`), the per-route `audiences:` (a token for
 //!   another API is a 401 `wrong_audience`), the route's `upstream:` and
 //!   the path forwarded after its `strip_prefix` cannot drift from what is
 //!   documented; the gateway's stage functions and `explain`/`test`'s
@@ -25,7 +26,7 @@ use authz_proxy::error::GatewayError;
 use authz_proxy::headers::{IdentityValues, StripRules, set_identity, strip_request};
 use authz_proxy::identity::{Identity, PrincipalKind};
 use authz_proxy::path::normalize;
-use authz_proxy::policy::{IdentityHeaders, Policy};
+use authz_proxy::policy::{IdentityHeaders, Overage, Policy};
 use authz_proxy::stages;
 use authz_proxy::upstream::strip_prefix;
 use http::uri::PathAndQuery;
@@ -75,6 +76,19 @@ const TENANTS: [&str; 2] = [
 const CALLERS: [Option<&str>; 3] = [None, Some("user"), Some("app")];
 const GUESTS: [Option<&str>; 3] = [None, Some("allow"), Some("deny")];
 const AUTH_CONTEXTS: [&str; 2] = ["c1", "c2"];
+const GROUPS: [&str; 3] = [
+    "6f1c0000-0000-4000-8000-000000000001",
+    "6f1c0000-0000-4000-8000-000000000002",
+    "6F1C0000-0000-4000-8000-000000000003",
+];
+/// What tokens list in `groups` (and Graph answers): the policies' in
+/// another case too, and one no policy names.
+const TOKEN_GROUPS: [&str; 4] = [
+    "6f1c0000-0000-4000-8000-000000000001",
+    "6F1C0000-0000-4000-8000-000000000002",
+    "6f1c0000-0000-4000-8000-000000000003",
+    "6f1c0000-0000-4000-8000-0000000000ff",
+];
 /// What tokens carry in `acrs`: one the policies never ask for too.
 const ACRS: [&str; 3] = ["c1", "c2", "c3"];
 const AUTHORIZE: &str = "https://login.example/common/oauth2/v2.0/authorize";
@@ -86,6 +100,7 @@ struct ConditionSpec {
     tenants: Option<Vec<&'static str>>,
     callers: Option<&'static str>,
     guests: Option<&'static str>,
+    groups: Option<Vec<&'static str>>,
     auth_context: Option<Vec<&'static str>>,
 }
 
@@ -132,14 +147,16 @@ fn conditions() -> impl Strategy<Value = ConditionSpec> {
         list(&TENANTS),
         proptest::sample::select(&CALLERS[..]),
         proptest::sample::select(&GUESTS[..]),
+        list(&GROUPS),
         list(&AUTH_CONTEXTS),
     )
         .prop_map(
-            |(apps, tenants, callers, guests, auth_context)| ConditionSpec {
+            |(apps, tenants, callers, guests, groups, auth_context)| ConditionSpec {
                 apps,
                 tenants,
                 callers,
                 guests,
+                groups,
                 auth_context,
             },
         )
@@ -158,6 +175,9 @@ fn conditions_yaml(c: &ConditionSpec, indent: &str) -> String {
     }
     if let Some(guests) = c.guests {
         text.push_str(&format!("{indent}guests: {guests}\n"));
+    }
+    if let Some(ids) = &c.groups {
+        text.push_str(&format!("{indent}groups: [{}]\n", ids.join(", ")));
     }
     if let Some(ids) = &c.auth_context {
         text.push_str(&format!("{indent}auth_context: [{}]\n", ids.join(", ")));
@@ -319,14 +339,17 @@ fn segments_match(glob: &[&str], path: &[&str]) -> bool {
 /// `403 <reason>`, `401 wrong_audience`, `401 auth_context_required` (a
 /// claims challenge),
 /// `405 <Allow>`, `404`. Conditions in the documented order: scopes, roles,
-/// apps, tenants, callers, guests, auth_context; each caller condition is
-/// the route's own when written, else `defaults:`'s.
+/// apps, tenants, callers, guests, groups, auth_context; each caller
+/// condition is the route's own when written, else `defaults:`'s. `graph`
+/// is what Microsoft Graph answers for a token with a groups overage
+/// (`None`: it cannot be asked).
 fn reference(
     defaults: &ConditionSpec,
     routes: &[RouteSpec],
     method: &str,
     segments: &[&str],
     who: &Identity,
+    graph: Option<&[&str]>,
 ) -> String {
     let mut allowed: Vec<&str> = Vec::new();
     for (i, r) in routes.iter().enumerate() {
@@ -349,7 +372,7 @@ fn reference(
         if !audience_ok {
             return "401 wrong_audience".into();
         }
-        return match first_denial(defaults, r, who) {
+        return match first_denial(defaults, r, who, graph) {
             None => format!("allow r{i}"),
             Some(reason) if r.shadow => format!("allow r{i} (shadow {reason})"),
             // Only a client declaring cp1 is sent the claims challenge.
@@ -369,7 +392,12 @@ fn reference(
 }
 
 /// The first condition of `r` that `who` fails, in the documented order.
-fn first_denial(defaults: &ConditionSpec, r: &RouteSpec, who: &Identity) -> Option<&'static str> {
+fn first_denial(
+    defaults: &ConditionSpec,
+    r: &RouteSpec,
+    who: &Identity,
+    graph: Option<&[&str]>,
+) -> Option<&'static str> {
     let has_scope = who.kind == PrincipalKind::User
         && who.scopes.iter().any(|s| r.scopes.contains(&s.as_str()));
     if !r.scopes.is_empty() && !has_scope {
@@ -409,6 +437,24 @@ fn first_denial(defaults: &ConditionSpec, r: &RouteSpec, who: &Identity) -> Opti
     if c.guests.or(defaults.guests) == Some("deny") && who.guest {
         return Some("guest_denied");
     }
+    if let Some(ids) = c.groups.as_ref().or(defaults.groups.as_ref()) {
+        let listed = |held: &[&str]| {
+            held.iter()
+                .any(|h| ids.iter().any(|g| g.to_lowercase() == h.to_lowercase()))
+        };
+        if who.groups_overage {
+            match graph {
+                None => return Some("groups_unresolved"),
+                Some(answer) if !listed(answer) => return Some("missing_group"),
+                Some(_) => {}
+            }
+        } else {
+            let held: Vec<&str> = who.groups.iter().map(String::as_str).collect();
+            if !listed(&held) {
+                return Some("missing_group");
+            }
+        }
+    }
     if let Some(ids) = c.auth_context.as_ref().or(defaults.auth_context.as_ref())
         && !who.auth_contexts.iter().any(|a| ids.contains(&a.as_str()))
     {
@@ -417,8 +463,15 @@ fn first_denial(defaults: &ConditionSpec, r: &RouteSpec, who: &Identity) -> Opti
     None
 }
 
-/// What the gateway's stage functions decide (`stages.rs`).
-fn actual(policy: &Policy, method: &str, path: &str, who: &Identity) -> String {
+/// What the gateway's stage functions decide (`stages.rs`), with Graph
+/// answering `graph` (`None`: down) when the stages ask it.
+fn actual(
+    policy: &Policy,
+    method: &str,
+    path: &str,
+    who: &Identity,
+    graph: Option<&[&str]>,
+) -> String {
     let method = Method::from_bytes(method.as_bytes()).unwrap();
     let outcome = |e: GatewayError| match e {
         GatewayError::NoRoute => "404".to_owned(),
@@ -437,22 +490,45 @@ fn actual(policy: &Policy, method: &str, path: &str, who: &Identity) -> String {
     if !stages::needs_token(route) {
         return format!("anonymous {}", route.name);
     }
+    let overage = match (stages::groups_to_resolve(route, who), graph) {
+        (None, _) => Overage::NotAsked,
+        (Some(_), None) => Overage::Unresolved("Microsoft Graph answered 503".into()),
+        (Some(wanted), Some(answer)) => Overage::Resolved {
+            member: answer
+                .iter()
+                .any(|a| wanted.iter().any(|w| w.eq_ignore_ascii_case(a))),
+        },
+    };
     // As the gateway does: a challengeable refusal names the authority.
-    match stages::authorize(route, who, &Arc::from(AUTHORIZE)) {
+    match stages::authorize(route, who, &overage, &Arc::from(AUTHORIZE)) {
         Ok(None) => format!("allow {}", route.name),
         Ok(Some(shadow)) => format!("allow {} (shadow {})", route.name, shadow.reason()),
         Err(e) => outcome(e),
     }
 }
 
-/// What `explain` and `test` decide (`cli/decide.rs`), in the same words.
-fn offline(policy: &Policy, method: &str, path: &str, who: &Identity) -> String {
+/// What `explain` and `test` decide (`cli/decide.rs`), in the same words:
+/// `graph` is what a case says Graph would answer (`None`: nothing, which
+/// leaves an overage unresolved offline).
+fn offline(
+    policy: &Policy,
+    method: &str,
+    path: &str,
+    who: &Identity,
+    graph: Option<&[&str]>,
+) -> String {
     let method = Method::from_bytes(method.as_bytes()).unwrap();
+    let graph: Vec<String> = graph
+        .unwrap_or_default()
+        .iter()
+        .map(|g| (*g).to_owned())
+        .collect();
     let decision = decide(
         policy,
         &method,
         path,
         &Caller::Valid(Box::new(who.clone())),
+        &graph,
         &Arc::from(AUTHORIZE),
     );
     match (decision.result, decision.route) {
@@ -532,8 +608,18 @@ fn actual_destination(policy: &Policy, method: &str, target: &str) -> Option<Str
     Some(format!("{} {forwarded}", decl.name))
 }
 
-fn identity() -> impl Strategy<Value = Identity> {
+/// A caller, and what Microsoft Graph answers of its groups (`None`: it
+/// cannot be asked; never an empty answer, which a case cannot write).
+fn identity() -> impl Strategy<Value = (Identity, Option<Vec<&'static str>>)> {
     (
+        (
+            subset(&TOKEN_GROUPS),
+            any::<bool>(),
+            proptest::option::of(proptest::sample::subsequence(
+                &TOKEN_GROUPS[..],
+                1..=TOKEN_GROUPS.len(),
+            )),
+        ),
         (any::<bool>(), subset(&ROLES), subset(&SCOPES)),
         (
             proptest::option::of(prop_oneof![
@@ -558,32 +644,50 @@ fn identity() -> impl Strategy<Value = Identity> {
         ],
     )
         .prop_map(
-            |((app, roles, scopes), (app_id, tenant_id, guest), (acrs, cp1), aud)| Identity {
-                object_id: "oid".into(),
-                tenant_id,
-                kind: if app {
-                    PrincipalKind::App
-                } else {
-                    PrincipalKind::User
-                },
-                roles: roles.iter().map(|r| (*r).to_owned()).collect(),
-                // Only user tokens carry scopes, as claims.rs guarantees.
-                scopes: if app {
-                    vec![]
-                } else {
-                    scopes.iter().map(|s| (*s).to_owned()).collect()
-                },
-                name: None,
-                email: None,
-                app_id,
-                guest,
-                // As claims.rs decides it: whether a listed `aud` is one
-                // the gateway accepts on every route.
-                default_audience: aud.contains(&GATEWAY_AUDIENCE),
-                audiences: aud.iter().map(|a| (*a).to_owned()).collect(),
-                auth_contexts: acrs.iter().map(|a| (*a).to_owned()).collect(),
-                handles_claims_challenges: cp1,
-                expires_at: 0,
+            |(
+                (groups, overage, graph),
+                (app, roles, scopes),
+                (app_id, tenant_id, guest),
+                (acrs, cp1),
+                aud,
+            )| {
+                (
+                    Identity {
+                        object_id: "oid".into(),
+                        tenant_id,
+                        kind: if app {
+                            PrincipalKind::App
+                        } else {
+                            PrincipalKind::User
+                        },
+                        roles: roles.iter().map(|r| (*r).to_owned()).collect(),
+                        // Only user tokens carry scopes, as claims.rs guarantees.
+                        scopes: if app {
+                            vec![]
+                        } else {
+                            scopes.iter().map(|s| (*s).to_owned()).collect()
+                        },
+                        name: None,
+                        email: None,
+                        app_id,
+                        guest,
+                        // As claims.rs decides it: whether a listed `aud` is one
+                        // the gateway accepts on every route.
+                        default_audience: aud.contains(&GATEWAY_AUDIENCE),
+                        audiences: aud.iter().map(|a| (*a).to_owned()).collect(),
+                        auth_contexts: acrs.iter().map(|a| (*a).to_owned()).collect(),
+                        handles_claims_challenges: cp1,
+                        // An overage token lists no groups (claims.rs).
+                        groups: if overage {
+                            vec![]
+                        } else {
+                            groups.iter().map(|g| g.to_lowercase()).collect()
+                        },
+                        groups_overage: overage,
+                        expires_at: 0,
+                    },
+                    graph,
+                )
             },
         )
 }
@@ -610,12 +714,13 @@ proptest! {
         let text = policy_yaml(&defaults, &upstreams, &routes);
         let policy = Policy::parse(&text, "random.yaml")
             .unwrap_or_else(|e| panic!("{e}\n{text}"));
-        for (method, segments, trailing_slash, who, query) in &requests {
+        for (method, segments, trailing_slash, (who, graph), query) in &requests {
+            let graph = graph.as_deref();
             let mut path = format!("/{}", segments.join("/"));
             if *trailing_slash && !segments.is_empty() {
                 path.push('/');
             }
-            let expected = reference(&defaults, &routes, method, segments, who);
+            let expected = reference(&defaults, &routes, method, segments, who, graph);
             let target = if *query { format!("{path}?q=/a") } else { path.clone() };
             prop_assert_eq!(
                 actual_destination(&policy, method, &target),
@@ -623,12 +728,12 @@ proptest! {
                 "destination: {} {}\n{}", method, target, text
             );
             prop_assert_eq!(
-                actual(&policy, method, &path, who),
+                actual(&policy, method, &path, who, graph),
                 expected.clone(),
                 "{} {}\n{}", method, path, text
             );
             prop_assert_eq!(
-                offline(&policy, method, &path, who),
+                offline(&policy, method, &path, who, graph),
                 expected,
                 "explain/test: {} {}\n{}", method, path, text
             );
@@ -718,7 +823,7 @@ proptest! {
     fn no_client_identity_header_survives_strip_then_set(
         headers in prop::collection::vec(client_header(), 0..24),
         connection in prop::collection::vec(proptest::sample::select(&TARGETS[..]).prop_flat_map(look_alike), 0..4),
-        who in identity(),
+        (who, _) in identity(),
         protected in any::<bool>(),
         set in 0..2usize,
     ) {
@@ -778,6 +883,8 @@ proptest! {
             default_audience: true,
             auth_contexts: Vec::new(),
             handles_claims_challenges: false,
+            groups: Vec::new(),
+            groups_overage: false,
             expires_at: 0,
         };
         let names = IdentityHeaders::default();

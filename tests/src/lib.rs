@@ -26,6 +26,10 @@ pub const TENANT: &str = "aaaaaaaa-0000-4000-8000-000000000001";
 pub const OTHER_TENANT: &str = "bbbbbbbb-0000-4000-8000-000000000002";
 /// The API app's client id: the gateway's `--client-id`.
 pub const API_CLIENT_ID: &str = "c0ffee00-0000-4000-8000-0000000000a1";
+/// The gateway's own app registration for Microsoft Graph (`--graph-client-id`).
+pub const GRAPH_CLIENT_ID: &str = "c0ffee00-0000-4000-8000-0000000000e5";
+/// Its client secret in the default dev-idp configuration.
+pub const GRAPH_CLIENT_SECRET: &str = "dev-gateway-graph-secret";
 /// The Swagger UI single-page app's client id.
 pub const SWAGGER_CLIENT_ID: &str = "c0ffee00-0000-4000-8000-0000000000b2";
 
@@ -121,6 +125,10 @@ pub struct Options {
     /// and `aud` the backend's (the gateway's defaults for its --upstream).
     /// `false`: the backend trusts the identity headers (the demo).
     pub backend_assertion: bool,
+    /// The gateway resolves groups overage through the dev IdP's Microsoft
+    /// Graph stand-in: `--graph-client-id` (the `authz-gateway` app), its
+    /// secret in a file, `--graph-url` the IdP.
+    pub graph: bool,
 }
 
 impl Default for Options {
@@ -143,6 +151,7 @@ impl Default for Options {
             metadata_tenant: None,
             decision: false,
             backend_assertion: false,
+            graph: false,
         }
     }
 }
@@ -304,6 +313,18 @@ impl System {
             args.push(format!(
                 "http://{reach}/{TENANT}/v2.0/.well-known/openid-configuration"
             ));
+        }
+        if options.graph {
+            let secret = scratch.path().join("graph-client-secret");
+            std::fs::write(&secret, format!("{GRAPH_CLIENT_SECRET}\n"))?;
+            args.extend([
+                "--graph-client-id".into(),
+                GRAPH_CLIENT_ID.into(),
+                "--graph-client-secret-file".into(),
+                secret.display().to_string(),
+                "--graph-url".into(),
+                format!("http://{reach}"),
+            ]);
         }
         args.extend(options.gateway_args.iter().cloned());
         let decision = match options.decision {
@@ -493,7 +514,7 @@ pub async fn raw_request(addr: &str, request: &str) -> (u16, String) {
 /// and reused by a parallel test would answer instead).
 pub struct RefusingAddr {
     _socket: tokio::net::TcpSocket,
-    pub addr: std::net::SocketAddr,
+    pub addr: SocketAddr,
 }
 
 impl RefusingAddr {

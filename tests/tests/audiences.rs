@@ -41,6 +41,7 @@ fn idp_config() -> dev_idp::Config {
             scopes: vec!["access_as_user".into()],
             app_roles: Vec::new(),
             access_token_accepted_version: TokenVersion::V2,
+            groups_claim: false,
         }),
         public_client: false,
         redirect_uris: Vec::new(),

@@ -170,7 +170,7 @@ async fn invalid_new_policy_is_refused_with_its_errors_and_the_old_one_stays() {
     assert_eq!(
         status.last_errors.unwrap(),
         format!(
-            "{}:10:5: unknown field `role`, expected one of name, path, paths, methods, allow, roles, scopes, forward_authorization, extra, upstream, max_body_bytes, audiences, apps, tenants, callers, guests, auth_context, enforce",
+            "{}:10:5: unknown field `role`, expected one of name, path, paths, methods, allow, roles, scopes, forward_authorization, extra, upstream, max_body_bytes, audiences, apps, tenants, callers, guests, groups, auth_context, enforce",
             file.display()
         )
     );

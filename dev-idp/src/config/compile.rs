@@ -42,6 +42,46 @@ pub(super) fn compile(text: &str, file: &str) -> Result<Config, ConfigError> {
     }
 }
 
+/// The `i`th generated group of a user: a GUID derived from its object id,
+/// stable across runs.
+fn generated_group(object_id: &str, i: u32) -> String {
+    let digest = aws_lc_rs::digest::digest(
+        &aws_lc_rs::digest::SHA256,
+        format!("group|{object_id}|{i}").as_bytes(),
+    );
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest.as_ref()[..16]);
+    uuid::Builder::from_random_bytes(bytes)
+        .into_uuid()
+        .hyphenated()
+        .to_string()
+}
+
+/// Microsoft Graph, as the resource of the client-credentials grant: its
+/// (v1) tokens name `https://graph.microsoft.com`, and its application
+/// permissions are its app roles.
+fn graph_app() -> App {
+    App {
+        name: super::GRAPH_APP.to_owned(),
+        client_id: super::GRAPH_CLIENT_ID.to_owned(),
+        api: Some(Api {
+            identifier_uri: super::GRAPH_RESOURCE.to_owned(),
+            scopes: Vec::new(),
+            app_roles: super::GRAPH_MEMBERSHIP_PERMISSIONS
+                .iter()
+                .map(|p| (*p).to_owned())
+                .chain(["User.Read.All".to_owned()])
+                .collect(),
+            access_token_accepted_version: TokenVersion::V1,
+            groups_claim: false,
+        }),
+        public_client: false,
+        redirect_uris: Vec::new(),
+        secret: None,
+        application_permissions: BTreeMap::new(),
+    }
+}
+
 /// serde-saphyr appends " at line L, column C"; we print the place first.
 fn strip_location(message: &str) -> String {
     match message.rfind(" at line ") {
@@ -94,6 +134,7 @@ impl Checker<'_> {
         let tenants = self.tenants(raw.tenants);
         let apps = self.apps(raw.apps);
         let users = self.users(raw.users, &tenants, &apps);
+        let graph = graph_app();
         Config {
             base_url,
             sts_base_url,
@@ -104,6 +145,7 @@ impl Checker<'_> {
             tenants,
             apps,
             users,
+            graph,
         }
     }
 
@@ -190,7 +232,14 @@ impl Checker<'_> {
             let exposes_api = a.identifier_uri.is_some()
                 || !a.scopes.is_empty()
                 || !a.app_roles.is_empty()
-                || a.access_token_accepted_version.is_some();
+                || a.access_token_accepted_version.is_some()
+                || a.group_membership_claims.is_some();
+            if name == super::GRAPH_APP {
+                self.problem(
+                    a.client_id.referenced,
+                    format!("app name '{name}' is reserved for the Microsoft Graph stand-in"),
+                );
+            }
             let api = exposes_api.then(|| self.api(&a, &client_id));
             let mut redirect_uris = Vec::new();
             for uri in &a.redirect_uris {
@@ -224,7 +273,7 @@ impl Checker<'_> {
             };
             apps.push((app, a.application_permissions));
         }
-        let roles_of: BTreeMap<String, Vec<String>> = apps
+        let mut roles_of: BTreeMap<String, Vec<String>> = apps
             .iter()
             .filter_map(|(a, _)| {
                 a.api
@@ -232,6 +281,10 @@ impl Checker<'_> {
                     .map(|api| (a.name.clone(), api.app_roles.clone()))
             })
             .collect();
+        let graph = graph_app();
+        if let Some(api) = graph.api {
+            roles_of.insert(graph.name, api.app_roles);
+        }
         apps.into_iter()
             .map(|(mut app, perms)| {
                 if let Some(perms) = perms {
@@ -262,11 +315,28 @@ impl Checker<'_> {
                 TokenVersion::V2
             }
         };
+        let groups_claim = match &a.group_membership_claims {
+            None => false,
+            Some(g) => match g.value.as_str() {
+                "None" => false,
+                "SecurityGroup" | "All" => true,
+                other => {
+                    self.problem(
+                        g.referenced,
+                        format!(
+                            "group_membership_claims must be None, SecurityGroup or All, not '{other}'"
+                        ),
+                    );
+                    false
+                }
+            },
+        };
         Api {
             identifier_uri,
             scopes: self.words(&a.scopes, "scope"),
             app_roles: self.words(&a.app_roles, "app role"),
             access_token_accepted_version: version,
+            groups_claim,
         }
     }
 
@@ -348,6 +418,13 @@ impl Checker<'_> {
                 Some(map) => self.role_map(map, &roles_of, &what),
                 None => BTreeMap::new(),
             };
+            let mut groups: Vec<String> = Vec::new();
+            let mut seen_groups = HashSet::new();
+            for g in &u.groups {
+                groups.push(self.guid(g, &format!("group of user '{name}'"), &mut seen_groups));
+            }
+            let generated = u.generated_groups.map_or(0, |n| n.value);
+            groups.extend((0..generated).map(|i| generated_group(&object_id, i)));
             out.push(User {
                 name,
                 object_id,
@@ -355,6 +432,7 @@ impl Checker<'_> {
                 preferred_username: u.preferred_username,
                 tenant: u.tenant.value,
                 app_roles,
+                groups,
             });
         }
         out

@@ -44,6 +44,8 @@ pub(super) struct RawApp {
     #[serde(default)]
     pub app_roles: Vec<Spanned<String>>,
     pub access_token_accepted_version: Option<Spanned<u8>>,
+    /// `groupMembershipClaims` of the manifest: `None`, `SecurityGroup`, `All`.
+    pub group_membership_claims: Option<Spanned<String>>,
     #[serde(default)]
     pub public_client: bool,
     #[serde(default)]
@@ -61,6 +63,12 @@ pub(super) struct RawUser {
     pub preferred_username: String,
     pub tenant: Spanned<String>,
     pub app_roles: Option<Spanned<RoleMap>>,
+    /// Security groups the user is a member of (object ids).
+    #[serde(default)]
+    pub groups: Vec<Spanned<String>>,
+    /// This many more groups, with ids derived from the object id: a user
+    /// in more than 200 groups gets the overage marker instead of `groups`.
+    pub generated_groups: Option<Spanned<u32>>,
 }
 
 /// App roles granted per API app, keyed by the API app's name.

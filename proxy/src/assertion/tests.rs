@@ -42,6 +42,8 @@ fn caller(exp: u64) -> Arc<Authenticated> {
         default_audience: true,
         auth_contexts: Vec::new(),
         handles_claims_challenges: false,
+        groups: Vec::new(),
+        groups_overage: false,
         expires_at: exp,
     }))
 }

@@ -196,6 +196,8 @@ mod tests {
             default_audience: true,
             auth_contexts: Vec::new(),
             handles_claims_challenges: false,
+            groups: Vec::new(),
+            groups_overage: false,
             expires_at: exp,
         }))
     }

@@ -120,6 +120,16 @@ struct RawClaims {
     acrs: Option<Value>,
     #[serde(default, deserialize_with = "present")]
     xms_cc: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    groups: Option<Value>,
+    /// The overage marker of JWTs: `{"groups": "src1"}` when the user is in
+    /// more groups than the token holds (`_claim_sources` says where to ask,
+    /// the retired Azure AD Graph: never called).
+    #[serde(default, deserialize_with = "present", rename = "_claim_names")]
+    claim_names: Option<Value>,
+    /// The overage marker of implicit-flow tokens.
+    #[serde(default, deserialize_with = "present")]
+    hasgroups: Option<Value>,
 }
 
 /// Keeps `null` as `Some(Value::Null)` so it is not mistaken for absence.
@@ -208,8 +218,9 @@ impl ClaimRules {
     /// `now` is seconds since the epoch; `signer` says whom the verifying key
     /// was published for ([`KeyIssuer::default`] when no key is at hand, as
     /// offline). Order: lifetime, issuer and tenant, the key's issuer,
-    /// audience, subject, permissions; `groups`, `wids` and `scope` are never
-    /// read, so they can grant nothing.
+    /// audience, subject, permissions; `wids` and `scope` are never read, so
+    /// they can grant nothing, and `groups` (with its overage markers) is
+    /// kept apart for the `groups:` route condition alone.
     pub(crate) fn check(
         &self,
         payload_b64: &str,
@@ -282,6 +293,7 @@ impl ClaimRules {
         let guest = is_guest(claims.acct, claims.idp, &iss)?;
         let auth_contexts = string_array(claims.acrs, "acrs")?;
         let capabilities = string_array(claims.xms_cc, "xms_cc")?;
+        let (groups, groups_overage) = groups(claims.groups, claims.claim_names, claims.hasgroups)?;
 
         Ok(Identity {
             object_id: oid,
@@ -299,6 +311,8 @@ impl ClaimRules {
             handles_claims_challenges: capabilities
                 .iter()
                 .any(|c| c == CLAIMS_CHALLENGE_CAPABILITY),
+            groups,
+            groups_overage,
             expires_at: exp,
         })
     }
@@ -512,6 +526,34 @@ fn is_guest(acct: Option<Value>, idp: Option<Value>, iss: &str) -> Result<bool, 
     };
     let idp = string(idp, "idp")?;
     Ok(by_acct || idp.is_some_and(|idp| idp != iss))
+}
+
+/// `groups` (an array of object ids, kept lowercase) and whether the token
+/// has a groups overage instead: `_claim_names` naming `groups`, or
+/// `hasgroups: true`, and no `groups` claim (a token that lists its groups
+/// is judged on them). `_claim_names` must be an object and `hasgroups` a
+/// boolean; anything else is `invalid_claim`.
+fn groups(
+    groups: Option<Value>,
+    claim_names: Option<Value>,
+    hasgroups: Option<Value>,
+) -> Result<(Vec<String>, bool), AuthError> {
+    let named = match claim_names {
+        None => false,
+        Some(Value::Object(names)) => names.contains_key("groups"),
+        Some(_) => return Err(AuthError::InvalidClaim("_claim_names")),
+    };
+    let has = match hasgroups {
+        None => false,
+        Some(Value::Bool(b)) => b,
+        Some(_) => return Err(AuthError::InvalidClaim("hasgroups")),
+    };
+    let listed = groups.is_some();
+    let mut groups = string_array(groups, "groups")?;
+    for g in &mut groups {
+        g.make_ascii_lowercase();
+    }
+    Ok((groups, !listed && (named || has)))
 }
 
 /// The client capability that says "I handle claims challenges": MSAL
@@ -811,6 +853,49 @@ mod tests {
         assert_eq!(step_up(json!({"acrs": "c1"})), Err("invalid_claim"));
         assert_eq!(step_up(json!({"acrs": [1]})), Err("invalid_claim"));
         assert_eq!(step_up(json!({"xms_cc": "cp1"})), Err("invalid_claim"));
+    }
+
+    #[test]
+    fn groups_are_a_string_array_and_an_overage_is_claim_names_or_hasgroups() {
+        let groups = |patch: Value| {
+            let mut claims = base();
+            for (k, v) in patch.as_object().unwrap() {
+                claims[k] = v.clone();
+            }
+            check_with(claims, &rules()).map(|id| (id.groups, id.groups_overage))
+        };
+        let g = "6F1C0000-0000-4000-8000-000000000001";
+        assert_eq!(groups(json!({})), Ok((vec![], false)));
+        assert_eq!(
+            groups(json!({ "groups": [g] })),
+            Ok((vec![g.to_ascii_lowercase()], false))
+        );
+        assert_eq!(groups(json!({"groups": []})), Ok((vec![], false)));
+        let sources =
+            json!({"src1": {"endpoint": "https://graph.windows.net/t/users/o/getMemberObjects"}});
+        assert_eq!(
+            groups(json!({"_claim_names": {"groups": "src1"}, "_claim_sources": sources})),
+            Ok((vec![], true))
+        );
+        assert_eq!(groups(json!({"hasgroups": true})), Ok((vec![], true)));
+        assert_eq!(groups(json!({"hasgroups": false})), Ok((vec![], false)));
+        // Another distributed claim is no groups overage.
+        assert_eq!(
+            groups(json!({"_claim_names": {"wids": "src1"}})),
+            Ok((vec![], false))
+        );
+        // A token that lists its groups is judged on them.
+        assert_eq!(
+            groups(json!({"groups": [g], "hasgroups": true})),
+            Ok((vec![g.to_ascii_lowercase()], false))
+        );
+        assert_eq!(groups(json!({"groups": g})), Err("invalid_claim"));
+        assert_eq!(groups(json!({"groups": [1]})), Err("invalid_claim"));
+        assert_eq!(groups(json!({"hasgroups": "true"})), Err("invalid_claim"));
+        assert_eq!(
+            groups(json!({"_claim_names": ["groups"]})),
+            Err("invalid_claim")
+        );
     }
 
     #[test]

@@ -10,6 +10,10 @@
 //!     roles: [Admin]
 //!     acrs: [c1]                 # authentication contexts satisfied
 //!     cp1: true                  # the client handles claims challenges
+//!     groups: [6f1c…]            # security-group object ids (`groups`)
+//!     groups_overage: true       # an overage marker instead of `groups`:
+//!                                # groups_unresolved (403), or with `groups`
+//!                                # what Microsoft Graph would answer
 //!     expect: allow              # allow | 400 | 401 | 403 | 404 | 405
 //!     route: delete-all          # optional: which route must decide
 //! ```
@@ -73,6 +77,13 @@ struct Case {
     /// authentication context is a claims challenge (401), not a 403.
     #[serde(default)]
     cp1: bool,
+    /// Security-group object ids (`groups`); with `groups_overage`, what
+    /// Microsoft Graph would answer.
+    #[serde(default)]
+    groups: Vec<String>,
+    /// The token has a groups overage marker instead of `groups`.
+    #[serde(default)]
+    groups_overage: bool,
     /// The token's claims, instead of roles/scopes/app.
     claims: Option<serde_json::Value>,
     expect: Spanned<Expect>,
@@ -145,7 +156,20 @@ pub fn run(args: &TestArgs) -> Output {
             continue;
         };
         let caller = caller(&case, &policy, now);
-        let decision = decide::decide(&policy, &method, &case.path, &caller, &authorization_uri);
+        // For a token with a groups overage, the case's `groups` are what
+        // Microsoft Graph would answer.
+        let graph_groups: &[String] = match &caller {
+            Caller::Valid(identity) if identity.groups_overage => &case.groups,
+            _ => &[],
+        };
+        let decision = decide::decide(
+            &policy,
+            &method,
+            &case.path,
+            &caller,
+            graph_groups,
+            &authorization_uri,
+        );
         let got = decision.outcome();
         let route = decision.route.map(|r| r.name.clone());
         let request = format!("{method} {}", case.path);
@@ -217,6 +241,8 @@ fn caller(case: &Case, policy: &Policy, now: u64) -> Caller {
         && case.aud.is_none()
         && case.acrs.is_empty()
         && !case.cp1
+        && case.groups.is_empty()
+        && !case.groups_overage
     {
         return Caller::NoToken;
     }
@@ -230,6 +256,8 @@ fn caller(case: &Case, policy: &Policy, now: u64) -> Caller {
         audience: case.aud.as_deref(),
         acrs: &case.acrs,
         cp1: case.cp1,
+        groups: &case.groups,
+        groups_overage: case.groups_overage,
     };
     decide::caller_for(&spec, policy, now)
 }

@@ -15,7 +15,7 @@ use crate::auth::offline::{OfflineSettings, inspect_claims};
 use crate::error::GatewayError;
 use crate::headers;
 use crate::identity::Identity;
-use crate::policy::{Access, Condition, Denial, Policy, Route};
+use crate::policy::{Access, Condition, Denial, Overage, Policy, Route};
 use crate::stages;
 
 /// Who is calling.
@@ -63,12 +63,38 @@ pub fn offline_authorization_uri(instance: Option<&str>, tenant: Option<&str>) -
     Arc::from(format!("{instance}/{tenant}/oauth2/v2.0/authorize"))
 }
 
+/// Why an overage token's groups are unknown offline.
+pub const OFFLINE_OVERAGE: &str =
+    "explain and test do not ask Microsoft Graph (needs Graph; give the groups Graph would answer)";
+
+/// What stands in for Microsoft Graph offline: for a token with a groups
+/// overage on a route whose groups decide ([`stages::groups_to_resolve`]),
+/// `graph_groups` are the groups Graph would answer (`explain
+/// --groups-overage --groups …`, a case's `groups_overage` with `groups`);
+/// without them the overage is unresolved, as in a gateway without Graph.
+pub fn offline_overage(route: &Route, identity: &Identity, graph_groups: &[String]) -> Overage {
+    let Some(wanted) = stages::groups_to_resolve(route, identity) else {
+        return Overage::NotAsked;
+    };
+    if graph_groups.is_empty() {
+        return Overage::Unresolved(OFFLINE_OVERAGE.to_owned());
+    }
+    Overage::Resolved {
+        member: graph_groups
+            .iter()
+            .any(|g| wanted.iter().any(|w| w.eq_ignore_ascii_case(g))),
+    }
+}
+
 /// Decides a request; a claims challenge names `authorization_uri`.
+/// `graph_groups`: what Microsoft Graph would answer for an overage token
+/// ([`offline_overage`]).
 pub fn decide<'p>(
     policy: &'p Policy,
     method: &Method,
     raw_path: &str,
     caller: &Caller,
+    graph_groups: &[String],
     authorization_uri: &Arc<str>,
 ) -> Decision<'p> {
     let mut decision = Decision {
@@ -95,7 +121,8 @@ pub fn decide<'p>(
     decision.route = Some(route);
     decision.result = if stages::needs_token(route) {
         authenticate(caller).and_then(|identity| {
-            decision.shadow = stages::authorize(route, identity, authorization_uri)?;
+            let overage = offline_overage(route, identity, graph_groups);
+            decision.shadow = stages::authorize(route, identity, &overage, authorization_uri)?;
             Ok(Some(identity.clone()))
         })
     } else {
@@ -142,9 +169,24 @@ pub fn requirement(route: &Route) -> String {
 /// order the gateway checks them, as `ok   <key> <requirement>` or
 /// `FAIL <key> <requirement>: <why> (<reason>)` lines: the first FAIL is
 /// the decision.
-pub fn condition_lines(route: &Route, identity: &Identity) -> Vec<String> {
+pub fn condition_lines(route: &Route, identity: &Identity, graph_groups: &[String]) -> Vec<String> {
+    // Every condition is listed, so Graph's stand-in is asked whenever the
+    // route has groups and the token an overage, even past a FAIL.
+    let overage = match (route.conditions.groups.is_empty(), identity.groups_overage) {
+        (false, true) if graph_groups.is_empty() => Overage::Unresolved(OFFLINE_OVERAGE.to_owned()),
+        (false, true) => Overage::Resolved {
+            member: graph_groups.iter().any(|g| {
+                route
+                    .conditions
+                    .groups
+                    .iter()
+                    .any(|w| w.eq_ignore_ascii_case(g))
+            }),
+        },
+        _ => Overage::NotAsked,
+    };
     route
-        .checks(identity)
+        .checks(identity, &overage)
         .map(|(condition, result)| {
             let wants = route.describe(condition).unwrap_or_default();
             match result {
@@ -217,6 +259,12 @@ pub struct CallerSpec<'a> {
     pub acrs: &'a [String],
     /// The client declares that it handles claims challenges: `xms_cc: ["cp1"]`.
     pub cp1: bool,
+    /// Security-group object ids: `groups` (with `groups_overage`: what
+    /// Microsoft Graph would answer instead, see [`offline_overage`]).
+    pub groups: &'a [String],
+    /// The token has a groups overage marker (`_claim_names`) instead of
+    /// `groups`.
+    pub groups_overage: bool,
 }
 
 /// The claims of the token `spec` describes.
@@ -231,6 +279,8 @@ pub fn claims_for(spec: &CallerSpec<'_>) -> serde_json::Value {
         audience,
         acrs,
         cp1,
+        groups,
+        groups_overage,
     } = *spec;
     let mut claims = serde_json::Map::new();
     if !roles.is_empty() {
@@ -259,6 +309,16 @@ pub fn claims_for(spec: &CallerSpec<'_>) -> serde_json::Value {
     }
     if cp1 {
         claims.insert("xms_cc".into(), vec!["cp1"].into());
+    }
+    if groups_overage {
+        // As Entra marks it in a JWT; the source is never called.
+        claims.insert("_claim_names".into(), serde_json::json!({"groups": "src1"}));
+        claims.insert(
+            "_claim_sources".into(),
+            serde_json::json!({"src1": {"endpoint": "https://graph.windows.net/common/users/me/getMemberObjects"}}),
+        );
+    } else if !groups.is_empty() {
+        claims.insert("groups".into(), groups.into());
     }
     serde_json::Value::Object(claims)
 }

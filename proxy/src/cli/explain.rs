@@ -24,11 +24,11 @@ pub struct ExplainArgs {
     #[arg(long, env = "POLICY_FILE", default_value = "policy.yaml")]
     pub policy: PathBuf,
     /// The bearer token the client sends.
-    #[arg(long, conflicts_with_all = ["claims", "roles", "scopes", "app", "client_app", "guest", "aud", "acrs", "cp1"])]
+    #[arg(long, conflicts_with_all = ["claims", "roles", "scopes", "app", "client_app", "guest", "aud", "acrs", "cp1", "groups_overage"])]
     pub token: Option<String>,
     /// A JSON file of token claims (a JWT payload); exp, iss, aud, tid and oid
     /// default to a valid token's.
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["roles", "scopes", "app", "client_app", "guest", "aud", "acrs", "cp1"])]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["roles", "scopes", "app", "client_app", "guest", "aud", "acrs", "cp1", "groups_overage"])]
     pub claims: Option<PathBuf>,
     /// The caller's roles, comma-separated.
     #[arg(long, value_delimiter = ',')]
@@ -57,6 +57,17 @@ pub struct ExplainArgs {
     /// missing authentication context is a claims challenge (401), not a 403.
     #[arg(long)]
     pub cp1: bool,
+    /// Security-group object ids of the caller (`groups`), comma-separated,
+    /// for routes with `groups`. For a token with a groups overage (from
+    /// --groups-overage, --token or --claims): what Microsoft Graph would
+    /// answer.
+    #[arg(long, value_delimiter = ',')]
+    pub groups: Vec<String>,
+    /// The token has a groups overage (`_claim_names`) instead of `groups`:
+    /// decided as `groups_unresolved` (needs Graph) unless --groups says
+    /// what Graph would answer.
+    #[arg(long)]
+    pub groups_overage: bool,
     /// The tenant: the caller's with --roles/--scopes, the allowed one with --token/--claims.
     #[arg(long, env = "AAD_TENANT_ID")]
     pub tenant: Option<String>,
@@ -113,6 +124,8 @@ pub fn run(args: &ExplainArgs) -> Output {
         || args.aud.is_some()
         || !args.acrs.is_empty()
         || args.cp1
+        || !args.groups.is_empty()
+        || args.groups_overage
     {
         let spec = decide::CallerSpec {
             roles: &args.roles,
@@ -124,6 +137,8 @@ pub fn run(args: &ExplainArgs) -> Output {
             audience: args.aud.as_deref(),
             acrs: &args.acrs,
             cp1: args.cp1,
+            groups: &args.groups,
+            groups_overage: args.groups_overage,
         };
         (decide::caller_for(&spec, &policy, now), None)
     } else {
@@ -132,7 +147,20 @@ pub fn run(args: &ExplainArgs) -> Output {
 
     let authorization_uri =
         decide::offline_authorization_uri(args.instance.as_deref(), args.tenant.as_deref());
-    let decision = decide::decide(&policy, &method, &args.path, &caller, &authorization_uri);
+    // What Graph would answer, for a token with an overage (its own or
+    // the described one).
+    let graph_groups: &[String] = match &caller {
+        Caller::Valid(identity) if identity.groups_overage => &args.groups,
+        _ => &[],
+    };
+    let decision = decide::decide(
+        &policy,
+        &method,
+        &args.path,
+        &caller,
+        graph_groups,
+        &authorization_uri,
+    );
     let mut out = Output::default();
     out.out(format!("request:   {method} {}", args.path));
     if let Some(path) = &decision.path {
@@ -155,7 +183,7 @@ pub fn run(args: &ExplainArgs) -> Output {
         token_lines(&mut out, inspection);
     }
     if let (Some(route), Caller::Valid(identity)) = (decision.route, &caller) {
-        let lines = decide::condition_lines(route, identity);
+        let lines = decide::condition_lines(route, identity, graph_groups);
         if !lines.is_empty() {
             out.out("conditions:");
             for line in lines {
@@ -260,8 +288,15 @@ fn describe_caller(caller: &Caller, route: Option<&Route>) -> String {
             } else {
                 format!(", acrs {}", identity.auth_contexts.join(", "))
             };
+            let groups = if identity.groups_overage {
+                ", groups overage".to_owned()
+            } else if identity.groups.is_empty() {
+                String::new()
+            } else {
+                format!(", groups {}", identity.groups.join(", "))
+            };
             format!(
-                "{}, roles {}, scopes {}, tenant {}, app {}{}{acrs}{}",
+                "{}, roles {}, scopes {}, tenant {}, app {}{}{acrs}{groups}{}",
                 identity.kind.as_str(),
                 list(&identity.roles),
                 list(&identity.scopes),

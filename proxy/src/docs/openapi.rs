@@ -177,6 +177,7 @@ pub fn caller_requirements(route: &Route) -> Vec<String> {
         Condition::Tenants,
         Condition::Callers,
         Condition::Guests,
+        Condition::Groups,
         Condition::AuthContext,
     ]
     .into_iter()
@@ -281,6 +282,25 @@ routes:
         assert!(
             unauthorized.contains("insufficient_claims"),
             "{unauthorized}"
+        );
+        assert!(operation["responses"]["403"].is_object());
+    }
+
+    #[test]
+    fn groups_are_described_like_the_other_conditions() {
+        let policy = Policy::parse(
+            "version: 1
+routes:
+  - {name: finance, path: /todoitems, methods: [GET], groups: [6f1c0000-0000-4000-8000-000000000001]}
+",
+            "policy.yaml",
+        )
+        .expect("test policy");
+        let doc = secure_document(op("/todoitems", "get"), &policy, &settings());
+        let operation = &doc["paths"]["/todoitems"]["get"];
+        assert_eq!(
+            operation["description"],
+            "Backend text.\n\nRequires a signed-in caller (any valid access token)\n\nRequires group 6f1c0000-0000-4000-8000-000000000001"
         );
         assert!(operation["responses"]["403"].is_object());
     }

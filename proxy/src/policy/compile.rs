@@ -233,6 +233,7 @@ fn compile_route(
         tenants: route.tenants,
         callers: route.callers,
         guests: route.guests,
+        groups: route.groups,
         auth_context: route.auth_context,
     };
     let set_here = keys.any_set();
@@ -257,7 +258,7 @@ fn compile_route(
             if roles.is_some() || scopes.is_some() || set_here || route.enforce.is_some() {
                 errors.at(
                     allow.referenced,
-                    "`allow: anonymous` cannot be combined with `roles`, `scopes`, `apps`, `tenants`, `callers`, `guests`, `auth_context` or `enforce`".to_owned(),
+                    "`allow: anonymous` cannot be combined with `roles`, `scopes`, `apps`, `tenants`, `callers`, `guests`, `groups`, `auth_context` or `enforce`".to_owned(),
                 );
             }
             // `defaults:` are about token routes; an anonymous one has no caller.
@@ -342,6 +343,7 @@ struct ConditionKeys {
     tenants: Option<SpannedList>,
     callers: Option<SpannedList>,
     guests: Option<Spanned<String>>,
+    groups: Option<SpannedList>,
     auth_context: Option<SpannedList>,
 }
 
@@ -352,6 +354,7 @@ impl ConditionKeys {
             tenants: None,
             callers: None,
             guests: None,
+            groups: None,
             auth_context: None,
         });
         ConditionKeys {
@@ -359,6 +362,7 @@ impl ConditionKeys {
             tenants: file.tenants,
             callers: file.callers,
             guests: file.guests,
+            groups: file.groups,
             auth_context: file.auth_context,
         }
     }
@@ -368,6 +372,7 @@ impl ConditionKeys {
             || self.tenants.is_some()
             || self.callers.is_some()
             || self.guests.is_some()
+            || self.groups.is_some()
             || self.auth_context.is_some()
     }
 }
@@ -381,6 +386,7 @@ struct SetConditions {
     /// `Some(None)`: `callers` lists both kinds, which admits either.
     callers: Option<Option<PrincipalKind>>,
     deny_guests: Option<bool>,
+    groups: Option<Vec<String>>,
     auth_contexts: Option<Vec<String>>,
 }
 
@@ -398,6 +404,10 @@ impl SetConditions {
                 .unwrap_or_default(),
             callers: self.callers.or(defaults.callers).flatten(),
             deny_guests: self.deny_guests.or(defaults.deny_guests).unwrap_or(false),
+            groups: self
+                .groups
+                .or_else(|| defaults.groups.clone())
+                .unwrap_or_default(),
             auth_contexts: self
                 .auth_contexts
                 .or_else(|| defaults.auth_contexts.clone())
@@ -435,6 +445,14 @@ fn compile_conditions(keys: ConditionKeys, errors: &mut Errors<'_>) -> SetCondit
                 );
                 false
             }
+        }),
+        groups: keys.groups.map(|list| {
+            compile_guids(
+                list,
+                "group",
+                "a group object id (Entra admin center: Groups → All groups → the group → Object ID)",
+                errors,
+            )
         }),
         auth_contexts: keys
             .auth_context
@@ -480,7 +498,8 @@ fn is_auth_context_id(id: &str) -> bool {
     })
 }
 
-/// Client or tenant ids: GUIDs, compared case-insensitively (kept lowercase).
+/// Client, tenant or group object ids: GUIDs, compared case-insensitively
+/// (kept lowercase).
 fn compile_guids(
     list: SpannedList,
     kind: &str,

@@ -43,6 +43,7 @@ pub(super) struct DefaultsFile {
     pub tenants: Option<SpannedList>,
     pub callers: Option<SpannedList>,
     pub guests: Option<Spanned<String>>,
+    pub groups: Option<SpannedList>,
     pub auth_context: Option<SpannedList>,
 }
 
@@ -94,6 +95,7 @@ pub(super) struct RouteFile {
     pub tenants: Option<SpannedList>,
     pub callers: Option<SpannedList>,
     pub guests: Option<Spanned<String>>,
+    pub groups: Option<SpannedList>,
     pub auth_context: Option<SpannedList>,
     pub enforce: Option<Spanned<String>>,
 }
@@ -167,6 +169,7 @@ fn read_defaults(node: &Spanned<Node>, r: &mut Reader<'_, '_, '_>) -> Option<Def
         tenants: r.list(&mut fields, "tenants"),
         callers: r.list(&mut fields, "callers"),
         guests: r.string(&mut fields, "guests"),
+        groups: r.list(&mut fields, "groups"),
         auth_context: r.list(&mut fields, "auth_context"),
     };
     r.finish(&fields);
@@ -242,6 +245,7 @@ fn read_route(node: &Spanned<Node>, r: &mut Reader<'_, '_, '_>) -> Option<Spanne
         tenants: r.list(&mut fields, "tenants"),
         callers: r.list(&mut fields, "callers"),
         guests: r.string(&mut fields, "guests"),
+        groups: r.list(&mut fields, "groups"),
         auth_context: r.list(&mut fields, "auth_context"),
         enforce: r.string(&mut fields, "enforce"),
     };

@@ -53,8 +53,9 @@ pub struct Route {
 }
 
 /// The conditions on the caller beyond roles and scopes, each read from the
-/// validated token alone (no Graph). Each list is any-of; an empty list or
-/// `None` sets no condition.
+/// validated token (and, for a `groups` overage, Microsoft Graph's answer:
+/// [`Overage`]). Each list is any-of; an empty list or `None` sets no
+/// condition.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Conditions {
     /// `apps`: client ids (lowercase) one of which must be the token's `azp`
@@ -69,6 +70,10 @@ pub struct Conditions {
     /// `guests: deny`: B2B guests (`acct == 1`, or an `idp` other than the
     /// issuer) are refused.
     pub deny_guests: bool,
+    /// `groups`: security-group object ids (lowercase) one of which the
+    /// user must be a member of: from the token's `groups`, or through
+    /// Microsoft Graph when the token has a groups overage.
+    pub groups: Vec<String>,
     /// `auth_context`: Conditional Access authentication context ids
     /// (`c1`…`c99`) one of which must be in the token's `acrs`; when none
     /// is, a client that declares `cp1` gets a claims challenge to step up.
@@ -92,6 +97,10 @@ pub enum Condition {
     Callers,
     /// `guests: deny`: no B2B guest.
     Guests,
+    /// `groups`: a member of one of the groups. After every condition read
+    /// from the token alone, so that Microsoft Graph is asked (for an
+    /// overage) only when the groups are what decides.
+    Groups,
     /// `auth_context`: a Conditional Access authentication context in
     /// `acrs`. Last: a caller the other conditions refuse is not sent to
     /// sign in again for nothing.
@@ -100,13 +109,14 @@ pub enum Condition {
 
 impl Condition {
     /// Every condition, in checking order.
-    pub const ALL: [Condition; 7] = [
+    pub const ALL: [Condition; 8] = [
         Condition::Scopes,
         Condition::Roles,
         Condition::Apps,
         Condition::Tenants,
         Condition::Callers,
         Condition::Guests,
+        Condition::Groups,
         Condition::AuthContext,
     ];
 
@@ -119,6 +129,7 @@ impl Condition {
             Condition::Tenants => "tenants",
             Condition::Callers => "callers",
             Condition::Guests => "guests",
+            Condition::Groups => "groups",
             Condition::AuthContext => "auth_context",
         }
     }
@@ -138,6 +149,26 @@ pub enum Access {
     },
 }
 
+/// What is known of the groups of a token with a groups overage (too many
+/// groups for the token to list them): only Microsoft Graph can tell. The
+/// gateway asks it (`graph.rs`) only for a route with `groups` whose other
+/// conditions hold ([`Route::groups_to_resolve`], through
+/// [`crate::stages::groups_to_resolve`]); every other
+/// decision passes [`Overage::NotAsked`], which costs nothing. Tokens
+/// without an overage are judged on their `groups` claim and this is not
+/// read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Overage {
+    /// Nobody asked Microsoft Graph.
+    NotAsked,
+    /// Microsoft Graph answered: whether the user is a member of one of
+    /// the route's groups.
+    Resolved { member: bool },
+    /// Microsoft Graph could not be asked or did not answer: why, in words
+    /// (`Microsoft Graph is not configured (--graph-client-id)`).
+    Unresolved(String),
+}
+
 /// Why a valid token was refused (403, RFC 6750 §3.1 `insufficient_scope`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Denial {
@@ -153,6 +184,11 @@ pub enum Denial {
     WrongCallerType { required: PrincipalKind },
     /// A guest, on a route with `guests: deny`.
     GuestDenied,
+    /// The user is a member of none of the route's `groups`.
+    MissingGroup,
+    /// The token has a groups overage and Microsoft Graph could not tell
+    /// its groups: refused (fail closed), saying why.
+    GroupsUnresolved { why: String },
     /// The token's `acrs` holds none of the route's `auth_context` ids.
     /// `challenge`: the client declared `cp1` (`xms_cc`), so it is sent a
     /// claims challenge (401, see `GatewayError::challenge_at`) instead of
@@ -173,6 +209,8 @@ impl Denial {
             Denial::WrongTenantForRoute => "wrong_tenant_for_route",
             Denial::WrongCallerType { .. } => "wrong_caller_type",
             Denial::GuestDenied => "guest_denied",
+            Denial::MissingGroup => "missing_group",
+            Denial::GroupsUnresolved { .. } => "groups_unresolved",
             Denial::AuthContextRequired { .. } => "auth_context_required",
         }
     }
@@ -205,6 +243,16 @@ impl fmt::Display for Denial {
             }
             Denial::GuestDenied => {
                 return f.write_str("guest accounts may not use this route");
+            }
+            // Group ids are the policy's business too.
+            Denial::MissingGroup => {
+                return f.write_str("this route admits only members of certain groups");
+            }
+            Denial::GroupsUnresolved { why } => {
+                return write!(
+                    f,
+                    "this route admits only members of certain groups, and the token has a groups overage (more groups than a token lists) that could not be resolved: {why}"
+                );
             }
             Denial::AuthContextRequired {
                 required,
@@ -250,9 +298,10 @@ impl Route {
     /// [`Condition::ALL`] that fails. Scopes are checked first: a delegated
     /// token without the API's scope was not meant for this call at all,
     /// whatever roles the user has. Allocates nothing unless it denies.
-    pub fn authorize(&self, identity: &Identity) -> Result<(), Denial> {
+    /// `overage`: what Microsoft Graph said of an overage token's groups.
+    pub fn authorize(&self, identity: &Identity, overage: &Overage) -> Result<(), Denial> {
         for condition in Condition::ALL {
-            if let Some(Err(denial)) = self.check(condition, identity) {
+            if let Some(Err(denial)) = self.check(condition, identity, overage) {
                 return Err(denial);
             }
         }
@@ -264,10 +313,31 @@ impl Route {
     pub fn checks<'a>(
         &'a self,
         identity: &'a Identity,
+        overage: &'a Overage,
     ) -> impl Iterator<Item = (Condition, Result<(), Denial>)> + 'a {
         Condition::ALL
             .into_iter()
-            .filter_map(move |c| Some((c, self.check(c, identity)?)))
+            .filter_map(move |c| Some((c, self.check(c, identity, overage)?)))
+    }
+
+    /// The route's `groups`, when it must ask Microsoft Graph about
+    /// `identity`: the token has a groups overage, and every condition
+    /// checked before `groups` holds (an earlier refusal decides without
+    /// Graph). `None` costs nothing.
+    pub fn groups_to_resolve(&self, identity: &Identity) -> Option<&[String]> {
+        let groups = &self.conditions.groups;
+        if groups.is_empty() || !identity.groups_overage {
+            return None;
+        }
+        let earlier = Condition::ALL
+            .into_iter()
+            .take_while(|c| *c != Condition::Groups);
+        for condition in earlier {
+            if let Some(Err(_)) = self.check(condition, identity, &Overage::NotAsked) {
+                return None;
+            }
+        }
+        Some(groups)
     }
 
     /// What one condition asks, in words (`scope access_as_user`, `one of
@@ -296,12 +366,19 @@ impl Route {
                 .to_owned()
             }),
             Condition::Guests => c.deny_guests.then(|| "no guest accounts".to_owned()),
+            Condition::Groups => any("group", &c.groups),
             Condition::AuthContext => any("authentication context", &c.auth_contexts),
         }
     }
 
-    /// One condition: `None` when the route does not set it.
-    pub fn check(&self, condition: Condition, identity: &Identity) -> Option<Result<(), Denial>> {
+    /// One condition: `None` when the route does not set it. `overage`
+    /// is read only for `groups` and a token with a groups overage.
+    pub fn check(
+        &self,
+        condition: Condition,
+        identity: &Identity,
+        overage: &Overage,
+    ) -> Option<Result<(), Denial>> {
         let Access::Token { roles, scopes } = &self.access else {
             return None;
         };
@@ -327,6 +404,21 @@ impl Route {
                 .any(|t| t.eq_ignore_ascii_case(&identity.tenant_id)),
             Condition::Callers => identity.kind == c.callers?,
             Condition::Guests if c.deny_guests => !identity.guest,
+            Condition::Groups if !c.groups.is_empty() && identity.groups_overage => match overage {
+                Overage::Resolved { member } => *member,
+                Overage::NotAsked => {
+                    return Some(Err(Denial::GroupsUnresolved {
+                        why: "Microsoft Graph was not asked".to_owned(),
+                    }));
+                }
+                Overage::Unresolved(why) => {
+                    return Some(Err(Denial::GroupsUnresolved { why: why.clone() }));
+                }
+            },
+            Condition::Groups if !c.groups.is_empty() => identity
+                .groups
+                .iter()
+                .any(|held| c.groups.iter().any(|g| g.eq_ignore_ascii_case(held))),
             Condition::AuthContext if !c.auth_contexts.is_empty() => identity
                 .auth_contexts
                 .iter()
@@ -349,6 +441,7 @@ impl Route {
                     required: identity.kind.other(),
                 },
                 Condition::Guests => Denial::GuestDenied,
+                Condition::Groups => Denial::MissingGroup,
                 Condition::AuthContext => Denial::AuthContextRequired {
                     required: c.auth_contexts.clone(),
                     challenge: identity.handles_claims_challenges,

@@ -110,6 +110,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
         idp_data: Some("data/dev-idp".into()),
         // Swagger UI at /docs, signing in as the dev IdP's SPA registration.
         gateway_args: vec!["--swagger-ui-client-id".into(), SWAGGER_CLIENT_ID.into()],
+        // Groups overage (frank, in 250 groups) through the dev IdP's Graph stand-in.
+        graph: true,
         ..Options::default()
     };
     let system = System::start_with(options).await?;

@@ -3,7 +3,7 @@
 
 use super::policy;
 use crate::identity::{Identity, PrincipalKind};
-use crate::policy::{Denial, Policy};
+use crate::policy::{Denial, Overage, Policy};
 
 const POLICY: &str = "
     version: 1
@@ -56,6 +56,8 @@ fn identity(spec: &str) -> Identity {
         default_audience: true,
         auth_contexts: Vec::new(),
         handles_claims_challenges: false,
+        groups: Vec::new(),
+        groups_overage: false,
         expires_at: 0,
     }
 }
@@ -68,7 +70,7 @@ fn check(policy: &Policy, route: &str, who: &str, expected: &str) {
         .iter()
         .find(|r| r.name == route)
         .expect("route");
-    let actual = match route.authorize(&identity(who)) {
+    let actual = match route.authorize(&identity(who), &Overage::NotAsked) {
         Ok(()) => "ok".to_owned(),
         Err(denial) => format!("{}: {}", denial.reason(), denial.description()),
     };
@@ -181,7 +183,10 @@ fn denials_carry_what_was_required() {
     let p = policy(POLICY);
     let route = &p.routes()[5];
     assert_eq!(
-        route.authorize(&identity("user roles= scopes=access_as_user")),
+        route.authorize(
+            &identity("user roles= scopes=access_as_user"),
+            &Overage::NotAsked
+        ),
         Err(Denial::MissingRole {
             required: vec!["Admin".to_owned(), "Owner".to_owned()]
         })
@@ -221,14 +226,21 @@ fn check_caller(policy: &Policy, route: &str, who: &Identity, expected: &str) {
         .iter()
         .find(|r| r.name == route)
         .expect("route");
-    let actual = match route.authorize(who) {
+    let actual = match route.authorize(who, &Overage::NotAsked) {
         Ok(()) => "ok".to_owned(),
         Err(denial) => format!("{}: {}", denial.reason(), denial.description()),
     };
     assert_eq!(actual, expected, "route {}", route.name);
     // The explanation's first failure is the verdict.
-    let first = route.checks(who).find_map(|(_, r)| r.err());
-    assert_eq!(first, route.authorize(who).err(), "route {}", route.name);
+    let first = route
+        .checks(who, &Overage::NotAsked)
+        .find_map(|(_, r)| r.err());
+    assert_eq!(
+        first,
+        route.authorize(who, &Overage::NotAsked).err(),
+        "route {}",
+        route.name
+    );
 }
 
 const A1: &str = "c0ffee00-0000-4000-8000-0000000000a1";
@@ -313,7 +325,7 @@ fn conditions_are_checked_in_order_and_explained_each() {
     let route = p.routes().iter().find(|r| r.name == "all").unwrap();
     let guest_app = caller("app roles=Reader", None, T1, true);
     let checks: Vec<String> = route
-        .checks(&guest_app)
+        .checks(&guest_app, &Overage::NotAsked)
         .map(|(c, r)| format!("{} {}", c.key(), r.map_or_else(|d| d.reason(), |()| "ok")))
         .collect();
     assert_eq!(
@@ -332,7 +344,11 @@ fn conditions_are_checked_in_order_and_explained_each() {
         "missing_role: the role Admin is required",
     );
     let good = caller("user roles=Admin scopes=x", Some(A1), T2, false);
-    assert!(route.checks(&good).all(|(_, r)| r.is_ok()));
+    assert!(
+        route
+            .checks(&good, &Overage::NotAsked)
+            .all(|(_, r)| r.is_ok())
+    );
 }
 
 const STEP_UP: &str = "
@@ -392,7 +408,7 @@ fn auth_context_is_checked_last_so_no_step_up_is_asked_for_a_caller_denied_anywa
     );
     let route = p.routes().iter().find(|r| r.name == "wipe").unwrap();
     let keys: Vec<&str> = route
-        .checks(&stepped("roles=Reader", &[], true))
+        .checks(&stepped("roles=Reader", &[], true), &Overage::NotAsked)
         .map(|(c, _)| c.key())
         .collect();
     assert_eq!(keys, ["roles", "auth_context"]);
@@ -404,7 +420,8 @@ fn auth_context_on_a_shadow_route_is_a_would_deny() {
     let route = p.routes().iter().find(|r| r.name == "watch").unwrap();
     let uri: std::sync::Arc<str> =
         std::sync::Arc::from("https://login.example/common/oauth2/v2.0/authorize");
-    let shadow = crate::stages::authorize(route, &stepped("", &["c1"], true), &uri);
+    let shadow =
+        crate::stages::authorize(route, &stepped("", &["c1"], true), &Overage::NotAsked, &uri);
     assert_eq!(
         shadow.map(|d| d.map(|d| d.reason())).ok(),
         Some(Some("auth_context_required"))
@@ -445,5 +462,162 @@ fn a_route_with_audiences_accepts_only_tokens_for_them() {
     assert_eq!(
         policy.route_audiences(),
         ["api://orders", "api://reports", "r-id"]
+    );
+}
+
+const G1: &str = "6f1c0000-0000-4000-8000-000000000001";
+const G2: &str = "6f1c0000-0000-4000-8000-000000000002";
+
+const GROUPS: &str = "
+version: 1
+defaults: {groups: [6f1c0000-0000-4000-8000-000000000001]}
+routes:
+  - {name: finance, path: /finance, methods: [GET]}
+  - {name: either, path: /either, methods: [GET], roles: [Admin], groups: [6F1C0000-0000-4000-8000-000000000002, 6f1c0000-0000-4000-8000-000000000003]}
+  - {name: watch, path: /watch, methods: [GET], groups: [6f1c0000-0000-4000-8000-000000000009], enforce: shadow}
+";
+
+/// A user in `groups` (or with a groups overage instead).
+fn grouped(roles: &str, groups: &[&str], overage: bool) -> Identity {
+    Identity {
+        groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+        groups_overage: overage,
+        ..identity(&format!("user {roles} scopes=x"))
+    }
+}
+
+/// `ok` or `<reason>` of `route` for `who`, with `overage`.
+fn verdict(policy: &Policy, route: &str, who: &Identity, overage: &Overage) -> String {
+    let route = policy.routes().iter().find(|r| r.name == route).unwrap();
+    let first = route.checks(who, overage).find_map(|(_, r)| r.err());
+    assert_eq!(first, route.authorize(who, overage).err());
+    match route.authorize(who, overage) {
+        Ok(()) => "ok".to_owned(),
+        Err(d) => d.reason().to_owned(),
+    }
+}
+
+#[test]
+fn groups_need_one_of_the_ids_in_the_groups_claim() {
+    let p = policy(GROUPS);
+    let not_asked = Overage::NotAsked;
+    assert_eq!(
+        verdict(&p, "finance", &grouped("", &[G1], false), &not_asked),
+        "ok"
+    );
+    assert_eq!(
+        verdict(&p, "finance", &grouped("", &[G2], false), &not_asked),
+        "missing_group"
+    );
+    assert_eq!(
+        verdict(&p, "finance", &grouped("", &[], false), &not_asked),
+        "missing_group"
+    );
+    // Ids are compared whatever their case; the route's own list replaces the default.
+    let upper = G2.to_ascii_uppercase();
+    assert_eq!(
+        verdict(
+            &p,
+            "either",
+            &grouped("roles=Admin", &[&upper], false),
+            &not_asked
+        ),
+        "ok"
+    );
+    assert_eq!(
+        verdict(
+            &p,
+            "either",
+            &grouped("roles=Admin", &[G1], false),
+            &not_asked
+        ),
+        "missing_group"
+    );
+    check_caller(
+        &p,
+        "finance",
+        &grouped("", &[G2], false),
+        "missing_group: this route admits only members of certain groups",
+    );
+}
+
+#[test]
+fn an_overage_is_decided_by_what_graph_said_and_fails_closed_without_it() {
+    let p = policy(GROUPS);
+    let over = grouped("", &[], true);
+    let member = Overage::Resolved { member: true };
+    let outsider = Overage::Resolved { member: false };
+    let down = Overage::Unresolved("Microsoft Graph answered 503".to_owned());
+    assert_eq!(verdict(&p, "finance", &over, &member), "ok");
+    assert_eq!(verdict(&p, "finance", &over, &outsider), "missing_group");
+    assert_eq!(verdict(&p, "finance", &over, &down), "groups_unresolved");
+    assert_eq!(
+        verdict(&p, "finance", &over, &Overage::NotAsked),
+        "groups_unresolved"
+    );
+    let route = p.routes().iter().find(|r| r.name == "finance").unwrap();
+    assert_eq!(
+        route.authorize(&over, &down).unwrap_err().to_string(),
+        "this route admits only members of certain groups, and the token has a groups overage \
+         (more groups than a token lists) that could not be resolved: Microsoft Graph answered 503"
+    );
+    // A token that lists its groups is never judged by Graph's answer.
+    assert_eq!(
+        verdict(&p, "finance", &grouped("", &[G2], false), &member),
+        "missing_group"
+    );
+}
+
+#[test]
+fn graph_is_asked_only_when_the_groups_decide() {
+    let p = policy(GROUPS);
+    let route = |name: &str| p.routes().iter().find(|r| r.name == name).unwrap();
+    let over = grouped("roles=Admin", &[], true);
+    assert_eq!(
+        route("finance").groups_to_resolve(&over),
+        Some(&[G1.to_owned()][..])
+    );
+    assert!(crate::stages::groups_to_resolve(route("finance"), &over).is_some());
+    // An earlier condition already denies: no lookup.
+    assert_eq!(
+        route("either").groups_to_resolve(&grouped("roles=Reader", &[], true)),
+        None
+    );
+    assert!(route("either").groups_to_resolve(&over).is_some());
+    // No overage, or a token for another API: no lookup.
+    assert_eq!(
+        route("finance").groups_to_resolve(&grouped("", &[G1], false)),
+        None
+    );
+    let elsewhere = Identity {
+        default_audience: false,
+        ..over.clone()
+    };
+    assert!(crate::stages::groups_to_resolve(route("finance"), &elsewhere).is_none());
+    // A route without groups.
+    let plain = policy(POLICY);
+    let any = plain
+        .routes()
+        .iter()
+        .find(|r| r.name == "any-token")
+        .unwrap();
+    assert_eq!(crate::stages::groups_to_resolve(any, &over), None);
+}
+
+#[test]
+fn groups_come_after_the_token_conditions_and_before_auth_context() {
+    use crate::policy::Condition;
+    let at = |c: Condition| Condition::ALL.iter().position(|x| *x == c).unwrap();
+    assert!(at(Condition::Guests) < at(Condition::Groups));
+    assert!(at(Condition::Groups) < at(Condition::AuthContext));
+    let p = policy(GROUPS);
+    let route = p.routes().iter().find(|r| r.name == "watch").unwrap();
+    let uri: std::sync::Arc<str> =
+        std::sync::Arc::from("https://login.example/common/oauth2/v2.0/authorize");
+    let shadow =
+        crate::stages::authorize(route, &grouped("", &[G1], false), &Overage::NotAsked, &uri);
+    assert_eq!(
+        shadow.map(|d| d.map(|d| d.reason())).ok(),
+        Some(Some("missing_group"))
     );
 }

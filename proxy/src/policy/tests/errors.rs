@@ -44,7 +44,7 @@ fn unknown_keys_are_errors() {
             methods: [GET]
             role: [Admin]
         ",
-        "policy.yaml:6:5: unknown field `role`, expected one of name, path, paths, methods, allow, roles, scopes, forward_authorization, extra, upstream, max_body_bytes, audiences, apps, tenants, callers, guests, auth_context, enforce",
+        "policy.yaml:6:5: unknown field `role`, expected one of name, path, paths, methods, allow, roles, scopes, forward_authorization, extra, upstream, max_body_bytes, audiences, apps, tenants, callers, guests, groups, auth_context, enforce",
     );
     check(
         "
@@ -336,7 +336,7 @@ fn anonymous_cannot_be_combined_with_requirements() {
             allow: public
         ",
         "
-        policy.yaml:6:12: `allow: anonymous` cannot be combined with `roles`, `scopes`, `apps`, `tenants`, `callers`, `guests`, `auth_context` or `enforce`
+        policy.yaml:6:12: `allow: anonymous` cannot be combined with `roles`, `scopes`, `apps`, `tenants`, `callers`, `guests`, `groups`, `auth_context` or `enforce`
         policy.yaml:8:28: `forward_authorization` cannot be used with `allow: anonymous`
         policy.yaml:12:12: unknown `allow` value `public`; expected `anonymous` or `authenticated`
         ",
@@ -438,7 +438,7 @@ fn caller_conditions_are_validated_where_written() {
         policy.yaml:11:21: unknown caller `robot`; expected `user` or `app`
         policy.yaml:11:28: duplicate caller `user`
         policy.yaml:12:13: unknown `guests` value `never`; expected `allow` or `deny`
-        policy.yaml:16:12: `allow: anonymous` cannot be combined with `roles`, `scopes`, `apps`, `tenants`, `callers`, `guests`, `auth_context` or `enforce`
+        policy.yaml:16:12: `allow: anonymous` cannot be combined with `roles`, `scopes`, `apps`, `tenants`, `callers`, `guests`, `groups`, `auth_context` or `enforce`
         policy.yaml:21:11: `apps` is empty; omit it to admit any app
         ",
     );
@@ -456,7 +456,7 @@ fn enforce_is_deny_or_shadow_on_token_routes() {
         ",
         "
         policy.yaml:4:50: unknown `enforce` value `dry-run`; expected `deny` or `shadow`
-        policy.yaml:5:48: `allow: anonymous` cannot be combined with `roles`, `scopes`, `apps`, `tenants`, `callers`, `guests`, `auth_context` or `enforce`
+        policy.yaml:5:48: `allow: anonymous` cannot be combined with `roles`, `scopes`, `apps`, `tenants`, `callers`, `guests`, `groups`, `auth_context` or `enforce`
         ",
     );
 }
@@ -487,7 +487,37 @@ fn auth_context_ids_are_validated_where_written() {
         policy.yaml:8:37: authentication context `step-up` is not an id from c1 to c99 (Entra admin center: Conditional Access → Authentication context)
         policy.yaml:8:46: duplicate authentication context `c1`
         policy.yaml:12:19: `auth_context` is empty; omit it to need no authentication context
-        policy.yaml:13:48: `allow: anonymous` cannot be combined with `roles`, `scopes`, `apps`, `tenants`, `callers`, `guests`, `auth_context` or `enforce`
+        policy.yaml:13:48: `allow: anonymous` cannot be combined with `roles`, `scopes`, `apps`, `tenants`, `callers`, `guests`, `groups`, `auth_context` or `enforce`
+        ",
+    );
+}
+
+#[test]
+fn group_ids_are_validated_where_written() {
+    check(
+        "
+        version: 1
+        defaults:
+          groups: [not-a-guid]
+        routes:
+          - name: a
+            path: /a
+            methods: [GET]
+            groups: [6F1C0000-0000-4000-8000-00000000000A, 'Finance Team', 6f1c0000-0000-4000-8000-00000000000a]
+          - name: b
+            path: /b
+            methods: [GET]
+            groups: []
+          - {name: c, path: /c, methods: [GET], allow: anonymous, groups: [6f1c0000-0000-4000-8000-00000000000a]}
+          - {name: d, path: /d, methods: [GET], groups: 6f1c0000-0000-4000-8000-00000000000a}
+        ",
+        "
+        policy.yaml:3:12: group `not-a-guid` is not a group object id (Entra admin center: Groups → All groups → the group → Object ID)
+        policy.yaml:8:52: group `Finance Team` is not a group object id (Entra admin center: Groups → All groups → the group → Object ID)
+        policy.yaml:8:68: duplicate group `6f1c0000-0000-4000-8000-00000000000a`
+        policy.yaml:12:13: `groups` is empty; omit it to admit any group
+        policy.yaml:13:48: `allow: anonymous` cannot be combined with `roles`, `scopes`, `apps`, `tenants`, `callers`, `guests`, `groups`, `auth_context` or `enforce`
+        policy.yaml:14:49: `groups` must be a list; found `6f1c0000-0000-4000-8000-00000000000a`
         ",
     );
 }
@@ -542,7 +572,7 @@ fn an_unknown_key_hides_no_other_error() {
             methods: [FETCH]
         ",
         "
-        policy.yaml:6:5: unknown field `colour`, expected one of name, path, paths, methods, allow, roles, scopes, forward_authorization, extra, upstream, max_body_bytes, audiences, apps, tenants, callers, guests, auth_context, enforce
+        policy.yaml:6:5: unknown field `colour`, expected one of name, path, paths, methods, allow, roles, scopes, forward_authorization, extra, upstream, max_body_bytes, audiences, apps, tenants, callers, guests, groups, auth_context, enforce
         policy.yaml:8:11: invalid glob `/b/[`: unclosed character class; missing ']'
         policy.yaml:12:15: unknown method `FETCH`; expected one of GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS
         ",
@@ -646,7 +676,7 @@ fn top_level_values_of_the_wrong_type() {
         ",
         "
         policy.yaml:2:12: expected mapping start
-        policy.yaml:5:60: unknown field `colour`, expected one of name, path, paths, methods, allow, roles, scopes, forward_authorization, extra, upstream, max_body_bytes, audiences, apps, tenants, callers, guests, auth_context, enforce
+        policy.yaml:5:60: unknown field `colour`, expected one of name, path, paths, methods, allow, roles, scopes, forward_authorization, extra, upstream, max_body_bytes, audiences, apps, tenants, callers, guests, groups, auth_context, enforce
         ",
     );
 }
