@@ -77,7 +77,8 @@ pub struct RequestContext {
     pub status: u16,
     /// Time in the gateway until the response headers, upstream excluded.
     pub gateway: Duration,
-    /// Time from sending upstream to the response headers, when forwarded.
+    /// Time from sending upstream to the response headers (to its end for a
+    /// small response read whole), when forwarded.
     pub upstream: Option<Duration>,
     /// How forwarding failed, if it did.
     pub upstream_error: Option<Failure>,
@@ -92,6 +93,9 @@ pub struct RequestContext {
     /// An HTTP/2 request's stream, counted open until this context is
     /// dropped with the response body (`server/idle.rs`).
     pub stream: Option<StreamGuard>,
+    /// The request's place among its upstream's requests in flight, while
+    /// its response is streamed (`upstream.rs`, [`crate::upstream::InFlight`]).
+    pub in_flight: crate::upstream::InFlight,
 }
 
 impl RequestContext {
@@ -114,6 +118,7 @@ impl RequestContext {
             shadow_denial: None,
             decision_only: false,
             stream: None,
+            in_flight: None,
         }
     }
 

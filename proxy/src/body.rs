@@ -1,5 +1,6 @@
-//! Body types: request and response bodies are streamed both ways, never
-//! collected, behind one boxed type.
+//! Body types: request and response bodies are streamed both ways, behind
+//! one boxed type; only small responses are read whole first
+//! ([`crate::upstream::BUFFERED_RESPONSE_MAX`]).
 
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
@@ -33,6 +34,13 @@ pub fn upstream_request_body(body: Incoming, limit: u64) -> ProxyBody {
 /// The upstream's response body, streamed back as it arrives.
 pub fn client_response_body(body: Incoming) -> ProxyBody {
     body.map_err(BoxError::from).boxed()
+}
+
+/// A body read whole already.
+pub fn full(bytes: Bytes) -> ProxyBody {
+    http_body_util::Full::new(bytes)
+        .map_err(|never| match never {})
+        .boxed()
 }
 
 /// An empty body.

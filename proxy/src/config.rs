@@ -155,6 +155,15 @@ pub struct Flags {
     /// Seconds to wait for the upstream's response headers before answering 504.
     #[arg(long, env = "UPSTREAM_TIMEOUT_SECONDS", default_value_t = 30)]
     pub upstream_timeout_seconds: u64,
+    /// Most requests in flight to each upstream at once (for an HTTP/1
+    /// upstream, its connections in use), from every thread together;
+    /// further requests queue for a free one (0: no cap).
+    #[arg(long, env = "UPSTREAM_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub upstream_max_connections: usize,
+    /// Milliseconds a request may queue for one of those before the client
+    /// gets 503 with `Retry-After`.
+    #[arg(long, env = "UPSTREAM_QUEUE_TIMEOUT_MS", default_value_t = 5000)]
+    pub upstream_queue_timeout_ms: u64,
     /// Log format: `json` (one object per line) or `text`. Default: text
     /// when stdout is a terminal, JSON otherwise (containers, systemd).
     #[arg(long, env = "LOG_FORMAT", value_enum)]
@@ -287,6 +296,9 @@ pub struct Limits {
     pub max_connections: usize,
     pub upstream_connect_timeout: Duration,
     pub upstream_timeout: Duration,
+    /// Requests in flight to each upstream at most; `None`: no cap.
+    pub upstream_max_connections: Option<usize>,
+    pub upstream_queue_timeout: Duration,
 }
 
 /// Everything the gateway runs with, checked.
@@ -509,6 +521,9 @@ impl Flags {
                         self.upstream_connect_timeout_seconds.max(1),
                     ),
                     upstream_timeout: Duration::from_secs(self.upstream_timeout_seconds.max(1)),
+                    upstream_max_connections: (self.upstream_max_connections > 0)
+                        .then_some(self.upstream_max_connections),
+                    upstream_queue_timeout: Duration::from_millis(self.upstream_queue_timeout_ms),
                 },
             }),
             _ => Err(ConfigErrors(errors)),

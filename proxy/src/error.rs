@@ -99,6 +99,7 @@ impl GatewayError {
             GatewayError::Upstream(e) => match e.kind() {
                 Failure::Timeout => "upstream_timeout",
                 Failure::Tls => "upstream_tls",
+                Failure::Busy => "upstream_busy",
                 _ => "upstream_unavailable",
             },
         }
@@ -120,6 +121,7 @@ impl GatewayError {
             GatewayError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             GatewayError::Upstream(e) => match e.kind() {
                 Failure::Timeout => StatusCode::GATEWAY_TIMEOUT,
+                Failure::Busy => StatusCode::SERVICE_UNAVAILABLE,
                 _ => StatusCode::BAD_GATEWAY,
             },
         }
@@ -175,6 +177,9 @@ impl GatewayError {
                 if e.status() == StatusCode::SERVICE_UNAVAILABLE {
                     headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
                 }
+            }
+            GatewayError::Upstream(e) if e.kind() == Failure::Busy => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
             GatewayError::WrongAudience { .. } => {
                 let challenge = format!(

@@ -136,6 +136,8 @@ impl Gateway {
         let timeouts = Timeouts {
             connect: limits.upstream_connect_timeout,
             response: limits.upstream_timeout,
+            max_in_flight: limits.upstream_max_connections,
+            queue: limits.upstream_queue_timeout,
         };
         Gateway {
             policy: RwLock::new(Arc::new(ActivePolicy::new(policy, timeouts, &metrics))),
@@ -433,22 +435,29 @@ impl Gateway {
         body_limit: u64,
         ctx: &mut RequestContext,
     ) -> Result<Response<ProxyBody>, GatewayError> {
+        let in_flight = forwarder.admit().await.map_err(GatewayError::Upstream)?;
         let sent = Instant::now();
         let result = forwarder.send(req, link).await;
+        let result = match result {
+            Ok(response) => forwarder.relay(response).await,
+            Err(e) => Err(e),
+        };
         ctx.upstream = Some(sent.elapsed());
-        let response = match result {
-            Ok(response) => response,
+        let (response, read_whole) = match result {
+            Ok(relayed) => relayed,
             Err(e) if e.is_body_limit() => {
                 return Err(GatewayError::BodyTooLarge { limit: body_limit });
             }
             Err(e) => return Err(GatewayError::Upstream(e)),
         };
+        // A response read whole gives its place back now; a streamed one
+        // when the client has it all (the access log's body drops `ctx`).
+        if !read_whole {
+            ctx.in_flight = in_flight;
+        }
         let (mut parts, body) = response.into_parts();
         headers::strip_response(&mut parts.headers);
-        Ok(Response::from_parts(
-            parts,
-            body::client_response_body(body),
-        ))
+        Ok(Response::from_parts(parts, body))
     }
 }
 

@@ -88,14 +88,28 @@ pub struct Rewrite {
     pub strip_prefix: Option<String>,
 }
 
-/// How long the forwarder waits.
+/// How long the forwarder waits, and for how many requests at once.
 #[derive(Debug, Clone, Copy)]
 pub struct Timeouts {
     /// To establish a connection (502 when it runs out).
     pub connect: Duration,
     /// From sending a request to its response headers (504).
     pub response: Duration,
+    /// Requests in flight to the upstream at most (`None`: no cap); one
+    /// more waits for a free place at most `queue` (503 after).
+    pub max_in_flight: Option<usize>,
+    pub queue: Duration,
 }
+
+/// Responses whose `Content-Length` is at most this many bytes are read
+/// whole before they are relayed, so the upstream connection and its place
+/// under `--upstream-max-connections` are free again before a slow client
+/// has read the response.
+pub const BUFFERED_RESPONSE_MAX: u64 = 64 * 1024;
+
+/// A request's place among the upstream's requests in flight: held until
+/// the response has been relayed (or read whole), then given back.
+pub type InFlight = Option<tokio::sync::OwnedSemaphorePermit>;
 
 /// Sends requests to the upstream; one per gateway, shared by all
 /// connections and threads.
@@ -119,6 +133,8 @@ pub struct Forwarder {
     per_thread: bool,
     /// Counts the connections the links open.
     metrics: Arc<Metrics>,
+    /// The places of requests in flight, when capped.
+    in_flight: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 impl std::fmt::Debug for Forwarder {
@@ -190,6 +206,9 @@ impl Forwarder {
             rewrite,
             per_thread,
             metrics,
+            in_flight: timeouts
+                .max_in_flight
+                .map(|n| Arc::new(tokio::sync::Semaphore::new(n))),
         }
     }
 
@@ -202,6 +221,60 @@ impl Forwarder {
 
     pub fn upstream(&self) -> &Upstream {
         &self.upstream
+    }
+
+    /// A place among the upstream's requests in flight, waiting for one at
+    /// most the queue timeout (then [`Failure::Busy`]: nothing was sent).
+    pub async fn admit(&self) -> Result<InFlight, UpstreamError> {
+        let Some(places) = &self.in_flight else {
+            return Ok(None);
+        };
+        if let Ok(permit) = Arc::clone(places).try_acquire_owned() {
+            return Ok(Some(permit));
+        }
+        let queue = self.timeouts.queue;
+        match tokio::time::timeout(queue, Arc::clone(places).acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(Some(permit)),
+            // The semaphore is never closed.
+            Ok(Err(closed)) => Err(UpstreamError::new(Failure::Busy, closed)),
+            Err(_elapsed) => Err(UpstreamError::new(
+                Failure::Busy,
+                format!(
+                    "all {} places of the upstream stayed in use for {} ms",
+                    self.timeouts.max_in_flight.unwrap_or_default(),
+                    queue.as_millis()
+                ),
+            )),
+        }
+    }
+
+    /// Reads a response whose `Content-Length` is at most
+    /// [`BUFFERED_RESPONSE_MAX`] whole, within the response timeout, so its
+    /// connection is back in its pool before the client reads it; any other
+    /// response is streamed as it arrives.
+    pub async fn relay(
+        &self,
+        response: Response<Incoming>,
+    ) -> Result<(Response<ProxyBody>, bool), UpstreamError> {
+        let (parts, body) = response.into_parts();
+        let small = parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+            .is_some_and(|length| length <= BUFFERED_RESPONSE_MAX);
+        if !small {
+            return Ok((
+                Response::from_parts(parts, body::client_response_body(body)),
+                false,
+            ));
+        }
+        let limit = self.timeouts.response;
+        let bytes = match tokio::time::timeout(limit, body.collect()).await {
+            Ok(Ok(collected)) => collected.to_bytes(),
+            Ok(Err(e)) => return Err(UpstreamError::new(Failure::ResponseBody, e)),
+            Err(_elapsed) => return Err(UpstreamError::timeout(limit)),
+        };
+        Ok((Response::from_parts(parts, body::full(bytes)), true))
     }
 
     /// Sends `req` — its URI the origin-form target, its headers final but

@@ -463,3 +463,256 @@ async fn an_idle_http2_connection_is_closed_but_a_long_stream_is_not_cut() {
     );
     sys.stop().await.unwrap();
 }
+
+/// An upstream written on bare TCP, one request per connection
+/// (`Connection: close`), answering by the request's query: `hold` waits
+/// for [`Gate::release`] (and reports its arrival), `big` sends 32 MiB,
+/// `cut` promises 1,000 bytes and sends 500, `bigcut` promises 200,000 and
+/// sends 100,000; anything else is `200 ok`. Counts the requests it is
+/// answering at once, and the most at any time.
+struct Gate {
+    url: String,
+    arrived: mpsc::UnboundedReceiver<()>,
+    release: Arc<tokio::sync::Semaphore>,
+    busiest: Arc<AtomicU64>,
+}
+
+const BIG: usize = 32 * 1024 * 1024;
+
+impl Gate {
+    async fn start() -> Gate {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (arrived_tx, arrived) = mpsc::unbounded_channel();
+        let release = Arc::new(tokio::sync::Semaphore::new(0));
+        let busiest = Arc::new(AtomicU64::new(0));
+        let now = Arc::new(AtomicU64::new(0));
+        let (gate, most) = (release.clone(), busiest.clone());
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let (arrived, gate, most, now) =
+                    (arrived_tx.clone(), gate.clone(), most.clone(), now.clone());
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match stream.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => head.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let line = String::from_utf8_lossy(&head)
+                        .lines()
+                        .next()
+                        .unwrap_or("")
+                        .to_owned();
+                    let query = line.split(['?', ' ']).nth(2).unwrap_or("").to_owned();
+                    let busy = now.fetch_add(1, Ordering::SeqCst) + 1;
+                    most.fetch_max(busy, Ordering::SeqCst);
+                    let head = |length: usize| {
+                        format!(
+                            "HTTP/1.1 200 OK\r\nContent-Length: {length}\r\nConnection: close\r\n\r\n"
+                        )
+                    };
+                    let _ = match query.as_str() {
+                        "hold" => {
+                            let _ = arrived.send(());
+                            gate.acquire().await.unwrap().forget();
+                            stream
+                                .write_all(format!("{}held", head(4)).as_bytes())
+                                .await
+                        }
+                        "big" => {
+                            let chunk = vec![b'x'; 64 * 1024];
+                            let mut result = stream.write_all(head(BIG).as_bytes()).await;
+                            for _ in 0..BIG / chunk.len() {
+                                if result.is_err() {
+                                    break;
+                                }
+                                result = stream.write_all(&chunk).await;
+                            }
+                            result
+                        }
+                        "cut" => {
+                            stream
+                                .write_all(format!("{}{}", head(1000), "x".repeat(500)).as_bytes())
+                                .await
+                        }
+                        "bigcut" => {
+                            stream
+                                .write_all(
+                                    format!("{}{}", head(200_000), "x".repeat(100_000)).as_bytes(),
+                                )
+                                .await
+                        }
+                        _ => {
+                            // A little work, so that requests sent together overlap.
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                            stream.write_all(format!("{}ok", head(2)).as_bytes()).await
+                        }
+                    };
+                    now.fetch_sub(1, Ordering::SeqCst);
+                    let _ = stream.shutdown().await;
+                });
+            }
+        });
+        Gate {
+            url,
+            arrived,
+            release,
+            busiest,
+        }
+    }
+}
+
+/// `GET /health?<query>` on a connection of its own: status, `Retry-After`
+/// and body.
+async fn get_once(sys: &System, query: &str) -> (u16, Option<String>, String) {
+    let mut sender = client(sys).await;
+    sender.ready().await.unwrap();
+    let req = Request::get(format!("/health?{query}"))
+        .header("host", "gateway")
+        .body(Empty::new())
+        .unwrap();
+    let response = tokio::time::timeout(BOUND, sender.send_request(req))
+        .await
+        .expect("no answer")
+        .unwrap();
+    let status = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        retry_after,
+        String::from_utf8_lossy(&body).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn with_every_upstream_place_taken_a_request_waits_the_queue_timeout_then_gets_503() {
+    let mut upstream = Gate::start().await;
+    let sys = gateway(
+        &upstream.url,
+        &[
+            "--upstream-max-connections",
+            "1",
+            "--upstream-queue-timeout-ms",
+            "200",
+        ],
+    )
+    .await;
+    let held = {
+        let sys_url = sys.gateway_url.clone();
+        let http = sys.http.clone();
+        tokio::spawn(async move {
+            let r = http
+                .get(format!("{sys_url}/health?hold"))
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        })
+    };
+    upstream.arrived.recv().await.unwrap();
+    let (status, retry_after, body) = get_once(&sys, "second").await;
+    assert_eq!(
+        (status, retry_after.as_deref(), body.as_str()),
+        (503, Some("1"), r#"{"detail":"Service Unavailable"}"#)
+    );
+    let metrics = sys.metrics().await;
+    assert!(
+        metrics.contains(r#"authz_proxy_upstream_errors_total{kind="busy"} 1"#),
+        "{metrics}"
+    );
+    upstream.release.add_permits(1);
+    assert_eq!(held.await.unwrap(), (200, "held".to_owned()));
+    assert_eq!(get_once(&sys, "third").await.0, 200);
+    sys.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn requests_beyond_the_cap_queue_and_are_all_served_never_more_at_once() {
+    let upstream = Gate::start().await;
+    let sys = gateway(
+        &upstream.url,
+        &[
+            "--upstream-max-connections",
+            "2",
+            "--upstream-queue-timeout-ms",
+            "10000",
+        ],
+    )
+    .await;
+    let mut requests = Vec::new();
+    for i in 0..20 {
+        let (url, http) = (sys.gateway_url.clone(), sys.http.clone());
+        requests.push(tokio::spawn(async move {
+            let r = http.get(format!("{url}/health?n{i}")).send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }));
+    }
+    for request in requests {
+        assert_eq!(request.await.unwrap(), (200, "ok".to_owned()));
+    }
+    let busiest = upstream.busiest.load(Ordering::SeqCst);
+    assert!((1..=2).contains(&busiest), "{busiest} requests at once");
+    sys.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_small_response_is_read_whole_before_it_is_relayed_so_one_cut_short_is_a_502() {
+    let upstream = Gate::start().await;
+    let sys = gateway(&upstream.url, &[]).await;
+    let (status, _, body) = get_once(&sys, "cut").await;
+    assert_eq!(
+        (status, body.as_str()),
+        (502, r#"{"detail":"Bad Gateway"}"#)
+    );
+    // A large one is streamed as it arrives: its status is sent before its
+    // end, and its cut shows as a broken body.
+    let mut sender = client(&sys).await;
+    sender.ready().await.unwrap();
+    let req = Request::get("/health?bigcut")
+        .header("host", "gateway")
+        .body(Empty::new())
+        .unwrap();
+    let response = sender.send_request(req).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.into_body().collect().await.is_err());
+    sys.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_streamed_response_keeps_its_place_until_the_client_has_read_it() {
+    let upstream = Gate::start().await;
+    let sys = gateway(
+        &upstream.url,
+        &[
+            "--upstream-max-connections",
+            "1",
+            "--upstream-queue-timeout-ms",
+            "300",
+        ],
+    )
+    .await;
+    // 32 MiB, more than the sockets on the way hold: the client reads the
+    // head and stops, so the gateway is still relaying.
+    let mut sender = client(&sys).await;
+    sender.ready().await.unwrap();
+    let req = Request::get("/health?big")
+        .header("host", "gateway")
+        .body(Empty::new())
+        .unwrap();
+    let response = sender.send_request(req).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(get_once(&sys, "meanwhile").await.0, 503);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(body.len(), BIG);
+    // Given back once relayed (the queue covers the moment between the
+    // client's last byte and the gateway's end of the response).
+    assert_eq!(get_once(&sys, "after").await.0, 200);
+    sys.stop().await.unwrap();
+}

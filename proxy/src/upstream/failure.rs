@@ -8,6 +8,9 @@ use crate::body::BoxError;
 /// log and the `kind` of `authz_proxy_upstream_errors_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Failure {
+    /// Every connection the upstream may have (`--upstream-max-connections`)
+    /// stayed in use for `--upstream-queue-timeout-ms`: nothing was sent.
+    Busy,
     /// No connection could be made: refused, unreachable, no such host, or
     /// not established within `--upstream-connect-timeout-seconds`.
     Connect,
@@ -31,7 +34,8 @@ pub enum Failure {
 
 impl Failure {
     /// Every kind, for the metrics to list each one from the start.
-    pub const ALL: [Failure; 7] = [
+    pub const ALL: [Failure; 8] = [
+        Failure::Busy,
         Failure::Connect,
         Failure::Tls,
         Failure::Timeout,
@@ -44,6 +48,7 @@ impl Failure {
     /// The label value in logs and metrics.
     pub fn as_str(self) -> &'static str {
         match self {
+            Failure::Busy => "busy",
             Failure::Connect => "connect",
             Failure::Tls => "tls",
             Failure::Timeout => "timeout",

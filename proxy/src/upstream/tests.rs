@@ -71,6 +71,8 @@ fn forwarder(upstream: Upstream) -> Forwarder {
     let timeouts = Timeouts {
         connect: Duration::from_secs(5),
         response: Duration::from_secs(1),
+        max_in_flight: None,
+        queue: Duration::from_secs(1),
     };
     Forwarder::new(upstream, timeouts, Arc::new(Metrics::new(auth)))
 }
