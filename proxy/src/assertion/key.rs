@@ -73,8 +73,8 @@ pub enum KeyError {
         source: std::io::Error,
     },
     #[error(
-        "{}: not a PEM private key (PKCS#8 `PRIVATE KEY`, `EC PRIVATE KEY` or `RSA PRIVATE KEY`); \
-         --assertion-algorithm {algorithm} needs {}",
+        "{}: not a P-256 or RSA private key in PEM (PKCS#8 `PRIVATE KEY`, `EC PRIVATE KEY` \
+         or `RSA PRIVATE KEY`); --assertion-algorithm {algorithm} needs {}",
         path.display(), algorithm.key_kind()
     )]
     Parse { path: PathBuf, algorithm: Algorithm },

@@ -241,7 +241,19 @@ fn a_key_file_that_is_not_a_p256_key_is_an_error_naming_it() {
     )
     .unwrap();
     let err = Signer::new(settings(KeySource::File(path.clone()))).unwrap_err();
-    assert!(err.to_string().contains("key.pem"), "{err}");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{}: not a P-256 or RSA private key in PEM (PKCS#8 `PRIVATE KEY`, `EC PRIVATE KEY` \
+             or `RSA PRIVATE KEY`); --assertion-algorithm ES256 needs a P-256 (EC) key",
+            path.display()
+        )
+    );
+    // A P-384 key is neither.
+    let p384 = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap();
+    std::fs::write(&path, p384.serialize_pem()).unwrap();
+    let err = Signer::new(rs256(KeySource::File(path.clone()))).unwrap_err();
+    assert!(matches!(err, KeyError::Parse { .. }), "{err}");
     let missing = Signer::new(settings(KeySource::File(dir.path().join("none.pem")))).unwrap_err();
     assert!(matches!(missing, KeyError::Read { .. }));
 }
