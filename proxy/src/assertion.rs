@@ -4,8 +4,9 @@
 //! JWS (`X-User-Assertion` by default, `identity_headers: assertion:` in
 //! `policy.yaml`) that a backend can verify with the public key served as a
 //! JWKS at [`JWKS_PATH`], so it need not trust the network to know that the
-//! `X-User-*` headers came from the gateway. ES256 (P-256, aws-lc-rs); the
-//! claims are in [`Claims`]. Signing happens once per verified token, route
+//! `X-User-*` headers came from the gateway. ES256 (P-256) by default, RS256
+//! (RSA) with `--assertion-algorithm`, both with aws-lc-rs; the keys are in
+//! [`key`], the claims in [`Claims`]. Signing happens once per verified token, route
 //! and upstream, and the result is reused until a fifth of its lifetime is
 //! left ([`Signer::assertion`]): a request with a cached token signs nothing.
 //!
@@ -20,9 +21,8 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use aws_lc_rs::rand::{SecureRandom as _, SystemRandom};
-use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _};
 use base64::Engine as _;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD as B64};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 use http_body_util::BodyExt as _;
@@ -30,6 +30,11 @@ use serde::Serialize;
 
 use crate::body::ProxyBody;
 use crate::identity::Authenticated;
+
+mod key;
+
+pub use key::{Algorithm, KeyError};
+use key::{PublicKey, SigningKey, key_in_dir, read_key};
 
 /// Where the public key is published, on the gateway and the admin listener.
 pub const JWKS_PATH: &str = "/.well-known/authz-proxy/jwks.json";
@@ -40,8 +45,11 @@ pub const MAX_LIFETIME_SECONDS: u64 = 300;
 /// The shortest, so that reuse still makes sense.
 pub const MIN_LIFETIME_SECONDS: u64 = 10;
 
-/// The file a generated key is kept in, inside `--assertion-key-dir`.
+/// The file a generated ES256 key is kept in, inside `--assertion-key-dir`.
 pub const GENERATED_KEY_FILE: &str = "assertion-key.pem";
+
+/// The file a generated RS256 key is kept in, inside `--assertion-key-dir`.
+pub const GENERATED_RSA_KEY_FILE: &str = "assertion-key-rsa.pem";
 
 /// Signed assertions kept for reuse (one per caller, route and upstream).
 /// Past it, expired and orphaned ones are dropped, and if that is not
@@ -51,8 +59,9 @@ const CACHE_SIZE: usize = 10_000;
 /// Where the signing key comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeySource {
-    /// `--assertion-key`: a PEM P-256 private key (PKCS#8 `PRIVATE KEY` or
-    /// SEC1 `EC PRIVATE KEY`), so every replica signs with the same key.
+    /// `--assertion-key`: a PEM private key of the algorithm's kind (P-256:
+    /// PKCS#8 `PRIVATE KEY` or SEC1 `EC PRIVATE KEY`; RSA: PKCS#8 or PKCS#1
+    /// `RSA PRIVATE KEY`), so every replica signs with the same key.
     File(PathBuf),
     /// Generated: read from `dir` if an earlier start left one there,
     /// otherwise generated and written there; without a `dir`, kept in
@@ -70,31 +79,12 @@ pub struct AssertionSettings {
     pub default_audience: String,
     /// At most [`MAX_LIFETIME_SECONDS`].
     pub lifetime_seconds: u64,
+    /// `--assertion-algorithm`: every key (signing and next) is of its kind.
+    pub algorithm: Algorithm,
     pub key: KeySource,
     /// `--assertion-next-key`: a key published in the JWKS before it signs
     /// (see [`Signer::reload_keys`]).
     pub next_key: Option<PathBuf>,
-}
-
-/// Why the signing key could not be had.
-#[derive(Debug, thiserror::Error)]
-pub enum KeyError {
-    #[error("--assertion-key: cannot read {}: {source}", path.display())]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{}: not a PEM P-256 private key (PKCS#8 `PRIVATE KEY` or `EC PRIVATE KEY`)", path.display())]
-    Parse { path: PathBuf },
-    #[error("--assertion-key-dir: cannot write {}: {source}", path.display())]
-    Write {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("cannot generate a P-256 key")]
-    Generate,
 }
 
 /// The claims of one assertion. Names follow Entra's access tokens where
@@ -144,36 +134,10 @@ struct Cached {
     refresh_at: u64,
 }
 
-/// A public key as the JWKS lists it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct PublicKey {
-    kid: String,
-    x: String,
-    y: String,
-}
-
-impl PublicKey {
-    fn of(key: &EcdsaKeyPair) -> PublicKey {
-        let (x, y) = coordinates(key);
-        PublicKey {
-            kid: thumbprint(&x, &y),
-            x,
-            y,
-        }
-    }
-
-    fn jwk(&self) -> serde_json::Value {
-        serde_json::json!({
-            "kty": "EC", "crv": "P-256", "x": self.x, "y": self.y,
-            "kid": self.kid, "use": "sig", "alg": "ES256",
-        })
-    }
-}
-
 /// The keys in force: the one that signs, and every key the JWKS
 /// publishes. Replaced whole (one `Arc`) when the key files change.
 struct KeyRing {
-    signing: Arc<EcdsaKeyPair>,
+    signing: Arc<SigningKey>,
     public: PublicKey,
     /// `base64url(header).`, the same for every assertion of this key.
     header_prefix: String,
@@ -190,13 +154,14 @@ struct KeyRing {
 
 impl KeyRing {
     fn new(
-        signing: Arc<EcdsaKeyPair>,
+        signing: Arc<SigningKey>,
         next: Option<PublicKey>,
         retired: Vec<(PublicKey, u64)>,
         files: String,
     ) -> KeyRing {
         let public = PublicKey::of(&signing);
-        let header = serde_json::json!({"alg": "ES256", "typ": "JWT", "kid": public.kid});
+        let alg = signing.algorithm().as_str();
+        let header = serde_json::json!({"alg": alg, "typ": "JWT", "kid": public.kid});
         let header_prefix = format!("{}.", B64.encode(header.to_string()));
         // The signing key first; the next and retired ones, once each.
         let next = next.filter(|n| n.kid != public.kid);
@@ -204,9 +169,9 @@ impl KeyRing {
             .into_iter()
             .filter(|(k, _)| k.kid != public.kid && next.as_ref().is_none_or(|n| n.kid != k.kid))
             .collect();
-        let mut keys = vec![public.jwk()];
-        keys.extend(next.iter().map(PublicKey::jwk));
-        keys.extend(retired.iter().map(|(k, _)| k.jwk()));
+        let mut keys = vec![public.jwk.clone()];
+        keys.extend(next.iter().map(|k| k.jwk.clone()));
+        keys.extend(retired.iter().map(|(k, _)| k.jwk.clone()));
         let jwks = Bytes::from(serde_json::json!({ "keys": keys }).to_string());
         KeyRing {
             signing,
@@ -246,6 +211,7 @@ pub struct Signer {
     /// `--assertion-key-dir`) and `--assertion-next-key`'s.
     key_file: Option<PathBuf>,
     next_file: Option<PathBuf>,
+    algorithm: Algorithm,
     issuer: String,
     default_audience: String,
     lifetime: u64,
@@ -260,6 +226,7 @@ impl std::fmt::Debug for Signer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Signer")
             .field("kid", &self.kid())
+            .field("algorithm", &self.algorithm)
             .field("issuer", &self.issuer)
             .field("default_audience", &self.default_audience)
             .field("lifetime", &self.lifetime)
@@ -270,22 +237,24 @@ impl std::fmt::Debug for Signer {
 impl Signer {
     /// Loads or generates the key as `settings` say.
     pub fn new(settings: AssertionSettings) -> Result<Signer, KeyError> {
+        let algorithm = settings.algorithm;
         let (key, key_file) = match &settings.key {
-            KeySource::File(path) => (read_key(path)?, Some(path.clone())),
-            KeySource::Generated { dir: Some(dir) } => {
-                (key_in_dir(dir)?, Some(dir.join(GENERATED_KEY_FILE)))
-            }
+            KeySource::File(path) => (read_key(path, algorithm)?, Some(path.clone())),
+            KeySource::Generated { dir: Some(dir) } => (
+                key_in_dir(dir, algorithm)?,
+                Some(dir.join(algorithm.generated_key_file())),
+            ),
             KeySource::Generated { dir: None } => {
                 tracing::warn!(
                     "no --assertion-key or --assertion-key-dir: the assertion signing key is \
                      generated in memory; it changes at every restart and replicas each have \
                      their own, so a backend must fetch every replica's JWKS"
                 );
-                (generate()?, None)
+                (key::generate(algorithm)?.0, None)
             }
         };
         let next = match &settings.next_key {
-            Some(path) => Some(PublicKey::of(&read_key(path)?)),
+            Some(path) => Some(PublicKey::of(&read_key(path, algorithm)?)),
             None => None,
         };
         let files = files_hash(key_file.as_deref(), settings.next_key.as_deref());
@@ -298,6 +267,7 @@ impl Signer {
             ))),
             key_file,
             next_file: settings.next_key,
+            algorithm,
             issuer: settings.issuer,
             default_audience: settings.default_audience,
             lifetime: settings.lifetime_seconds,
@@ -327,6 +297,11 @@ impl Signer {
         kids.extend(ring.next.iter().map(|k| k.kid.clone()));
         kids.extend(ring.retired.iter().map(|(k, _)| k.kid.clone()));
         kids
+    }
+
+    /// `--assertion-algorithm`.
+    pub fn algorithm(&self) -> Algorithm {
+        self.algorithm
     }
 
     pub fn issuer(&self) -> &str {
@@ -364,8 +339,8 @@ impl Signer {
     ///   without a refused request is "publish as next, wait for the
     ///   backends' JWKS cache (5 minutes), then make it the signing key".
     ///
-    /// A file that cannot be read or is not a P-256 key leaves the keys in
-    /// force as they are (logged, and tried again at the next poll).
+    /// A file that cannot be read or is not a key of the algorithm's kind
+    /// leaves the keys in force as they are (logged, and tried again at the next poll).
     pub fn reload_keys(&self) -> KeyReload {
         self.reload_keys_at(now())
     }
@@ -381,7 +356,11 @@ impl Signer {
         if files == old.files && !expired {
             return KeyReload::Unchanged;
         }
-        let read = |path: &Option<PathBuf>| path.as_deref().map(read_key).transpose();
+        let read = |path: &Option<PathBuf>| {
+            path.as_deref()
+                .map(|path| read_key(path, self.algorithm))
+                .transpose()
+        };
         let (signing, next) = match (read(&self.key_file), read(&self.next_file)) {
             // Generated in memory (no file): the same key goes on signing.
             (Ok(signing), Ok(next)) => (
@@ -586,10 +565,10 @@ impl Signer {
         let ring = self.ring();
         let mut jws = ring.header_prefix.clone();
         B64.encode_string(payload, &mut jws);
-        let signature = ring.signing.sign(&self.rng, jws.as_bytes()).ok()?;
+        let signature = ring.signing.sign(&self.rng, jws.as_bytes())?;
         self.signatures.fetch_add(1, Ordering::Relaxed);
         jws.push('.');
-        B64.encode_string(signature.as_ref(), &mut jws);
+        B64.encode_string(&signature, &mut jws);
         let value = HeaderValue::from_maybe_shared(Bytes::from(jws)).ok()?;
         Some((value, exp))
     }
@@ -615,111 +594,6 @@ fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
-}
-
-/// `x` and `y` of the public key, base64url (RFC 7518 §6.2.1).
-fn coordinates(key: &EcdsaKeyPair) -> (String, String) {
-    // Uncompressed SEC1 point: 0x04 ‖ x (32 bytes) ‖ y (32 bytes).
-    let point = key.public_key().as_ref();
-    let (x, y) = point
-        .get(1..)
-        .unwrap_or_default()
-        .split_at(32.min(point.len().saturating_sub(1)));
-    (B64.encode(x), B64.encode(y))
-}
-
-/// RFC 7638 JWK thumbprint: SHA-256 of the required members in
-/// lexicographic order, without whitespace.
-fn thumbprint(x: &str, y: &str) -> String {
-    let canonical = format!(r#"{{"crv":"P-256","kty":"EC","x":"{x}","y":"{y}"}}"#);
-    B64.encode(aws_lc_rs::digest::digest(
-        &aws_lc_rs::digest::SHA256,
-        canonical.as_bytes(),
-    ))
-}
-
-fn read_key(path: &Path) -> Result<EcdsaKeyPair, KeyError> {
-    let text = std::fs::read_to_string(path).map_err(|source| KeyError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
-    parse_pem(&text).ok_or_else(|| KeyError::Parse {
-        path: path.to_owned(),
-    })
-}
-
-/// The key in `dir`, or a new one written there (mode 0600). Two replicas
-/// starting at once on a shared directory end up with the same key: only
-/// one creates the file, the other reads it.
-fn key_in_dir(dir: &Path) -> Result<EcdsaKeyPair, KeyError> {
-    let path = dir.join(GENERATED_KEY_FILE);
-    if path.exists() {
-        return read_key(&path);
-    }
-    let document =
-        EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
-            .map_err(|_| KeyError::Generate)?;
-    let pem = to_pem(document.as_ref());
-    let write_error = |source| KeyError::Write {
-        path: path.clone(),
-        source,
-    };
-    std::fs::create_dir_all(dir).map_err(write_error)?;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    match options.open(&path) {
-        Ok(mut file) => {
-            std::io::Write::write_all(&mut file, pem.as_bytes()).map_err(write_error)?;
-            tracing::info!(path = %path.display(), "generated the assertion signing key");
-            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, document.as_ref())
-                .map_err(|_| KeyError::Generate)
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read_key(&path),
-        Err(e) => Err(write_error(e)),
-    }
-}
-
-fn generate() -> Result<EcdsaKeyPair, KeyError> {
-    let document =
-        EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
-            .map_err(|_| KeyError::Generate)?;
-    EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, document.as_ref())
-        .map_err(|_| KeyError::Generate)
-}
-
-/// A P-256 key from PEM: the first `PRIVATE KEY` (PKCS#8) or
-/// `EC PRIVATE KEY` (SEC1) block.
-fn parse_pem(text: &str) -> Option<EcdsaKeyPair> {
-    for label in ["PRIVATE KEY", "EC PRIVATE KEY"] {
-        let begin = format!("-----BEGIN {label}-----");
-        let end = format!("-----END {label}-----");
-        let Some(start) = text.find(&begin) else {
-            continue;
-        };
-        let body = &text[start + begin.len()..];
-        let body = &body[..body.find(&end)?];
-        let b64: String = body.chars().filter(|c| !c.is_ascii_whitespace()).collect();
-        let der = STANDARD.decode(b64).ok()?;
-        return if label == "PRIVATE KEY" {
-            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &der).ok()
-        } else {
-            EcdsaKeyPair::from_private_key_der(&ECDSA_P256_SHA256_FIXED_SIGNING, &der).ok()
-        };
-    }
-    None
-}
-
-fn to_pem(der: &[u8]) -> String {
-    let b64 = STANDARD.encode(der);
-    let mut pem = String::from("-----BEGIN PRIVATE KEY-----\n");
-    for line in b64.as_bytes().chunks(64) {
-        pem.push_str(std::str::from_utf8(line).unwrap_or_default());
-        pem.push('\n');
-    }
-    pem.push_str("-----END PRIVATE KEY-----\n");
-    pem
 }
 
 #[cfg(test)]

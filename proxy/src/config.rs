@@ -201,18 +201,34 @@ pub struct Flags {
         help_heading = "Identity assertion"
     )]
     pub assertion_lifetime_seconds: u64,
-    /// PEM P-256 private key (PKCS#8 or SEC1) to sign assertions with, e.g.
-    /// from a Kubernetes Secret, so every replica signs with the same key.
+    /// The signature algorithm: ES256 (ECDSA P-256) or RS256 (RSA, for
+    /// backends whose JWT library has no ES256). Every key file must be of
+    /// its kind.
+    #[arg(
+        long,
+        env = "ASSERTION_ALGORITHM",
+        value_enum,
+        ignore_case = true,
+        default_value_t = assertion::Algorithm::Es256,
+        help_heading = "Identity assertion"
+    )]
+    pub assertion_algorithm: assertion::Algorithm,
+    /// PEM private key to sign assertions with, e.g. from a Kubernetes
+    /// Secret, so every replica signs with the same key. ES256: P-256
+    /// (PKCS#8 or SEC1 `EC PRIVATE KEY`); RS256: RSA of 2048 to 8192 bits
+    /// (PKCS#8 or PKCS#1 `RSA PRIVATE KEY`).
     #[arg(long, env = "ASSERTION_KEY", help_heading = "Identity assertion")]
     pub assertion_key: Option<PathBuf>,
     /// Without --assertion-key: a directory where a generated key is kept
-    /// (`assertion-key.pem`, created at first start). Unset: the key is
-    /// generated in memory at every start.
+    /// (created at first start: `assertion-key.pem`, a P-256 key, or with
+    /// RS256 `assertion-key-rsa.pem`, RSA-2048). Unset: the key is generated
+    /// in memory at every start.
     #[arg(long, env = "ASSERTION_KEY_DIR", help_heading = "Identity assertion")]
     pub assertion_key_dir: Option<PathBuf>,
-    /// PEM P-256 private key published in the JWKS before it signs, for a
-    /// rotation with overlap: publish the new key here, and once backends
-    /// have fetched the JWKS (5 minutes) put it in the signing key's file.
+    /// PEM private key (of the algorithm's kind) published in the JWKS
+    /// before it signs, for a rotation with overlap: publish the new key
+    /// here, and once backends have fetched the JWKS (5 minutes) put it in
+    /// the signing key's file.
     /// Both files are read again on every policy poll and on SIGHUP.
     #[arg(long, env = "ASSERTION_NEXT_KEY", help_heading = "Identity assertion")]
     pub assertion_next_key: Option<PathBuf>,
@@ -645,6 +661,7 @@ impl Flags {
             issuer,
             default_audience,
             lifetime_seconds: lifetime,
+            algorithm: self.assertion_algorithm,
             key,
             next_key: self.assertion_next_key.clone(),
         }) {
@@ -1141,6 +1158,25 @@ mod tests {
         let signer = config.assertion.expect("on by default");
         assert_eq!(signer.issuer(), "http://127.0.0.1:8000");
         assert_eq!(signer.default_audience(), "http://backend:8081");
+        assert_eq!(signer.algorithm(), assertion::Algorithm::Es256);
+        for name in ["RS256", "rs256"] {
+            let rs256 = self::config(&[&upstream[..], &["--assertion-algorithm", name]].concat());
+            assert_eq!(
+                rs256.assertion.expect("on").algorithm(),
+                assertion::Algorithm::Rs256
+            );
+        }
+        let unknown = Cli::try_parse_from([
+            "authz-proxy",
+            "--tenant",
+            "aaaaaaaa-0000-4000-8000-000000000001",
+            "--client-id",
+            "c0ffee00-0000-4000-8000-0000000000a1",
+            "--assertion-algorithm",
+            "HS256",
+        ])
+        .unwrap_err();
+        assert!(unknown.to_string().contains("HS256"), "{unknown}");
         assert!(
             self::config(&[&upstream[..], &["--no-identity-assertion"]].concat())
                 .assertion

@@ -7,7 +7,9 @@
 //!
 //! The gateway signs with a key file the test wrote (`--assertion-key`), so
 //! the test can sign assertions the backend must accept (the control) and
-//! ones it must refuse, with the same key.
+//! ones it must refuse, with the same key. Under `--assertion-algorithm
+//! RS256` (a generated RSA key) the same flow works, and an ES256
+//! assertion naming the gateway's RSA key is refused.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -85,10 +87,10 @@ fn now() -> u64 {
 }
 
 /// The claims the gateway would sign for alice, for this system's backend.
-fn claims(s: &Setup) -> Value {
+fn claims(sys: &System) -> Value {
     let now = now();
     json!({
-        "iss": s.sys.gateway_url, "aud": s.sys.backend_url, "iat": now, "exp": now + 300,
+        "iss": sys.gateway_url, "aud": sys.backend_url, "iat": now, "exp": now + 300,
         "jti": "test", "oid": ALICE, "tid": TENANT, "roles": ["User"], "scp": "access_as_user",
         "name": "Alice Example", "preferred_username": "alice@contoso.dev", "idtyp": "user",
         "route": "list-items",
@@ -224,7 +226,7 @@ async fn straight_to_the_backend_only_a_valid_assertion_is_accepted() {
 
     // The control: an assertion signed with the gateway's key is accepted,
     // so each refusal below is for the one thing changed.
-    let valid = sign(&s.key, &s.kid, &claims(&s));
+    let valid = sign(&s.key, &s.kid, &claims(&s.sys));
     assert_eq!(
         call(
             &s.sys,
@@ -238,15 +240,15 @@ async fn straight_to_the_backend_only_a_valid_assertion_is_accepted() {
     );
 
     let now = now();
-    let mut expired = claims(&s);
+    let mut expired = claims(&s.sys);
     expired["iat"] = json!(now - 400);
     expired["exp"] = json!(now - 100);
-    let mut elsewhere = claims(&s);
+    let mut elsewhere = claims(&s.sys);
     elsewhere["aud"] = json!("billing");
     let none = format!(
         "{}.{}.",
         URL_SAFE_NO_PAD.encode(json!({"alg": "none", "kid": s.kid}).to_string()),
-        URL_SAFE_NO_PAD.encode(claims(&s).to_string())
+        URL_SAFE_NO_PAD.encode(claims(&s.sys).to_string())
     );
     let cases = [
         (
@@ -258,16 +260,16 @@ async fn straight_to_the_backend_only_a_valid_assertion_is_accepted() {
             "Identity assertion for another audience (aud)".to_owned(),
         ),
         (
-            sign(&new_key(), "not-the-gateways", &claims(&s)),
+            sign(&new_key(), "not-the-gateways", &claims(&s.sys)),
             "Identity assertion signed by an unknown key (kid not-the-gateways)".to_owned(),
         ),
         (
-            sign(&new_key(), &s.kid, &claims(&s)),
+            sign(&new_key(), &s.kid, &claims(&s.sys)),
             "Identity assertion signature is invalid".to_owned(),
         ),
         (
             none,
-            "Identity assertion algorithm must be ES256, got none".to_owned(),
+            "Identity assertion algorithm must be ES256 or RS256, got none".to_owned(),
         ),
     ];
     for (assertion, detail) in cases {
@@ -328,4 +330,88 @@ async fn the_backends_log_lines_carry_the_gateways_request_id() {
     assert_eq!(backend[0]["status"], 200);
     assert_eq!(backend[0]["path"], "/todoitems");
     s.sys.stop().await.unwrap();
+}
+
+async fn admin_jwks(sys: &System) -> Value {
+    reqwest::get(format!("{}{JWKS_PATH}", sys.admin_url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn under_rs256_the_backend_serves_requests_through_the_gateway_and_refuses_es256_on_its_rsa_key()
+ {
+    let sys = System::start_with(Options {
+        backend_assertion: true,
+        gateway_args: vec!["--assertion-algorithm".into(), "RS256".into()],
+        ..Options::default()
+    })
+    .await
+    .unwrap();
+    let jwks = admin_jwks(&sys).await;
+    let keys = jwks["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 1, "{jwks}");
+    assert_eq!(keys[0]["kty"], "RSA");
+    assert_eq!(keys[0]["alg"], "RS256");
+    let kid = keys[0]["kid"].as_str().unwrap().to_owned();
+
+    // Through the gateway: the backend verifies the RS256 assertion.
+    let gateway = format!("{}/todoitems", sys.gateway_url);
+    let alice = format!("Bearer {}", sys.token(MintRequest::user("alice")));
+    let item = json!({"item": {"name": "Walk the dog"}});
+    let (status, created) = call(
+        &sys,
+        Method::POST,
+        gateway.clone(),
+        &[("authorization", &alice)],
+        Some(item),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["item"]["owner_id"], ALICE);
+    let (status, listed) = call(
+        &sys,
+        Method::GET,
+        gateway,
+        &[("authorization", &alice)],
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(listed["items"].as_array().unwrap().len(), 1);
+
+    // Straight to the backend: forged headers, and an ES256 assertion that
+    // names the gateway's RSA key, are refused.
+    let backend = format!("{}/todoitems", sys.backend_url);
+    let (status, _) = call(
+        &sys,
+        Method::GET,
+        backend.clone(),
+        &[("x-user-id", ALICE), ("x-user-tenant", TENANT)],
+        None,
+    )
+    .await;
+    assert_eq!(status, 401);
+    let es256 = sign(&new_key(), &kid, &claims(&sys));
+    assert_eq!(
+        call(
+            &sys,
+            Method::GET,
+            backend,
+            &[("x-user-assertion", &es256)],
+            None
+        )
+        .await,
+        (
+            401,
+            json!({"detail": format!(
+                "Identity assertion algorithm ES256 does not match its key (kid {kid}), \
+                 which is an RSA key for RS256"
+            )})
+        )
+    );
+    sys.stop().await.unwrap();
 }

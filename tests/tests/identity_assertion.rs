@@ -71,9 +71,14 @@ async fn get(sys: &System, path: &str, headers: &[(&str, &str)]) -> u16 {
 /// What a backend does: the key by `kid` from the gateway's JWKS, ES256
 /// only, and the issuer, audience and expiry it expects.
 fn verify(jwks: &JwkSet, jws: &str, issuer: &str, audience: &str) -> Value {
+    verify_as(Algorithm::ES256, jwks, jws, issuer, audience)
+}
+
+/// [`verify`] with `alg` the one algorithm accepted.
+fn verify_as(alg: Algorithm, jwks: &JwkSet, jws: &str, issuer: &str, audience: &str) -> Value {
     let kid = jsonwebtoken::decode_header(jws).unwrap().kid.unwrap();
     let key = DecodingKey::from_jwk(jwks.find(&kid).expect("kid in the JWKS")).unwrap();
-    let mut validation = Validation::new(Algorithm::ES256);
+    let mut validation = Validation::new(alg);
     validation.set_issuer(&[issuer]);
     validation.set_audience(&[audience]);
     validation.set_required_spec_claims(&["exp", "iss", "aud"]);
@@ -351,4 +356,45 @@ async fn a_key_rotation_with_requests_in_flight_loses_none() {
     assert_eq!(after[0], before[1]);
     assert_eq!(after[2], before[0]);
     assert!(!before.contains(&after[1]));
+}
+
+#[tokio::test]
+async fn under_rs256_the_upstream_gets_an_assertion_that_verifies_against_the_rsa_jwk() {
+    let s = start(&["--assertion-algorithm", "RS256"]).await;
+    let bearer = format!("Bearer {}", s.sys.token(MintRequest::user("alice")));
+    assert_eq!(
+        get(&s.sys, "/todoitems", &[("authorization", &bearer)]).await,
+        200
+    );
+    assert_eq!(
+        get(&s.sys, "/todoitems", &[("authorization", &bearer)]).await,
+        200
+    );
+    let jwks = jwks(&format!("{}{JWKS_PATH}", s.sys.gateway_url)).await;
+    let document = serde_json::to_value(&jwks).unwrap();
+    let key = &document["keys"][0];
+    assert_eq!(document["keys"].as_array().unwrap().len(), 1);
+    assert_eq!((&key["kty"], &key["alg"]), (&"RSA".into(), &"RS256".into()));
+    let seen = s.default.seen();
+    let assertions: Vec<&str> = seen.iter().map(|r| r.all("x-user-assertion")[0]).collect();
+    assert_eq!(assertions.len(), 2);
+    // The second request reused the first one's assertion (the same token).
+    assert_eq!(assertions[0], assertions[1]);
+    let header = jsonwebtoken::decode_header(assertions[0]).unwrap();
+    assert_eq!(header.alg, Algorithm::RS256);
+    let claims = verify_as(
+        Algorithm::RS256,
+        &jwks,
+        assertions[0],
+        &s.sys.gateway_url,
+        &s.default.url,
+    );
+    assert_eq!(claims["route"], "todos");
+    assert_eq!(claims["oid"], seen[0].all("x-user-id")[0]);
+    // An ES256-only backend cannot take it: the algorithm is the choice.
+    let kid = header.kid.unwrap();
+    let rsa = DecodingKey::from_jwk(jwks.find(&kid).unwrap()).unwrap();
+    let es256_only = Validation::new(Algorithm::ES256);
+    assert!(jsonwebtoken::decode::<Value>(assertions[0], &rsa, &es256_only).is_err());
+    s.sys.stop().await.unwrap();
 }

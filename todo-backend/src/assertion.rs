@@ -1,11 +1,13 @@
 //! `--trust gateway-assertion`: the identity comes from the gateway's signed
 //! identity assertion (`X-User-Assertion`), not from the network.
 //!
-//! The gateway signs a short ES256 JWS for every authorized request and
-//! publishes its public keys as a JWKS (`/.well-known/authz-proxy/jwks.json`,
-//! on its admin listener too). [`Verifier`] checks one the way any JWT
-//! library does: the key by `kid` from that JWKS, `alg` pinned to ES256
-//! (never `none` or an HMAC), `iss` and `aud` exact, `exp` and `iat` with a
+//! The gateway signs a short JWS for every authorized request (ES256, or
+//! RS256 with its `--assertion-algorithm`) and publishes its public keys as
+//! a JWKS (`/.well-known/authz-proxy/jwks.json`, on its admin listener too).
+//! [`Verifier`] checks one the way any JWT library does: the key by `kid`
+//! from that JWKS, `alg` ES256 or RS256 and the one that key is for (an EC
+//! P-256 key verifies only ES256, an RSA key only RS256; never `none` or an
+//! HMAC), `iss` and `aud` exact, `exp` and `iat` with a
 //! small leeway; then it takes the caller from the claims (`oid`, `tid`,
 //! `roles`, `name`, `preferred_username`) and refuses a request whose
 //! `X-User-*` headers say something else.
@@ -24,7 +26,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet};
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, errors::ErrorKind};
 use percent_encoding::percent_decode_str;
 use serde::Deserialize;
@@ -55,6 +57,9 @@ const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 /// The largest JWKS document accepted.
 const MAX_JWKS_BYTES: usize = 64 * 1024;
 
+/// The shortest RSA modulus a JWKS key may have (RFC 7518 §3.3: 2048 bits).
+const MIN_RSA_BITS: usize = 2048;
+
 /// What the backend expects of an assertion.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
@@ -79,8 +84,17 @@ pub enum Refusal {
     Repeated(String),
     #[error("Malformed identity assertion: {0}")]
     Malformed(String),
-    #[error("Identity assertion algorithm must be ES256, got {0}")]
+    #[error("Identity assertion algorithm must be ES256 or RS256, got {0}")]
     Algorithm(String),
+    #[error(
+        "Identity assertion algorithm {header} does not match its key (kid {kid}), \
+         which is {} key for {}", key.key_kind(), key.name()
+    )]
+    KeyMismatch {
+        header: &'static str,
+        kid: String,
+        key: Alg,
+    },
     #[error("Identity assertion has no key id (kid)")]
     NoKeyId,
     #[error("Identity assertion signed by an unknown key (kid {0})")]
@@ -110,7 +124,7 @@ impl Refusal {
             Refusal::Missing(_) => "assertion_missing",
             Refusal::Repeated(_) => "assertion_repeated",
             Refusal::Malformed(_) => "assertion_malformed",
-            Refusal::Algorithm(_) => "assertion_algorithm",
+            Refusal::Algorithm(_) | Refusal::KeyMismatch { .. } => "assertion_algorithm",
             Refusal::NoKeyId => "assertion_no_kid",
             Refusal::UnknownKey(_) => "assertion_unknown_key",
             Refusal::BadSignature => "assertion_signature",
@@ -139,9 +153,56 @@ struct Claims {
     idtyp: Option<String>,
 }
 
+/// The two algorithms the gateway signs with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Alg {
+    /// ECDSA P-256 SHA-256: a JWK with `kty` `EC`, `crv` `P-256`.
+    Es256,
+    /// RSASSA-PKCS1-v1_5 SHA-256: a JWK with `kty` `RSA`.
+    Rs256,
+}
+
+impl Alg {
+    pub fn name(self) -> &'static str {
+        match self {
+            Alg::Es256 => "ES256",
+            Alg::Rs256 => "RS256",
+        }
+    }
+
+    fn key_kind(self) -> &'static str {
+        match self {
+            Alg::Es256 => "an EC P-256",
+            Alg::Rs256 => "an RSA",
+        }
+    }
+
+    fn jsonwebtoken(self) -> Algorithm {
+        match self {
+            Alg::Es256 => Algorithm::ES256,
+            Alg::Rs256 => Algorithm::RS256,
+        }
+    }
+}
+
+/// A key of the gateway's JWKS and the one algorithm it verifies.
+#[derive(Clone)]
+pub struct VerifyingKey {
+    pub alg: Alg,
+    key: DecodingKey,
+}
+
+impl std::fmt::Debug for VerifyingKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifyingKey")
+            .field("alg", &self.alg)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The keys last fetched.
 struct Keys {
-    by_kid: HashMap<String, DecodingKey>,
+    by_kid: HashMap<String, VerifyingKey>,
     fetched: Instant,
 }
 
@@ -157,7 +218,9 @@ struct Fetching {
 /// Verifies assertions against the gateway's JWKS. Cheap to share (`Arc`).
 pub struct Verifier {
     settings: Settings,
-    validation: Validation,
+    /// One per algorithm, each accepting only it.
+    es256: Validation,
+    rs256: Validation,
     client: reqwest::Client,
     keys: RwLock<Option<Arc<Keys>>>,
     fetching: tokio::sync::Mutex<Fetching>,
@@ -188,14 +251,19 @@ impl Verifier {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| format!("cannot build the JWKS client: {e}"))?;
-        let mut validation = Validation::new(Algorithm::ES256);
-        validation.set_issuer(&[&settings.issuer]);
-        validation.set_audience(&[&settings.audience]);
-        validation.set_required_spec_claims(&["exp", "iss", "aud"]);
-        validation.leeway = LEEWAY_SECONDS;
+        let validation = |alg: Alg| {
+            let mut validation = Validation::new(alg.jsonwebtoken());
+            validation.set_issuer(&[&settings.issuer]);
+            validation.set_audience(&[&settings.audience]);
+            validation.set_required_spec_claims(&["exp", "iss", "aud"]);
+            validation.leeway = LEEWAY_SECONDS;
+            validation
+        };
+        let (es256, rs256) = (validation(Alg::Es256), validation(Alg::Rs256));
         Ok(Verifier {
             settings,
-            validation,
+            es256,
+            rs256,
             client,
             keys: RwLock::new(None),
             fetching: tokio::sync::Mutex::new(Fetching::default()),
@@ -224,8 +292,15 @@ impl Verifier {
                 .to_str()
                 .map_err(|_| Refusal::Malformed("not ASCII".into()))?,
         };
-        let kid = key_id(token)?;
+        let (alg, kid) = key_id(token)?;
         let key = self.key(&kid).await?;
+        if key.alg != alg {
+            return Err(Refusal::KeyMismatch {
+                header: alg.name(),
+                kid,
+                key: key.alg,
+            });
+        }
         let identity = self.verify_with(token, &key, now())?;
         headers_agree(request, &identity)?;
         Ok(identity.0)
@@ -244,11 +319,15 @@ impl Verifier {
     fn verify_with(
         &self,
         token: &str,
-        key: &DecodingKey,
+        key: &VerifyingKey,
         now: u64,
     ) -> Result<(Identity, Asserted), Refusal> {
+        let validation = match key.alg {
+            Alg::Es256 => &self.es256,
+            Alg::Rs256 => &self.rs256,
+        };
         let data =
-            jsonwebtoken::decode::<Claims>(token, key, &self.validation).map_err(|e| {
+            jsonwebtoken::decode::<Claims>(token, &key.key, validation).map_err(|e| {
                 match e.kind() {
                     ErrorKind::ExpiredSignature => Refusal::Expired,
                     ErrorKind::InvalidIssuer => Refusal::WrongIssuer,
@@ -304,7 +383,7 @@ impl Verifier {
 
     /// The key `kid`: from the keys held, else after fetching them again
     /// (unless the last fetch was too recent).
-    async fn key(self: &Arc<Self>, kid: &str) -> Result<DecodingKey, Refusal> {
+    async fn key(self: &Arc<Self>, kid: &str) -> Result<VerifyingKey, Refusal> {
         if let Some(keys) = self.current()
             && let Some(key) = keys.by_kid.get(kid)
         {
@@ -387,8 +466,8 @@ impl Verifier {
         }
     }
 
-    /// One GET of the JWKS: its ES256 P-256 keys by `kid`.
-    async fn fetch(&self) -> Result<HashMap<String, DecodingKey>, String> {
+    /// One GET of the JWKS: its EC P-256 and RSA keys by `kid`.
+    async fn fetch(&self) -> Result<HashMap<String, VerifyingKey>, String> {
         let mut response = self
             .client
             .get(&self.settings.jwks_url)
@@ -425,39 +504,69 @@ impl Verifier {
     }
 }
 
-/// The EC P-256 keys of a JWKS document, by `kid`; other keys are skipped
-/// (a JWKS may carry keys for other algorithms), keys without a `kid` too.
-pub fn keys_from_jwks(body: &[u8]) -> Result<HashMap<String, DecodingKey>, String> {
+/// The EC P-256 (ES256) and RSA (RS256, at least 2048 bits) keys of a
+/// JWKS document, by `kid`; other keys are skipped (a JWKS may carry keys
+/// for other algorithms, e.g. an RSA key marked `PS256`), keys without a
+/// `kid` too.
+pub fn keys_from_jwks(body: &[u8]) -> Result<HashMap<String, VerifyingKey>, String> {
     let set: JwkSet =
         serde_json::from_slice(body).map_err(|e| format!("the JWKS is not valid JSON: {e}"))?;
     let mut keys = HashMap::new();
     for jwk in &set.keys {
-        let AlgorithmParameters::EllipticCurve(params) = &jwk.algorithm else {
+        let Some(alg) = jwk_alg(jwk) else {
             continue;
         };
-        if params.curve != EllipticCurve::P256 {
-            continue;
-        }
         let Some(kid) = &jwk.common.key_id else {
             continue;
         };
         match DecodingKey::from_jwk(jwk) {
             Ok(key) => {
-                keys.insert(kid.clone(), key);
+                keys.insert(kid.clone(), VerifyingKey { alg, key });
             }
             Err(e) => tracing::warn!(kid, error = %e, "JWKS key skipped"),
         }
     }
     if keys.is_empty() {
-        return Err("the JWKS has no P-256 key with a kid".into());
+        return Err("the JWKS has no P-256 or RSA key with a kid".into());
     }
     Ok(keys)
 }
 
-/// The `kid` of a compact JWS, once its header says ES256. The header is
-/// read here (not only by `jsonwebtoken`) so that `none`, HS256 and the
-/// like are refused by name before any key is looked up.
-fn key_id(token: &str) -> Result<String, Refusal> {
+/// The algorithm a JWK is for: its `kty` (and curve) decide, and an `alg`
+/// member, if any, must agree; `None` for any other key.
+fn jwk_alg(jwk: &Jwk) -> Option<Alg> {
+    let alg = match &jwk.algorithm {
+        AlgorithmParameters::EllipticCurve(ec) if ec.curve == EllipticCurve::P256 => Alg::Es256,
+        AlgorithmParameters::RSA(rsa) => {
+            let n = URL_SAFE_NO_PAD.decode(&rsa.n).ok()?;
+            let bits = n
+                .iter()
+                .position(|b| *b != 0)
+                .map_or(0, |i| (n.len() - i) * 8);
+            if bits < MIN_RSA_BITS {
+                tracing::warn!(
+                    kid = jwk.common.key_id.as_deref().unwrap_or_default(),
+                    bits,
+                    "JWKS RSA key shorter than 2048 bits skipped"
+                );
+                return None;
+            }
+            Alg::Rs256
+        }
+        _ => return None,
+    };
+    match jwk.common.key_algorithm {
+        None => Some(alg),
+        Some(KeyAlgorithm::ES256) if alg == Alg::Es256 => Some(alg),
+        Some(KeyAlgorithm::RS256) if alg == Alg::Rs256 => Some(alg),
+        Some(_) => None,
+    }
+}
+
+/// The `alg` and `kid` of a compact JWS, once its header says ES256 or
+/// RS256. The header is read here (not only by `jsonwebtoken`) so that
+/// `none`, HS256 and the like are refused by name before any key is looked up.
+fn key_id(token: &str) -> Result<(Alg, String), Refusal> {
     let mut parts = token.split('.');
     let (Some(header), Some(_), Some(_), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
@@ -471,16 +580,17 @@ fn key_id(token: &str) -> Result<String, Refusal> {
         .map_err(|_| Refusal::Malformed("its header is not base64url".into()))?;
     let header: serde_json::Value = serde_json::from_slice(&header)
         .map_err(|_| Refusal::Malformed("its header is not JSON".into()))?;
-    match header.get("alg").and_then(|a| a.as_str()) {
-        Some("ES256") => {}
+    let alg = match header.get("alg").and_then(|a| a.as_str()) {
+        Some("ES256") => Alg::Es256,
+        Some("RS256") => Alg::Rs256,
         Some(other) => return Err(Refusal::Algorithm(other.chars().take(20).collect())),
         None => return Err(Refusal::Algorithm("no alg".into())),
-    }
+    };
     header
         .get("kid")
         .and_then(|k| k.as_str())
         .filter(|k| !k.is_empty())
-        .map(str::to_owned)
+        .map(|kid| (alg, kid.to_owned()))
         .ok_or(Refusal::NoKeyId)
 }
 

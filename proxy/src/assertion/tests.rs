@@ -4,9 +4,10 @@
 use std::sync::Arc;
 
 use jsonwebtoken::jwk::JwkSet;
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use jsonwebtoken::{DecodingKey, Validation};
 use serde_json::Value;
 
+use super::key::{ec_thumbprint, parse_pem, rsa_thumbprint};
 use super::*;
 use crate::identity::{Identity, PrincipalKind};
 
@@ -18,6 +19,7 @@ fn settings(key: KeySource) -> AssertionSettings {
         issuer: "https://gateway.example".into(),
         default_audience: "http://backend:8081".into(),
         lifetime_seconds: 300,
+        algorithm: Algorithm::Es256,
         key,
         next_key: None,
     }
@@ -51,6 +53,16 @@ fn caller(exp: u64) -> Arc<Authenticated> {
 /// Verifies like a backend: key from the JWKS by `kid`, ES256 only, `iss`,
 /// `aud` and `exp` checked against the real clock, no leeway.
 fn verify(signer: &Signer, jws: &str, aud: &str) -> Result<Value, jsonwebtoken::errors::Error> {
+    verify_with(signer, jws, aud, Algorithm::Es256)
+}
+
+/// [`verify`] with `alg` the one algorithm accepted.
+fn verify_with(
+    signer: &Signer,
+    jws: &str,
+    aud: &str,
+    alg: Algorithm,
+) -> Result<Value, jsonwebtoken::errors::Error> {
     let jwks: JwkSet = serde_json::from_slice(&signer.jwks()).unwrap();
     let header = jsonwebtoken::decode_header(jws)?;
     // An unknown kid is refused like a bad signature.
@@ -58,7 +70,10 @@ fn verify(signer: &Signer, jws: &str, aud: &str) -> Result<Value, jsonwebtoken::
         return Err(jsonwebtoken::errors::ErrorKind::InvalidSignature.into());
     };
     let key = DecodingKey::from_jwk(jwk)?;
-    let mut validation = Validation::new(Algorithm::ES256);
+    let mut validation = Validation::new(match alg {
+        Algorithm::Es256 => jsonwebtoken::Algorithm::ES256,
+        Algorithm::Rs256 => jsonwebtoken::Algorithm::RS256,
+    });
     validation.set_issuer(&["https://gateway.example"]);
     validation.set_audience(&[aud]);
     validation.set_required_spec_claims(&["exp", "iss", "aud"]);
@@ -106,7 +121,7 @@ fn header_names_es256_and_the_jwks_kid() {
     let signer = signer();
     let jws = signer.assertion(&caller(now() + 3600), "r", "a").unwrap();
     let header = jsonwebtoken::decode_header(jws.to_str().unwrap()).unwrap();
-    assert_eq!(header.alg, Algorithm::ES256);
+    assert_eq!(header.alg, jsonwebtoken::Algorithm::ES256);
     assert_eq!(header.typ.as_deref(), Some("JWT"));
     assert_eq!(header.kid, Some(signer.kid()));
     let jwks: Value = serde_json::from_slice(&signer.jwks()).unwrap();
@@ -124,7 +139,7 @@ fn header_names_es256_and_the_jwks_kid() {
     // RFC 7638 thumbprint of the same key.
     let x = key["x"].as_str().unwrap();
     let y = key["y"].as_str().unwrap();
-    assert_eq!(signer.kid(), thumbprint(x, y));
+    assert_eq!(signer.kid(), ec_thumbprint(x, y));
     assert_eq!(B64.decode(x).unwrap().len(), 32);
 }
 
@@ -226,7 +241,19 @@ fn a_key_file_that_is_not_a_p256_key_is_an_error_naming_it() {
     )
     .unwrap();
     let err = Signer::new(settings(KeySource::File(path.clone()))).unwrap_err();
-    assert!(err.to_string().contains("key.pem"), "{err}");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{}: not a P-256 or RSA private key in PEM (PKCS#8 `PRIVATE KEY`, `EC PRIVATE KEY` \
+             or `RSA PRIVATE KEY`); --assertion-algorithm ES256 needs a P-256 (EC) key",
+            path.display()
+        )
+    );
+    // A P-384 key is neither.
+    let p384 = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap();
+    std::fs::write(&path, p384.serialize_pem()).unwrap();
+    let err = Signer::new(rs256(KeySource::File(path.clone()))).unwrap_err();
+    assert!(matches!(err, KeyError::Parse { .. }), "{err}");
     let missing = Signer::new(settings(KeySource::File(dir.path().join("none.pem")))).unwrap_err();
     assert!(matches!(missing, KeyError::Read { .. }));
 }
@@ -235,7 +262,7 @@ fn a_key_file_that_is_not_a_p256_key_is_an_error_naming_it() {
 fn a_pkcs8_key_written_by_another_tool_is_accepted() {
     let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
     let pkcs8 = key.serialize_pem();
-    assert!(parse_pem(&pkcs8).is_some());
+    assert!(matches!(parse_pem(&pkcs8), Ok(SigningKey::Ec(_))));
 }
 
 #[test]
@@ -373,4 +400,225 @@ fn a_key_generated_in_memory_is_kept_on_reload() {
     let kid = signer.kid();
     assert_eq!(signer.reload_keys_at(NOW), KeyReload::Unchanged);
     assert_eq!(signer.kid(), kid);
+}
+
+/// Test-only RSA keys written by `openssl genrsa -traditional` (PKCS#1)
+/// and `openssl pkcs8 -topk8` (PKCS#8): the 1024-bit ones must be refused.
+const RSA_2048_PKCS1: &str = include_str!("testdata/rsa-2048-pkcs1.pem");
+const RSA_1024_PKCS1: &str = include_str!("testdata/rsa-1024-pkcs1.pem");
+const RSA_1024_PKCS8: &str = include_str!("testdata/rsa-1024-pkcs8.pem");
+
+fn rs256(key: KeySource) -> AssertionSettings {
+    AssertionSettings {
+        algorithm: Algorithm::Rs256,
+        ..settings(key)
+    }
+}
+
+/// A new RSA-2048 key written to `path` as PKCS#8 PEM, and its kid.
+fn write_rsa_key(path: &Path) -> String {
+    let (key, document) = key::generate(Algorithm::Rs256).unwrap();
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, key::to_pem(&document)).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+    PublicKey::of(&key).kid
+}
+
+#[test]
+fn rs256_signs_with_a_generated_rsa_2048_key_that_verifies_against_the_published_jwk() {
+    let signer = Signer::new(rs256(KeySource::Generated { dir: None })).unwrap();
+    assert_eq!(signer.algorithm(), Algorithm::Rs256);
+    let alice = caller(now() + 3600);
+    let jws = signer.assertion(&alice, "todos-write", "todo").unwrap();
+    let jws = jws.to_str().unwrap();
+    let header = jsonwebtoken::decode_header(jws).unwrap();
+    assert_eq!(header.alg, jsonwebtoken::Algorithm::RS256);
+    assert_eq!(header.kid, Some(signer.kid()));
+    let claims = verify_with(&signer, jws, "todo", Algorithm::Rs256).unwrap();
+    assert_eq!(claims["oid"], "oid-alice");
+    assert_eq!(claims["route"], "todos-write");
+    // An ES256-only verifier refuses it.
+    assert!(verify(&signer, jws, "todo").is_err());
+
+    let jwks: Value = serde_json::from_slice(&signer.jwks()).unwrap();
+    let key = &jwks["keys"][0];
+    let mut members: Vec<_> = key.as_object().unwrap().keys().cloned().collect();
+    members.sort();
+    assert_eq!(members, ["alg", "e", "kid", "kty", "n", "use"]);
+    for (field, value) in [("kty", "RSA"), ("use", "sig"), ("alg", "RS256")] {
+        assert_eq!(key[field], value, "{field}");
+    }
+    let (n, e) = (key["n"].as_str().unwrap(), key["e"].as_str().unwrap());
+    assert_eq!(e, "AQAB", "65537");
+    let modulus = B64.decode(n).unwrap();
+    assert_eq!(modulus.len(), 256, "2048 bits, no leading zero byte");
+    assert_ne!(modulus[0], 0);
+    assert!(!n.contains('='), "base64url without padding");
+    // RFC 7638 thumbprint over e, kty, n.
+    assert_eq!(signer.kid(), rsa_thumbprint(n, e));
+    assert_eq!(key["kid"], signer.kid());
+    // The signature is as long as the modulus.
+    let signature = B64.decode(jws.rsplit('.').next().unwrap()).unwrap();
+    assert_eq!(signature.len(), 256);
+}
+
+#[test]
+fn rs256_reuses_a_cached_assertion_like_es256() {
+    let signer = Signer::new(rs256(KeySource::Generated { dir: None })).unwrap();
+    let alice = caller(u64::MAX);
+    let first = signer.assertion_at(&alice, "r", "todo", NOW).unwrap();
+    for second in 1..240 {
+        let again = signer
+            .assertion_at(&alice, "r", "todo", NOW + second)
+            .unwrap();
+        assert_eq!(again, first);
+    }
+    assert_eq!(signer.signatures(), 1);
+    let renewed = signer.assertion_at(&alice, "r", "todo", NOW + 240).unwrap();
+    assert_ne!(renewed, first);
+    assert_eq!(signer.signatures(), 2);
+}
+
+#[test]
+fn rs256_persists_its_generated_key_beside_the_es256_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = KeySource::Generated {
+        dir: Some(dir.path().to_owned()),
+    };
+    let ec = Signer::new(settings(source.clone())).unwrap();
+    // Switching the algorithm finds no key of the other kind: its own file.
+    let rsa = Signer::new(rs256(source.clone())).unwrap();
+    assert!(dir.path().join(GENERATED_KEY_FILE).exists());
+    let path = dir.path().join(GENERATED_RSA_KEY_FILE);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    assert_ne!(ec.kid(), rsa.kid());
+    let again = Signer::new(rs256(source)).unwrap();
+    assert_eq!(again.kid(), rsa.kid());
+    let from_file = Signer::new(rs256(KeySource::File(path))).unwrap();
+    assert_eq!(from_file.kid(), rsa.kid());
+}
+
+#[test]
+fn an_rsa_key_in_pkcs1_pem_is_accepted_for_rs256() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rsa.pem");
+    std::fs::write(&path, RSA_2048_PKCS1).unwrap();
+    let signer = Signer::new(rs256(KeySource::File(path))).unwrap();
+    let jws = signer
+        .assertion(&caller(now() + 3600), "r", "todo")
+        .unwrap();
+    verify_with(&signer, jws.to_str().unwrap(), "todo", Algorithm::Rs256).unwrap();
+    // An RSA key written by another tool as PKCS#8 too.
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).unwrap();
+    assert!(matches!(
+        parse_pem(&key.serialize_pem()),
+        Ok(SigningKey::Rsa(_))
+    ));
+}
+
+#[test]
+fn a_key_of_the_wrong_kind_is_an_error_naming_the_file_and_what_was_expected() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ec, rsa) = (dir.path().join("ec.pem"), dir.path().join("rsa.pem"));
+    write_key(&ec);
+    std::fs::write(&rsa, RSA_2048_PKCS1).unwrap();
+    let err = Signer::new(rs256(KeySource::File(ec.clone()))).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{}: a P-256 (EC) key, but --assertion-algorithm RS256 needs an RSA key of at \
+             least 2048 bits",
+            ec.display()
+        )
+    );
+    let err = Signer::new(settings(KeySource::File(rsa.clone()))).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{}: an RSA key, but --assertion-algorithm ES256 needs a P-256 (EC) key",
+            rsa.display()
+        )
+    );
+    // The next key too.
+    let err = Signer::new(AssertionSettings {
+        next_key: Some(ec.clone()),
+        ..rs256(KeySource::File(rsa.clone()))
+    })
+    .unwrap_err();
+    assert!(
+        matches!(err, KeyError::WrongKind { ref path, .. } if *path == ec),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_rsa_key_shorter_than_2048_bits_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, pem) in [("pkcs1.pem", RSA_1024_PKCS1), ("pkcs8.pem", RSA_1024_PKCS8)] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, pem).unwrap();
+        let err = Signer::new(rs256(KeySource::File(path.clone()))).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{}: the RSA key is shorter than 2048 bits; --assertion-algorithm RS256 needs \
+                 2048 to 8192 bits",
+                path.display()
+            )
+        );
+        // Under ES256 it is simply the wrong kind.
+        let err = Signer::new(settings(KeySource::File(path))).unwrap_err();
+        assert!(matches!(err, KeyError::WrongKind { .. }), "{err}");
+    }
+}
+
+#[test]
+fn rs256_rotates_with_overlap_and_a_wrong_kind_key_on_reload_keeps_the_keys_in_force() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key_path, next_path) = (dir.path().join("key.pem"), dir.path().join("next.pem"));
+    let k1 = write_rsa_key(&key_path);
+    let k2 = write_rsa_key(&next_path);
+    let signer = Signer::new(AssertionSettings {
+        next_key: Some(next_path.clone()),
+        ..rs256(KeySource::File(key_path.clone()))
+    })
+    .unwrap();
+    assert_eq!(kids(&signer.jwks_at(NOW)), [k1.clone(), k2.clone()]);
+    let alice = caller(u64::MAX);
+    signer.assertion_at(&alice, "r", "todo", NOW).unwrap();
+
+    // An EC key put in the signing key's file is refused; RS256 goes on.
+    write_key(&key_path);
+    let KeyReload::Refused(why) = signer.reload_keys_at(NOW + 5) else {
+        panic!("a key of the wrong kind was taken");
+    };
+    assert!(why.contains("key.pem") && why.contains("RS256"), "{why}");
+    assert_eq!(signer.kid(), k1);
+
+    // The next key becomes the signing key: the old one stays published.
+    std::fs::copy(&next_path, &key_path).unwrap();
+    std::fs::remove_file(&next_path).unwrap();
+    let k3 = write_rsa_key(&next_path);
+    assert_eq!(
+        signer.reload_keys_at(NOW + 10),
+        KeyReload::Rotated {
+            from: k1.clone(),
+            to: k2.clone(),
+            until: NOW + 10 + 300
+        }
+    );
+    let new = signer.assertion_at(&alice, "r", "todo", NOW + 11).unwrap();
+    let header = jsonwebtoken::decode_header(new.to_str().unwrap()).unwrap();
+    assert_eq!(header.kid, Some(k2.clone()));
+    assert_eq!(header.alg, jsonwebtoken::Algorithm::RS256);
+    assert_eq!(
+        kids(&signer.jwks_at(NOW + 309)),
+        [k2.clone(), k3.clone(), k1]
+    );
+    assert_eq!(kids(&signer.jwks_at(NOW + 310)), [k2, k3]);
 }

@@ -7,8 +7,13 @@ use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use aws_lc_rs::encoding::AsDer as _;
 use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _};
+use aws_lc_rs::rsa::{KeySize, PublicKeyComponents};
+use aws_lc_rs::signature::{
+    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _, RsaKeyPair,
+};
+use base64::engine::general_purpose::STANDARD;
 use jsonwebtoken::{EncodingKey, Header};
 use serde_json::{Value, json};
 use warp::Filter as _;
@@ -18,9 +23,10 @@ use super::*;
 const ISSUER: &str = "https://api.contoso.example";
 const AUDIENCE: &str = "http://backend:8081";
 
-/// A P-256 key the test signs with, and its JWK.
+/// A P-256 or RSA key the test signs with, and its JWK.
 struct TestKey {
     kid: String,
+    alg: Algorithm,
     encoding: EncodingKey,
     jwk: Value,
 }
@@ -40,13 +46,42 @@ impl TestKey {
         });
         TestKey {
             kid: kid.into(),
+            alg: Algorithm::ES256,
             encoding: EncodingKey::from_ec_der(pkcs8.as_ref()),
             jwk,
         }
     }
 
+    /// An RSA-2048 key, published as the gateway does under RS256.
+    fn rsa(kid: &str) -> TestKey {
+        let pair = RsaKeyPair::generate(KeySize::Rsa2048).unwrap();
+        let parts = PublicKeyComponents::<Vec<u8>>::from(pair.public_key());
+        let jwk = json!({
+            "kty": "RSA", "use": "sig", "alg": "RS256", "kid": kid,
+            "n": URL_SAFE_NO_PAD.encode(&parts.n),
+            "e": URL_SAFE_NO_PAD.encode(&parts.e),
+        });
+        let der = pair.as_der().unwrap();
+        let b64 = STANDARD.encode(der.as_ref());
+        let lines: Vec<&str> = b64
+            .as_bytes()
+            .chunks(64)
+            .map(|line| std::str::from_utf8(line).unwrap())
+            .collect();
+        let pem = format!(
+            "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+            lines.join("\n")
+        );
+        TestKey {
+            kid: kid.into(),
+            alg: Algorithm::RS256,
+            encoding: EncodingKey::from_rsa_pem(pem.as_bytes()).unwrap(),
+            jwk,
+        }
+    }
+
     fn sign(&self, claims: &Value) -> String {
-        let mut header = Header::new(Algorithm::ES256);
+        let mut header = Header::new(self.alg);
         header.kid = Some(self.kid.clone());
         jsonwebtoken::encode(&header, claims, &self.encoding).unwrap()
     }
@@ -280,7 +315,7 @@ async fn each_failed_check_has_its_own_refusal() {
 }
 
 #[tokio::test]
-async fn only_es256_with_a_known_key_and_a_good_signature_verifies() {
+async fn only_es256_or_rs256_with_a_known_key_and_a_good_signature_verifies() {
     let key = TestKey::new("k1");
     let v = verifier(&[&key]);
     let claims = claims();
@@ -382,17 +417,33 @@ async fn keys_older_than_their_max_age_are_fetched_again_in_the_background() {
 }
 
 #[test]
-fn a_jwks_keeps_p256_keys_with_a_kid_and_needs_one() {
+fn a_jwks_keeps_p256_and_rsa_2048_keys_with_a_kid_and_needs_one() {
     let key = TestKey::new("k1");
     let mut kidless = TestKey::new("x").jwk;
     kidless.as_object_mut().unwrap().remove("kid");
-    let rsa = json!({"kty": "RSA", "kid": "r1", "n": "sXch", "e": "AQAB"});
-    let body = serde_json::to_vec(&json!({"keys": [rsa, kidless, key.jwk]})).unwrap();
+    // An RSA key shorter than 2048 bits, and one marked for another algorithm.
+    let short = json!({"kty": "RSA", "kid": "r1", "n": "sXch", "e": "AQAB"});
+    let rsa = TestKey::rsa("r2");
+    let mut ps256 = rsa.jwk.clone();
+    ps256["kid"] = json!("r3");
+    ps256["alg"] = json!("PS256");
+    let mut rsa_without_alg = rsa.jwk.clone();
+    rsa_without_alg["kid"] = json!("r4");
+    rsa_without_alg.as_object_mut().unwrap().remove("alg");
+    let body = serde_json::to_vec(&json!({
+        "keys": [short, kidless, key.jwk, rsa.jwk, ps256, rsa_without_alg]
+    }))
+    .unwrap();
     let keys = keys_from_jwks(&body).unwrap();
-    assert_eq!(keys.keys().collect::<Vec<_>>(), ["k1"]);
+    let mut kids: Vec<_> = keys.iter().map(|(kid, k)| (kid.as_str(), k.alg)).collect();
+    kids.sort_by_key(|(kid, _)| *kid);
+    assert_eq!(
+        kids,
+        [("k1", Alg::Es256), ("r2", Alg::Rs256), ("r4", Alg::Rs256)]
+    );
     assert_eq!(
         keys_from_jwks(br#"{"keys": []}"#).err().unwrap(),
-        "the JWKS has no P-256 key with a kid"
+        "the JWKS has no P-256 or RSA key with a kid"
     );
     assert!(
         keys_from_jwks(b"<html>")
@@ -497,4 +548,105 @@ fn settings_need_an_http_jwks_url() {
             "{message}"
         );
     }
+}
+
+#[tokio::test]
+async fn an_rs256_assertion_verifies_against_an_rsa_key_of_the_jwks() {
+    let (ec, rsa) = (TestKey::new("ec"), TestKey::rsa("rsa"));
+    let v = verifier(&[&ec, &rsa]);
+    let identity = check(&v, &[("x-user-assertion", &rsa.sign(&claims()))])
+        .await
+        .unwrap();
+    assert_eq!(identity.user_id, "oid-alice");
+    // Both algorithms side by side (a gateway switching between them).
+    assert!(
+        check(&v, &[("x-user-assertion", &ec.sign(&claims()))])
+            .await
+            .is_ok()
+    );
+    // Each check still applies under RS256.
+    let expired = with(claims(), json!({"exp": now() - 3600}));
+    assert_eq!(
+        check(&v, &[("x-user-assertion", &rsa.sign(&expired))]).await,
+        Err(Refusal::Expired)
+    );
+    let other = with(claims(), json!({"aud": "http://elsewhere"}));
+    assert_eq!(
+        check(&v, &[("x-user-assertion", &rsa.sign(&other))]).await,
+        Err(Refusal::WrongAudience)
+    );
+    // Another RSA key under the known kid: the signature does not verify.
+    assert_eq!(
+        check(
+            &v,
+            &[("x-user-assertion", &TestKey::rsa("rsa").sign(&claims()))]
+        )
+        .await,
+        Err(Refusal::BadSignature)
+    );
+}
+
+#[tokio::test]
+async fn the_header_alg_must_be_the_one_its_key_is_for() {
+    let (ec, rsa) = (TestKey::new("ec"), TestKey::rsa("rsa"));
+    let v = verifier(&[&ec, &rsa]);
+    // An RS256 token naming the EC key, and an ES256 one naming the RSA key.
+    for (token, header, kid, key) in [
+        (
+            TestKey::rsa("ec").sign(&claims()),
+            "RS256",
+            "ec",
+            Alg::Es256,
+        ),
+        (
+            TestKey::new("rsa").sign(&claims()),
+            "ES256",
+            "rsa",
+            Alg::Rs256,
+        ),
+    ] {
+        let refusal = check(&v, &[("x-user-assertion", &token)])
+            .await
+            .unwrap_err();
+        assert_eq!(
+            refusal,
+            Refusal::KeyMismatch {
+                header,
+                kid: kid.into(),
+                key
+            }
+        );
+        assert_eq!(refusal.reason(), "assertion_algorithm");
+    }
+    assert_eq!(
+        Refusal::KeyMismatch {
+            header: "RS256",
+            kid: "ec".into(),
+            key: Alg::Es256
+        }
+        .to_string(),
+        "Identity assertion algorithm RS256 does not match its key (kid ec), which is an EC \
+         P-256 key for ES256"
+    );
+    assert_eq!(
+        Refusal::KeyMismatch {
+            header: "ES256",
+            kid: "rsa".into(),
+            key: Alg::Rs256
+        }
+        .to_string(),
+        "Identity assertion algorithm ES256 does not match its key (kid rsa), which is an RSA \
+         key for RS256"
+    );
+    // HMAC (which would take a public key as its secret): refused by name.
+    let hs = handmade(json!({"alg": "HS256", "kid": "rsa"}), &claims(), "c2ln");
+    assert_eq!(
+        check(&v, &[("x-user-assertion", &hs)]).await,
+        Err(Refusal::Algorithm("HS256".into()))
+    );
+    let none = handmade(json!({"alg": "none", "kid": "rsa"}), &claims(), "");
+    assert_eq!(
+        check(&v, &[("x-user-assertion", &none)]).await,
+        Err(Refusal::Algorithm("none".into()))
+    );
 }
