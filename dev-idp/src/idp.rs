@@ -280,6 +280,7 @@ impl Idp {
                         acrs: req.acrs.clone(),
                         client_capabilities: req.client_capabilities.clone(),
                     },
+                    implicit: false,
                 })
             }
             (None, Some(_)) if !req.acrs.is_empty() || !req.client_capabilities.is_empty() => Err(
@@ -293,6 +294,7 @@ impl Idp {
                 scopes: Vec::new(),
                 client_auth: "1",
                 requested: ClaimsRequest::default(),
+                implicit: false,
             }),
             (None, None) => Err(mint_err("a token needs a user or an app".to_owned())),
         }

@@ -48,6 +48,10 @@ pub(super) struct RawApp {
     pub group_membership_claims: Option<Spanned<String>>,
     #[serde(default)]
     pub public_client: bool,
+    /// Authentication > "Access tokens (used for implicit flows)"
+    /// (`oauth2AllowImplicitFlow` in the manifest).
+    #[serde(default)]
+    pub implicit_access_tokens: bool,
     #[serde(default)]
     pub redirect_uris: Vec<Spanned<String>>,
     pub secret: Option<Spanned<String>>,

@@ -286,6 +286,7 @@ fn client_credentials(
         scopes: Vec::new(),
         client_auth: "1",
         requested: ClaimsRequest::default(),
+        implicit: false,
     };
     let shape = idp.shape_now(api);
     let access_token = idp.sign(&grant, &shape).map_err(server_error)?;
@@ -370,6 +371,7 @@ fn delegated_response(
         scopes: delegated.scopes.clone(),
         client_auth: auth,
         requested: requested.clone(),
+        implicit: false,
     };
     let shape = idp.shape_now(delegated.api);
     let access_token = idp.sign(&grant, &shape).map_err(server_error)?;
@@ -411,7 +413,7 @@ fn invalid_grant(aadsts: u32, description: impl Into<String>) -> OAuthError {
     OAuthError::new("invalid_grant", aadsts, description)
 }
 
-fn server_error(e: crate::Error) -> OAuthError {
+pub(super) fn server_error(e: crate::Error) -> OAuthError {
     tracing::error!(error = %e, "cannot sign a token");
     OAuthError::new("server_error", 50000, "There was an error issuing a token.")
         .with_status(StatusCode::INTERNAL_SERVER_ERROR)
