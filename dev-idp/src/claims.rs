@@ -25,7 +25,8 @@ pub(crate) struct Grant<'a> {
     pub tenant: &'a Tenant,
     /// Delegated scopes, short names; empty for app-only tokens.
     pub scopes: Vec<String>,
-    /// How the client authenticated: `"0"` public, `"1"` secret (`azpacr`).
+    /// How the client authenticated: `"0"` public, `"1"` secret, `"2"`
+    /// certificate (`azpacr`).
     pub client_auth: &'static str,
     /// What the sign-in's `claims` parameter asked for: `acrs` (step-up)
     /// and `xms_cc` (client capabilities). User tokens only.

@@ -109,6 +109,10 @@ pub struct App {
     /// (`response_type=token`, the implicit flow): Entra's "Access tokens
     /// (used for implicit flows)", off unless enabled.
     pub implicit_access_tokens: bool,
+    /// Authenticates with a certificate (a client assertion signed by its
+    /// key) as well as any secret: the dev IdP makes the certificate and
+    /// key at start in its data directory (`Idp::client_certificate`).
+    pub client_certificate: bool,
     /// Exact redirect URIs accepted by the authorize and token endpoints.
     pub redirect_uris: Vec<String>,
     /// Client secret for confidential clients.

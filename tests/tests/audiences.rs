@@ -45,6 +45,7 @@ fn idp_config() -> dev_idp::Config {
         }),
         public_client: false,
         implicit_access_tokens: false,
+        client_certificate: false,
         redirect_uris: Vec::new(),
         secret: None,
         application_permissions: Default::default(),

@@ -320,3 +320,65 @@ async fn an_implicit_flow_token_with_hasgroups_is_resolved_through_graph() {
     assert_eq!(sys.idp.graph_calls(), 2, "from the cache");
     sys.stop().await.unwrap();
 }
+
+/// The gateway authenticates to the token endpoint with a certificate
+/// instead of a secret (a client assertion signed with the key of the
+/// certificate registered on its app, found by `x5t#S256`): the overage is
+/// resolved the same way. A certificate the app does not have registered is
+/// refused by the token endpoint, and the request with it.
+#[tokio::test]
+async fn graph_credentials_can_be_a_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy_file = dir.path().join("policy.yaml");
+    std::fs::write(&policy_file, policy()).unwrap();
+    let sys = System::start_with(Options {
+        policy: policy_file.clone(),
+        graph: true,
+        graph_certificate: true,
+        ..Options::default()
+    })
+    .await
+    .unwrap();
+    sys.first_key_fetch().await;
+    let frank = sys.token(MintRequest::user("frank"));
+    assert_eq!(call(&sys, reqwest::Method::GET, &frank).await.0, 200);
+    assert_eq!(call(&sys, reqwest::Method::POST, &frank).await.0, 403);
+    assert_eq!(sys.idp.graph_calls(), 2);
+    assert_eq!(sys.gateway.graph().unwrap().stats().token_fetches, 1);
+    sys.stop().await.unwrap();
+
+    // Another dev IdP's certificate for the same app: not registered here.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let other =
+        dev_idp::Idp::new(dev_idp::Config::embedded_default(), elsewhere.path(), None).unwrap();
+    let certificate = other
+        .client_certificate(e2e_tests::GRAPH_CLIENT_ID)
+        .unwrap();
+    let (cert, key) = (
+        certificate.cert_file.display().to_string(),
+        certificate.key_file.display().to_string(),
+    );
+    let (sys, _dir) = start(
+        false,
+        &[
+            "--graph-client-id",
+            e2e_tests::GRAPH_CLIENT_ID,
+            "--graph-client-certificate-file",
+            &cert,
+            "--graph-client-key-file",
+            &key,
+        ],
+    )
+    .await;
+    let frank = sys.token(MintRequest::user("frank"));
+    let (status, detail) = call(&sys, reqwest::Method::GET, &frank).await;
+    assert_eq!(status, 403);
+    assert!(
+        detail.ends_with(
+            "the token endpoint refused the gateway's Graph credentials (401 invalid_client)"
+        ),
+        "{detail}"
+    );
+    assert_eq!(sys.idp.graph_calls(), 0);
+    sys.stop().await.unwrap();
+}

@@ -52,6 +52,10 @@ pub(super) struct RawApp {
     /// (`oauth2AllowImplicitFlow` in the manifest).
     #[serde(default)]
     pub implicit_access_tokens: bool,
+    /// Certificates & secrets > Certificates: the dev IdP makes the app a
+    /// certificate credential (see `keys::client_cert`).
+    #[serde(default)]
+    pub client_certificate: bool,
     #[serde(default)]
     pub redirect_uris: Vec<Spanned<String>>,
     pub secret: Option<Spanned<String>>,
