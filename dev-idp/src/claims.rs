@@ -10,7 +10,7 @@ use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
 use serde_json::{Map, Value, json};
 
 use crate::claims_request::ClaimsRequest;
-use crate::config::{App, MAX_TOKEN_GROUPS, Tenant, TokenVersion, User};
+use crate::config::{App, MAX_IMPLICIT_TOKEN_GROUPS, MAX_TOKEN_GROUPS, Tenant, TokenVersion, User};
 
 /// Who a token is for, resolved against the configuration.
 #[derive(Debug, Clone)]
@@ -25,11 +25,15 @@ pub(crate) struct Grant<'a> {
     pub tenant: &'a Tenant,
     /// Delegated scopes, short names; empty for app-only tokens.
     pub scopes: Vec<String>,
-    /// How the client authenticated: `"0"` public, `"1"` secret (`azpacr`).
+    /// How the client authenticated: `"0"` public, `"1"` secret, `"2"`
+    /// certificate (`azpacr`).
     pub client_auth: &'static str,
     /// What the sign-in's `claims` parameter asked for: `acrs` (step-up)
     /// and `xms_cc` (client capabilities). User tokens only.
     pub requested: ClaimsRequest,
+    /// Issued by the implicit flow (`response_type=token`): in a URL
+    /// fragment, so the groups limit is [`MAX_IMPLICIT_TOKEN_GROUPS`].
+    pub implicit: bool,
 }
 
 /// Time and shape of one token; test-only shapes are named as such in
@@ -127,9 +131,12 @@ pub(crate) fn access_token_claims(
             );
             // With `group_membership_claims`, as Entra: `groups` up to 200
             // ids, above that the overage marker pointing at the (retired)
-            // Azure AD Graph, which nobody should call.
+            // Azure AD Graph, which nobody should call; in a token of the
+            // implicit flow, above 6 ids `hasgroups: true` instead.
             if api.groups_claim && !user.groups.is_empty() {
-                if user.groups.len() > MAX_TOKEN_GROUPS {
+                if grant.implicit && user.groups.len() > MAX_IMPLICIT_TOKEN_GROUPS {
+                    c.insert("hasgroups".into(), json!(true));
+                } else if user.groups.len() > MAX_TOKEN_GROUPS {
                     c.insert("_claim_names".into(), json!({"groups": "src1"}));
                     c.insert(
                         "_claim_sources".into(),

@@ -105,6 +105,14 @@ pub struct App {
     pub api: Option<Api>,
     /// A public client (SPA) cannot keep a secret, so PKCE is mandatory.
     pub public_client: bool,
+    /// May get access tokens straight from the authorize endpoint
+    /// (`response_type=token`, the implicit flow): Entra's "Access tokens
+    /// (used for implicit flows)", off unless enabled.
+    pub implicit_access_tokens: bool,
+    /// Authenticates with a certificate (a client assertion signed by its
+    /// key) as well as any secret: the dev IdP makes the certificate and
+    /// key at start in its data directory (`Idp::client_certificate`).
+    pub client_certificate: bool,
     /// Exact redirect URIs accepted by the authorize and token endpoints.
     pub redirect_uris: Vec<String>,
     /// Client secret for confidential clients.
@@ -227,6 +235,13 @@ pub const GRAPH_MEMBERSHIP_PERMISSIONS: [&str; 3] = [
 ];
 /// A JWT lists at most this many groups; above, it carries the overage marker.
 pub const MAX_TOKEN_GROUPS: usize = 200;
+/// A token of the implicit flow travels in the redirect URI's fragment, so
+/// Entra lists far fewer groups in it: past its limit of 6 it puts
+/// `hasgroups: true` instead of `groups` (and no `_claim_names`). Microsoft's
+/// token reference: "used in place of the groups claim for JWTs in implicit
+/// grant flows if the full groups claim would extend the URI fragment beyond
+/// the URL length limits".
+pub const MAX_IMPLICIT_TOKEN_GROUPS: usize = 6;
 
 impl App {
     /// Adds a redirect URI (tests register their own port's URI this way).

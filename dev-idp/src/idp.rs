@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use crate::claims::{Grant, Shape, access_token_claims, id_token_claims};
 use crate::claims_request::{ClaimsRequest, is_auth_context_id};
 use crate::config::{App, Config, Tenant, TokenVersion, User};
+use crate::keys::client_cert::{self, ClientCertificate};
 use crate::keys::{KeyStore, unix};
 use crate::server::graph::{GraphMode, GraphStandIn};
 use crate::sessions::Sessions;
@@ -26,6 +27,8 @@ pub struct Idp {
     pub(crate) sessions: Sessions,
     /// The Microsoft Graph stand-in's mode and call count.
     pub(crate) graph: GraphStandIn,
+    /// Certificate credentials by client id.
+    client_certificates: Vec<(String, ClientCertificate)>,
 }
 
 /// How long before `now` an expired test token expired: well past any
@@ -50,7 +53,19 @@ impl Idp {
             .clone()
             .unwrap_or_else(|| base_url.clone());
         let keys = KeyStore::open(data_dir, config.key_rotation_grace)?;
+        let client_certificates = config
+            .apps
+            .iter()
+            .filter(|a| a.client_certificate)
+            .map(|a| {
+                Ok((
+                    a.client_id.clone(),
+                    client_cert::load_or_make(data_dir, &a.name)?,
+                ))
+            })
+            .collect::<Result<_, Error>>()?;
         Ok(Idp {
+            client_certificates,
             config,
             base_url,
             sts_base_url,
@@ -61,6 +76,16 @@ impl Idp {
     }
 
     /// The configuration this provider serves.
+    /// The certificate credential of an app with `client_certificate: true`
+    /// (by name or client id): its files and thumbprints.
+    pub fn client_certificate(&self, app: &str) -> Option<&ClientCertificate> {
+        let app = self.config.app(app)?;
+        self.client_certificates
+            .iter()
+            .find(|(id, _)| *id == app.client_id)
+            .map(|(_, cert)| cert)
+    }
+
     pub fn config(&self) -> &Config {
         &self.config
     }
@@ -280,6 +305,7 @@ impl Idp {
                         acrs: req.acrs.clone(),
                         client_capabilities: req.client_capabilities.clone(),
                     },
+                    implicit: false,
                 })
             }
             (None, Some(_)) if !req.acrs.is_empty() || !req.client_capabilities.is_empty() => Err(
@@ -293,6 +319,7 @@ impl Idp {
                 scopes: Vec::new(),
                 client_auth: "1",
                 requested: ClaimsRequest::default(),
+                implicit: false,
             }),
             (None, None) => Err(mint_err("a token needs a user or an app".to_owned())),
         }

@@ -18,6 +18,7 @@
 //! on `kid`; nothing trusts the certificate.
 
 mod certificate;
+pub mod client_cert;
 mod pem;
 
 use std::collections::HashMap;

@@ -29,6 +29,7 @@ pub use claims_request::ClaimsRequest;
 pub use config::{Config, ConfigError, ConfigProblem, TokenVersion};
 pub use error::Error;
 pub use idp::Idp;
+pub use keys::client_cert::ClientCertificate;
 pub use mint::MintRequest;
 pub use server::graph::GraphMode;
 pub use server::{NOT_FOR_PRODUCTION, run};

@@ -14,7 +14,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::assertion::{self, AssertionSettings, KeySource, Signer};
 use crate::auth::{AllowedTenants, AuthSettings, TenantMode};
 use crate::docs::DocsSettings;
-use crate::graph::{Graph, GraphSettings};
+use crate::graph::{ClientCertificate, Graph, GraphCredential, GraphSettings};
 use crate::policy::Policy;
 use crate::tls;
 use crate::upstream::{TlsFiles, TlsSetting, Upstream};
@@ -243,13 +243,34 @@ pub struct Flags {
     )]
     pub graph_client_id: Option<String>,
     /// A file holding that app's client secret (trimmed), e.g. from a
-    /// Kubernetes Secret. Required with --graph-client-id.
+    /// Kubernetes Secret. With --graph-client-id, this or a certificate
+    /// (--graph-client-certificate-file and --graph-client-key-file).
     #[arg(
         long,
         env = "GRAPH_CLIENT_SECRET_FILE",
         help_heading = "Groups overage (Microsoft Graph)"
     )]
     pub graph_client_secret_file: Option<PathBuf>,
+    /// Instead of a secret: a PEM certificate registered on that app
+    /// (Certificates & secrets → Certificates); the gateway authenticates
+    /// with client assertions signed by its key (RS256, `x5t#S256`).
+    #[arg(
+        long,
+        env = "GRAPH_CLIENT_CERTIFICATE_FILE",
+        conflicts_with = "graph_client_secret_file",
+        requires = "graph_client_key_file",
+        help_heading = "Groups overage (Microsoft Graph)"
+    )]
+    pub graph_client_certificate_file: Option<PathBuf>,
+    /// The certificate's RSA private key, PEM (PKCS#8 or PKCS#1).
+    #[arg(
+        long,
+        env = "GRAPH_CLIENT_KEY_FILE",
+        conflicts_with = "graph_client_secret_file",
+        requires = "graph_client_certificate_file",
+        help_heading = "Groups overage (Microsoft Graph)"
+    )]
+    pub graph_client_key_file: Option<PathBuf>,
     /// Microsoft Graph's base URL (another for national clouds).
     #[arg(
         long,
@@ -693,6 +714,11 @@ impl Flags {
                 errors
                     .push("--graph-client-secret-file applies only with --graph-client-id".into());
             }
+            if self.graph_client_certificate_file.is_some() {
+                errors.push(
+                    "--graph-client-certificate-file applies only with --graph-client-id".into(),
+                );
+            }
             return None;
         };
         let before = errors.len();
@@ -701,11 +727,27 @@ impl Flags {
                 "--graph-client-id must be the gateway's app registration's client id (a GUID), got {client_id:?}"
             ));
         }
+        let certificate = match (
+            &self.graph_client_certificate_file,
+            &self.graph_client_key_file,
+        ) {
+            (Some(cert), Some(key)) => match ClientCertificate::from_files(cert, key) {
+                Ok(certificate) => Some(GraphCredential::Certificate(Arc::new(certificate))),
+                Err(e) => {
+                    errors.push(e);
+                    None
+                }
+            },
+            _ => None,
+        };
+        let certificate_given = self.graph_client_certificate_file.is_some();
         let secret = match &self.graph_client_secret_file {
+            None if certificate_given => certificate,
             None => {
                 errors.push(
                     "--graph-client-id needs --graph-client-secret-file (GRAPH_CLIENT_SECRET_FILE): \
-                     a file holding the app's client secret"
+                     a file holding the app's client secret, or --graph-client-certificate-file \
+                     and --graph-client-key-file"
                         .into(),
                 );
                 None
@@ -725,7 +767,7 @@ impl Flags {
                     ));
                     None
                 }
-                Ok(text) => Some(text.trim().to_owned()),
+                Ok(text) => Some(GraphCredential::Secret(text.trim().to_owned())),
             },
         };
         let graph_url = self.idp_url("--graph-url", &self.graph_url, errors);
@@ -756,7 +798,7 @@ impl Flags {
         }
         let settings = GraphSettings {
             client_id: client_id.to_ascii_lowercase(),
-            client_secret: secret?,
+            credential: secret?,
             graph_url: graph_url?,
             scope: self.graph_scope.trim().to_owned(),
             authority: authority?,
@@ -1087,7 +1129,8 @@ mod tests {
             problems(&[&upstream[..], &["--graph-client-id", id]].concat()),
             [
                 "--graph-client-id needs --graph-client-secret-file (GRAPH_CLIENT_SECRET_FILE): \
-              a file holding the app's client secret"
+              a file holding the app's client secret, or --graph-client-certificate-file \
+              and --graph-client-key-file"
             ]
         );
         assert_eq!(
@@ -1112,6 +1155,86 @@ mod tests {
                 "--graph-timeout-ms must be between 1 and 60000, got 0".to_owned(),
                 "--graph-max-calls-per-second must be at least 1".to_owned(),
             ]
+        );
+    }
+
+    #[test]
+    fn a_graph_certificate_replaces_the_secret_and_must_be_an_rsa_key() {
+        let upstream = ["--upstream", "http://backend:8081"];
+        let id = "c0ffee00-0000-4000-8000-0000000000e5";
+        let dir = tempfile::tempdir().unwrap();
+        let file = |name: &str, text: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            path.display().to_string()
+        };
+        let secret = file("secret", "s3cret");
+        // An EC certificate (rcgen's default) and another's key.
+        let ec = rcgen::generate_simple_self_signed(vec!["gateway".to_owned()]).unwrap();
+        let other = rcgen::generate_simple_self_signed(vec!["other".to_owned()]).unwrap();
+        let cert = file("gateway.crt", &ec.cert.pem());
+        let key = file("gateway.key", &ec.signing_key.serialize_pem());
+        let other_key = file("other.key", &other.signing_key.serialize_pem());
+        let parse = |args: &[&str]| {
+            let mut all = vec!["authz-proxy", "--tenant", "t", "--client-id", "c"];
+            all.extend_from_slice(args);
+            Cli::try_parse_from(all).map(|_| ()).map_err(|e| e.kind())
+        };
+        // Secret or certificate, not both; certificate and key together.
+        assert_eq!(
+            parse(&[
+                "--graph-client-certificate-file",
+                &cert,
+                "--graph-client-key-file",
+                &key,
+                "--graph-client-secret-file",
+                &secret
+            ]),
+            Err(clap::error::ErrorKind::ArgumentConflict)
+        );
+        assert_eq!(
+            parse(&["--graph-client-certificate-file", &cert]),
+            Err(clap::error::ErrorKind::MissingRequiredArgument)
+        );
+        assert_eq!(
+            parse(&["--graph-client-key-file", &key]),
+            Err(clap::error::ErrorKind::MissingRequiredArgument)
+        );
+        let with = |cert: &str, key: &str| {
+            problems(
+                &[
+                    &upstream[..],
+                    &[
+                        "--graph-client-id",
+                        id,
+                        "--graph-client-certificate-file",
+                        cert,
+                    ],
+                    &["--graph-client-key-file", key],
+                ]
+                .concat(),
+            )
+        };
+        assert_eq!(
+            with(&cert, &other_key),
+            [format!(
+                "--graph-client-key-file: {other_key} is not the key of the certificate in {cert}"
+            )]
+        );
+        assert_eq!(
+            with(&cert, &key),
+            [format!(
+                "--graph-client-key-file: {key} is not an RSA key (client assertions are RS256)"
+            )]
+        );
+        let missing = dir.path().join("missing.pem").display().to_string();
+        let problems = with(&missing, &key);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].starts_with(&format!(
+                "--graph-client-certificate-file: cannot read {missing}: "
+            )),
+            "{problems:?}"
         );
     }
 

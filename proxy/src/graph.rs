@@ -25,6 +25,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use base64::Engine as _;
 use serde::Deserialize;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -57,8 +58,8 @@ pub struct GraphSettings {
     /// The gateway's app registration (client id) holding the
     /// `GroupMember.Read.All` application permission.
     pub client_id: String,
-    /// Its client secret (`--graph-client-secret-file`, trimmed).
-    pub client_secret: String,
+    /// How it proves to be that app: a secret or a certificate.
+    pub credential: GraphCredential,
     /// Graph's base URL, no trailing slash (`--graph-url`).
     pub graph_url: String,
     /// The scope asked for (`--graph-scope`).
@@ -88,6 +89,107 @@ impl std::fmt::Debug for GraphSettings {
     }
 }
 
+/// How the gateway authenticates as its app registration at the token
+/// endpoint.
+#[derive(Clone)]
+pub enum GraphCredential {
+    /// A client secret (`--graph-client-secret-file`, trimmed).
+    Secret(String),
+    /// A certificate registered on the app and its private key
+    /// (`--graph-client-certificate-file`, `--graph-client-key-file`): each
+    /// token request carries a fresh client assertion signed with the key,
+    /// as Microsoft recommends for confidential clients.
+    Certificate(Arc<ClientCertificate>),
+}
+
+/// The gateway's certificate credential: what signs its client assertions.
+pub struct ClientCertificate {
+    key: jsonwebtoken::EncodingKey,
+    /// base64url SHA-256 of the certificate's DER: the header's `x5t#S256`,
+    /// by which Entra finds the certificate registered on the app.
+    pub x5t_s256: String,
+}
+
+/// How long a client assertion is valid (Microsoft's examples: 10 minutes).
+const ASSERTION_LIFETIME: Duration = Duration::from_secs(600);
+/// RFC 7523's client assertion type.
+pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+impl ClientCertificate {
+    /// Reads a PEM certificate (the first of the file is the app's) and its
+    /// RSA private key (PKCS#8 or PKCS#1 PEM), refusing a key that is not
+    /// the certificate's. Errors name the file and the flag.
+    pub fn from_files(cert: &std::path::Path, key: &std::path::Path) -> Result<Self, String> {
+        use rustls::pki_types::pem::PemObject as _;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let read = |flag: &str, path: &std::path::Path| {
+            std::fs::read(path).map_err(|e| format!("{flag}: cannot read {}: {e}", path.display()))
+        };
+        let cert_pem = read("--graph-client-certificate-file", cert)?;
+        let key_pem = read("--graph-client-key-file", key)?;
+        let certificate = CertificateDer::pem_slice_iter(&cert_pem)
+            .next()
+            .and_then(Result::ok)
+            .ok_or_else(|| {
+                format!(
+                    "--graph-client-certificate-file: {} holds no PEM certificate",
+                    cert.display()
+                )
+            })?;
+        let private = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|_| {
+            format!(
+                "--graph-client-key-file: {} holds no PEM private key",
+                key.display()
+            )
+        })?;
+        let provider = rustls::crypto::aws_lc_rs::default_provider();
+        rustls::sign::CertifiedKey::from_der(vec![certificate.clone()], private, &provider)
+            .map_err(|e| match e {
+                rustls::Error::InconsistentKeys(_) => format!(
+                    "--graph-client-key-file: {} is not the key of the certificate in {}",
+                    key.display(),
+                    cert.display()
+                ),
+                e => format!("--graph-client-key-file: {}: {e}", key.display()),
+            })?;
+        let encoding = jsonwebtoken::EncodingKey::from_rsa_pem(&key_pem).map_err(|_| {
+            format!(
+                "--graph-client-key-file: {} is not an RSA key (client assertions are RS256)",
+                key.display()
+            )
+        })?;
+        let sha256 = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, certificate.as_ref());
+        Ok(ClientCertificate {
+            key: encoding,
+            x5t_s256: base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha256.as_ref()),
+        })
+    }
+
+    /// A client assertion for `client_id` at the token endpoint `audience`:
+    /// RS256, header `x5t#S256`, claims `aud`, `iss` = `sub` = the client
+    /// id, a fresh `jti`, `nbf` = `iat` = now, `exp` 10 minutes later.
+    pub fn assertion(&self, client_id: &str, audience: &str) -> Result<String, String> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+        header.typ = Some("JWT".to_owned());
+        header.x5t_s256 = Some(self.x5t_s256.clone());
+        let claims = serde_json::json!({
+            "aud": audience,
+            "iss": client_id,
+            "sub": client_id,
+            "jti": uuid::Uuid::new_v4().to_string(),
+            "nbf": now,
+            "iat": now,
+            "exp": now + ASSERTION_LIFETIME.as_secs(),
+        });
+        jsonwebtoken::encode(&header, &claims, &self.key)
+            .map_err(|e| format!("cannot sign a client assertion: {e}"))
+    }
+}
+
 /// Why Graph could not tell a user's groups: the end of a
 /// `groups_unresolved` description.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,6 +206,8 @@ pub enum Unresolved {
     Status { status: u16, code: String },
     /// Graph (or the token endpoint) answered something unreadable.
     BadAnswer(&'static str),
+    /// The gateway could not sign its client assertion.
+    Credential(String),
 }
 
 impl std::fmt::Display for Unresolved {
@@ -130,6 +234,7 @@ impl std::fmt::Display for Unresolved {
                 write!(f, "Microsoft Graph answered {status} {code}")
             }
             Unresolved::BadAnswer(what) => write!(f, "Microsoft Graph answered {what}"),
+            Unresolved::Credential(e) => write!(f, "the gateway's Graph credentials failed: {e}"),
         }
     }
 }
@@ -387,12 +492,21 @@ impl Graph {
         self.take_rate(deadline).await?;
         self.token_fetches.fetch_add(1, Ordering::Relaxed);
         let url = format!("{}/{tid}/oauth2/v2.0/token", self.settings.authority);
-        let form = [
-            ("grant_type", "client_credentials"),
-            ("client_id", self.settings.client_id.as_str()),
-            ("client_secret", self.settings.client_secret.as_str()),
-            ("scope", self.settings.scope.as_str()),
+        let mut form = vec![
+            ("grant_type", "client_credentials".to_owned()),
+            ("client_id", self.settings.client_id.clone()),
+            ("scope", self.settings.scope.clone()),
         ];
+        match &self.settings.credential {
+            GraphCredential::Secret(secret) => form.push(("client_secret", secret.clone())),
+            GraphCredential::Certificate(certificate) => {
+                let assertion = certificate
+                    .assertion(&self.settings.client_id, &url)
+                    .map_err(Unresolved::Credential)?;
+                form.push(("client_assertion_type", JWT_BEARER.to_owned()));
+                form.push(("client_assertion", assertion));
+            }
+        }
         let response = self
             .client
             .post(&url)

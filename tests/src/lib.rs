@@ -129,6 +129,10 @@ pub struct Options {
     /// Graph stand-in: `--graph-client-id` (the `authz-gateway` app), its
     /// secret in a file, `--graph-url` the IdP.
     pub graph: bool,
+    /// With [`Options::graph`]: the app authenticates with its certificate
+    /// instead of the secret (`--graph-client-certificate-file` and
+    /// `--graph-client-key-file`, the files the dev IdP made for it).
+    pub graph_certificate: bool,
 }
 
 impl Default for Options {
@@ -152,6 +156,7 @@ impl Default for Options {
             decision: false,
             backend_assertion: false,
             graph: false,
+            graph_certificate: false,
         }
     }
 }
@@ -314,7 +319,21 @@ impl System {
                 "http://{reach}/{TENANT}/v2.0/.well-known/openid-configuration"
             ));
         }
-        if options.graph {
+        if options.graph && options.graph_certificate {
+            let certificate = idp
+                .client_certificate(GRAPH_CLIENT_ID)
+                .context("the Graph app has no certificate (client_certificate: true)")?;
+            args.extend([
+                "--graph-client-id".into(),
+                GRAPH_CLIENT_ID.into(),
+                "--graph-client-certificate-file".into(),
+                certificate.cert_file.display().to_string(),
+                "--graph-client-key-file".into(),
+                certificate.key_file.display().to_string(),
+                "--graph-url".into(),
+                format!("http://{reach}"),
+            ]);
+        } else if options.graph {
             let secret = scratch.path().join("graph-client-secret");
             std::fs::write(&secret, format!("{GRAPH_CLIENT_SECRET}\n"))?;
             args.extend([

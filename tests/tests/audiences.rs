@@ -44,6 +44,8 @@ fn idp_config() -> dev_idp::Config {
             groups_claim: false,
         }),
         public_client: false,
+        implicit_access_tokens: false,
+        client_certificate: false,
         redirect_uris: Vec::new(),
         secret: None,
         application_permissions: Default::default(),

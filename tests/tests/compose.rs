@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use e2e_tests::{API_CLIENT_ID, SWAGGER_CLIENT_ID, System, TENANT};
+use e2e_tests::{API_CLIENT_ID, GRAPH_CLIENT_ID, SWAGGER_CLIENT_ID, System, TENANT};
 use serde_json::Value;
 
 fn repo() -> PathBuf {
@@ -37,6 +37,8 @@ struct Service {
     healthcheck: Vec<String>,
     /// The networks it joins; `["default"]` when it names none.
     networks: Vec<String>,
+    /// The compose secrets it is given (at `/run/secrets/<name>`).
+    secrets: Vec<String>,
 }
 
 fn strings(value: &Value) -> Vec<String> {
@@ -71,6 +73,7 @@ fn services() -> BTreeMap<String, Service> {
             service.ports.extend(strings(&def["ports"]));
             service.expose.extend(strings(&def["expose"]));
             service.volumes.extend(strings(&def["volumes"]));
+            service.secrets.extend(strings(&def["secrets"]));
             if let Some(deps) = def["depends_on"].as_object() {
                 for (k, v) in deps {
                     let condition = v["condition"].as_str().unwrap_or("").to_string();
@@ -495,5 +498,106 @@ async fn the_backend_verifies_the_gateways_assertion() {
     assert_eq!(response.status(), 200, "{path}");
     let keys: Value = response.json().await.unwrap();
     assert_eq!(keys["keys"][0]["alg"], "ES256");
+    sys.stop().await.unwrap();
+}
+
+/// With the dev IdP, the gateway resolves a groups overage through the IdP's
+/// Microsoft Graph stand-in (without it, every overage token is refused on a
+/// route with `groups:`): its own app registration, that app's secret as a
+/// compose secret file, Graph at the dev-idp service. The secret and the
+/// client id are then checked against the real dev IdP: they get an app
+/// token for Graph, which its Graph stand-in accepts for Frank's groups.
+#[tokio::test]
+async fn the_gateway_resolves_groups_overage_through_the_dev_idps_graph() {
+    let services = services();
+    let proxy = &services["proxy"];
+    let env = |var: &str| -> String {
+        resolve(
+            proxy
+                .environment
+                .get(var)
+                .unwrap_or_else(|| panic!("proxy: {var} unset")),
+        )
+    };
+    let idp = dev_idp::Config::load(&repo().join("dev-idp/dev-idp.yaml")).unwrap();
+    let app = idp.app(&env("GRAPH_CLIENT_ID")).expect("a dev IdP app");
+    assert_eq!(app.client_id, GRAPH_CLIENT_ID);
+    assert_eq!(app.name, "authz-gateway");
+    assert!(
+        app.application_permissions[dev_idp::config::GRAPH_APP]
+            .contains(&"GroupMember.Read.All".to_string())
+    );
+
+    // The secret: a compose secret the gateway is given, from a file of the
+    // repository, holding the app's secret.
+    let file = env("GRAPH_CLIENT_SECRET_FILE");
+    let name = file
+        .strip_prefix("/run/secrets/")
+        .expect("a compose secret");
+    assert_eq!(proxy.secrets, [name]);
+    let source = yaml("docker-compose.override.yml")["secrets"][name]["file"]
+        .as_str()
+        .expect("the secret's file")
+        .to_owned();
+    let secret = std::fs::read_to_string(repo().join(&source)).expect(&source);
+    assert_eq!(Some(secret.trim()), app.secret.as_deref());
+
+    // Graph is the dev-idp service, on a network the gateway shares, at the
+    // port it listens on; the token comes from OIDC_METADATA_URL's origin.
+    let graph = env("GRAPH_URL");
+    let port = graph
+        .strip_prefix("http://dev-idp:")
+        .expect("the dev-idp service");
+    assert_eq!(
+        port.parse::<u16>().unwrap(),
+        port_of(&resolve(&services["dev-idp"].environment["DEV_IDP_LISTEN"]))
+    );
+    assert!(env("OIDC_METADATA_URL").starts_with(&format!("{graph}/")));
+    assert!(
+        services["dev-idp"]
+            .networks
+            .iter()
+            .any(|n| proxy.networks.contains(n))
+    );
+    // A real tenant (the base file alone) has no dev IdP to ask.
+    let base = yaml("docker-compose.yml");
+    let base_env = base["services"]["proxy"]["environment"]
+        .as_object()
+        .unwrap();
+    assert!(!base_env.keys().any(|k| k.starts_with("GRAPH_")));
+
+    let sys = System::start().await.unwrap();
+    let token: Value = sys
+        .http
+        .post(format!("{}/{TENANT}/oauth2/v2.0/token", sys.idp_url))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", app.client_id.as_str()),
+            ("client_secret", secret.trim()),
+            ("scope", "https://graph.microsoft.com/.default"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let access_token = token["access_token"].as_str().expect("an app token");
+    let frank = idp.user("frank").unwrap();
+    let finance = "6f1c0000-0000-4000-8000-00000000f1a0";
+    let response = sys
+        .http
+        .post(format!(
+            "{}/v1.0/users/{}/checkMemberGroups",
+            sys.idp_url, frank.object_id
+        ))
+        .bearer_auth(access_token)
+        .json(&serde_json::json!({"groupIds": [finance]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(answer["value"], serde_json::json!([finance]));
     sys.stop().await.unwrap();
 }

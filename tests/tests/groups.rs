@@ -7,7 +7,11 @@
 //! cache, and refuses (`groups_unresolved`) when Graph is down, slower than
 //! `--graph-timeout-ms`, or not configured. Graph is never asked for a
 //! token that is not otherwise valid, nor when an earlier condition denies.
+//! A token of the implicit flow marks the overage with `hasgroups: true`
+//! instead, and is resolved the same way.
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use dev_idp::{GraphMode, MintRequest};
 use e2e_tests::{Options, System};
 use serde_json::Value;
@@ -242,5 +246,139 @@ async fn the_decision_endpoint_resolves_an_overage_the_same_way() {
     assert_eq!(sys.idp.graph_calls(), 2);
     assert_eq!(ask("GET").await.unwrap().status(), 200);
     assert_eq!(sys.idp.graph_calls(), 2);
+    sys.stop().await.unwrap();
+}
+
+/// A token from the implicit flow (`response_type=token` at the dev IdP's
+/// authorize endpoint) carries `hasgroups: true` instead of `groups` for a
+/// user in more than 6 groups, as from Entra: on a `groups:` route it is
+/// resolved through Graph exactly like `_claim_names`, once, then cached.
+#[tokio::test]
+async fn an_implicit_flow_token_with_hasgroups_is_resolved_through_graph() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy_file = dir.path().join("policy.yaml");
+    std::fs::write(&policy_file, policy()).unwrap();
+    let mut idp_config = dev_idp::Config::embedded_default();
+    idp_config
+        .app_mut(e2e_tests::SWAGGER_CLIENT_ID)
+        .unwrap()
+        .implicit_access_tokens = true;
+    let sys = System::start_with(Options {
+        policy: policy_file,
+        graph: true,
+        idp_config,
+        ..Options::default()
+    })
+    .await
+    .unwrap();
+    sys.first_key_fetch().await;
+
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let scope = format!("api://{}/access_as_user", e2e_tests::API_CLIENT_ID);
+    let url = reqwest::Url::parse_with_params(
+        &format!(
+            "{}/{}/oauth2/v2.0/authorize",
+            sys.idp_url,
+            e2e_tests::TENANT
+        ),
+        &[
+            ("client_id", e2e_tests::SWAGGER_CLIENT_ID),
+            ("response_type", "token"),
+            ("redirect_uri", "http://localhost:8000/oauth2-redirect"),
+            ("scope", scope.as_str()),
+            ("login_hint", "frank@contoso.dev"),
+        ],
+    )
+    .unwrap();
+    let response = no_redirects.get(url).send().await.unwrap();
+    assert_eq!(response.status(), 302);
+    let location = response.headers()["location"].to_str().unwrap().to_owned();
+    let fragment = location.split_once('#').expect("a fragment").1;
+    let frank = reqwest::Url::parse(&format!("http://fragment/?{fragment}"))
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "access_token")
+        .map(|(_, v)| v.into_owned())
+        .expect("an access token");
+    let payload = frank.split('.').nth(1).unwrap();
+    let claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+    assert_eq!(claims["hasgroups"], true, "{claims}");
+    assert!(claims.get("groups").is_none() && claims.get("_claim_names").is_none());
+
+    assert_eq!(call(&sys, reqwest::Method::GET, &frank).await.0, 200);
+    assert_eq!(sys.idp.graph_calls(), 1);
+    let (status, detail) = call(&sys, reqwest::Method::POST, &frank).await;
+    assert_eq!(
+        (status, detail.as_str()),
+        (403, "this route admits only members of certain groups")
+    );
+    assert_eq!(sys.idp.graph_calls(), 2);
+    assert_eq!(call(&sys, reqwest::Method::GET, &frank).await.0, 200);
+    assert_eq!(sys.idp.graph_calls(), 2, "from the cache");
+    sys.stop().await.unwrap();
+}
+
+/// The gateway authenticates to the token endpoint with a certificate
+/// instead of a secret (a client assertion signed with the key of the
+/// certificate registered on its app, found by `x5t#S256`): the overage is
+/// resolved the same way. A certificate the app does not have registered is
+/// refused by the token endpoint, and the request with it.
+#[tokio::test]
+async fn graph_credentials_can_be_a_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy_file = dir.path().join("policy.yaml");
+    std::fs::write(&policy_file, policy()).unwrap();
+    let sys = System::start_with(Options {
+        policy: policy_file.clone(),
+        graph: true,
+        graph_certificate: true,
+        ..Options::default()
+    })
+    .await
+    .unwrap();
+    sys.first_key_fetch().await;
+    let frank = sys.token(MintRequest::user("frank"));
+    assert_eq!(call(&sys, reqwest::Method::GET, &frank).await.0, 200);
+    assert_eq!(call(&sys, reqwest::Method::POST, &frank).await.0, 403);
+    assert_eq!(sys.idp.graph_calls(), 2);
+    assert_eq!(sys.gateway.graph().unwrap().stats().token_fetches, 1);
+    sys.stop().await.unwrap();
+
+    // Another dev IdP's certificate for the same app: not registered here.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let other =
+        dev_idp::Idp::new(dev_idp::Config::embedded_default(), elsewhere.path(), None).unwrap();
+    let certificate = other
+        .client_certificate(e2e_tests::GRAPH_CLIENT_ID)
+        .unwrap();
+    let (cert, key) = (
+        certificate.cert_file.display().to_string(),
+        certificate.key_file.display().to_string(),
+    );
+    let (sys, _dir) = start(
+        false,
+        &[
+            "--graph-client-id",
+            e2e_tests::GRAPH_CLIENT_ID,
+            "--graph-client-certificate-file",
+            &cert,
+            "--graph-client-key-file",
+            &key,
+        ],
+    )
+    .await;
+    let frank = sys.token(MintRequest::user("frank"));
+    let (status, detail) = call(&sys, reqwest::Method::GET, &frank).await;
+    assert_eq!(status, 403);
+    assert!(
+        detail.ends_with(
+            "the token endpoint refused the gateway's Graph credentials (401 invalid_client)"
+        ),
+        "{detail}"
+    );
+    assert_eq!(sys.idp.graph_calls(), 0);
     sys.stop().await.unwrap();
 }

@@ -48,6 +48,14 @@ pub(super) struct RawApp {
     pub group_membership_claims: Option<Spanned<String>>,
     #[serde(default)]
     pub public_client: bool,
+    /// Authentication > "Access tokens (used for implicit flows)"
+    /// (`oauth2AllowImplicitFlow` in the manifest).
+    #[serde(default)]
+    pub implicit_access_tokens: bool,
+    /// Certificates & secrets > Certificates: the dev IdP makes the app a
+    /// certificate credential (see `keys::client_cert`).
+    #[serde(default)]
+    pub client_certificate: bool,
     #[serde(default)]
     pub redirect_uris: Vec<Spanned<String>>,
     pub secret: Option<Spanned<String>>,

@@ -22,6 +22,13 @@ pub(super) fn encode_private_key(der: &[u8]) -> String {
     out
 }
 
+/// Wraps DER in `label` armour (`CERTIFICATE`), 64 characters a line.
+pub(super) fn encode(label: &str, der: &[u8]) -> String {
+    encode_private_key(der)
+        .replace(BEGIN, &format!("-----BEGIN {label}-----"))
+        .replace(END, &format!("-----END {label}-----"))
+}
+
 /// Returns the DER inside `PRIVATE KEY` armour, or `None`.
 pub(super) fn decode_private_key(text: &str) -> Option<Vec<u8>> {
     let start = text.find(BEGIN)? + BEGIN.len();

@@ -1,5 +1,10 @@
 //! `GET /{tenant}/oauth2/v2.0/authorize`: the authorization-code flow's
-//! front half (RFC 6749 §4.1.1, PKCE per RFC 7636).
+//! front half (RFC 6749 §4.1.1, PKCE per RFC 7636), and the implicit flow
+//! (`response_type=token`, RFC 6749 §4.2) for apps that enable it
+//! (`implicit_access_tokens`, Entra's "Access tokens (used for implicit
+//! flows)"): the access token goes back in the redirect URI's fragment, and
+//! a user in more than 6 groups gets `hasgroups: true` instead of `groups`
+//! in it, as from Entra.
 //!
 //! Checks run in the order that decides where an error may go: first the
 //! tenant, client and redirect URI, whose errors are shown as a page (never
@@ -15,6 +20,7 @@ use warp::http::StatusCode;
 use warp::reply::{Reply, Response};
 
 use crate::Idp;
+use crate::claims::Grant;
 use crate::claims_request::ClaimsRequest;
 use crate::config::{App, User};
 use crate::keys::unix;
@@ -60,9 +66,15 @@ pub(crate) fn authorize(idp: &Idp, tenant: &str, query: &str) -> Response {
         Ok(found) => found,
         Err(e) => return e.to_error_page(),
     };
+    // Tokens never go in a query string: the implicit flow answers in the
+    // fragment unless asked for form_post.
+    let default_mode = match params.get("response_type") {
+        Some("token") => "fragment",
+        _ => "query",
+    };
     let reply = Callback {
         redirect_uri,
-        mode: params.get("response_mode").unwrap_or("query"),
+        mode: params.get("response_mode").unwrap_or(default_mode),
         state: params.get("state"),
     };
     match sign_in(idp, &tenant, client, &params, &reply) {
@@ -123,24 +135,43 @@ fn sign_in(
             format!("response_mode '{}' is not supported.", reply.mode),
         ));
     }
-    match params.get("response_type") {
-        Some("code") => {}
+    let implicit = match params.get("response_type") {
+        Some("code") => false,
+        Some("token") if !client.implicit_access_tokens => {
+            return Err(OAuthError::new(
+                "unsupported_response_type",
+                700_051,
+                "response_type 'token' is not enabled for the application.",
+            ));
+        }
+        Some("token") if reply.mode == "query" => {
+            return Err(OAuthError::new(
+                "invalid_request",
+                900_144,
+                "response_mode 'query' cannot carry an access token; use 'fragment' or 'form_post'.",
+            ));
+        }
+        Some("token") => true,
         None => return Err(OAuthError::missing("response_type")),
         Some(other) => {
             return Err(OAuthError::new(
                 "unsupported_response_type",
                 700_054,
                 format!(
-                    "response_type '{other}' is not enabled for the application; dev-idp supports 'code'."
+                    "response_type '{other}' is not enabled for the application; dev-idp supports 'code' and 'token'."
                 ),
             ));
         }
-    }
+    };
     let scope = params
         .get("scope")
         .ok_or_else(|| OAuthError::missing("scope"))?;
     let requested = scopes::delegated(idp.config(), scope)?;
-    let code_challenge = pkce_challenge(client, params)?;
+    // PKCE protects a code; the implicit flow has none.
+    let code_challenge = match implicit {
+        true => None,
+        false => pkce_challenge(client, params)?,
+    };
     let claims = match params.get("claims") {
         None => ClaimsRequest::default(),
         Some(json) => ClaimsRequest::parse(json)
@@ -169,6 +200,38 @@ fn sign_in(
         };
         return Ok(sign_in_page(idp, tenant, client, params, notice.as_deref()));
     };
+    if implicit {
+        let home = idp
+            .config()
+            .tenant(&user.tenant)
+            .expect("config checked user tenants");
+        let grant = Grant {
+            user: Some(user),
+            client,
+            api: requested.api,
+            tenant: home,
+            scopes: requested.scopes.clone(),
+            client_auth: "0",
+            requested: claims,
+            implicit: true,
+        };
+        let shape = idp.shape_now(requested.api);
+        let token = idp
+            .sign(&grant, &shape)
+            .map_err(super::token::server_error)?;
+        tracing::info!(user = %user.name, client = %client.name, "issued an access token (implicit flow)");
+        let mut out = format!(
+            "access_token={}&token_type=Bearer&expires_in={}&scope={}",
+            encode(&token),
+            shape.exp - shape.iat,
+            encode(&requested.response_scope())
+        );
+        if let Some(state) = reply.state {
+            out.push_str("&state=");
+            out.push_str(&encode(state));
+        }
+        return Ok(respond(reply, &out));
+    }
     let pending = PendingCode {
         client_id: client.client_id.clone(),
         redirect_uri: reply.redirect_uri.clone(),
@@ -263,10 +326,19 @@ fn respond(reply: &Callback<'_>, params: &str) -> Response {
         "form_post" => {
             let fields: Vec<(&str, String)> = Params::parse(params)
                 .map(|p| {
-                    ["code", "state", "error", "error_description"]
-                        .into_iter()
-                        .filter_map(|k| p.get(k).map(|v| (k, v.to_owned())))
-                        .collect()
+                    [
+                        "code",
+                        "access_token",
+                        "token_type",
+                        "expires_in",
+                        "scope",
+                        "state",
+                        "error",
+                        "error_description",
+                    ]
+                    .into_iter()
+                    .filter_map(|k| p.get(k).map(|v| (k, v.to_owned())))
+                    .collect()
                 })
                 .unwrap_or_default();
             return warp::reply::html(html::form_post_page(&reply.redirect_uri, &fields))

@@ -23,11 +23,12 @@ use super::scopes;
 use super::tenant::TenantPath;
 
 /// An authenticated client and how it authenticated (`"0"` public, `"1"`
-/// secret: the `azpacr` / `appidacr` claim).
+/// secret, `"2"` certificate: the `azpacr` / `appidacr` claim).
 type Client<'a> = (&'a App, &'static str);
 
 /// Handles one token request.
 pub(crate) fn token(idp: &Idp, tenant: &str, body: &[u8], authorization: Option<&str>) -> Response {
+    let segment = tenant;
     let result = (|| {
         let tenant = TenantPath::resolve(idp.config(), tenant)?;
         let body = std::str::from_utf8(body).map_err(|_| {
@@ -59,7 +60,8 @@ pub(crate) fn token(idp: &Idp, tenant: &str, body: &[u8], authorization: Option<
                 format!("The app requested an unsupported grant type '{grant_type}'."),
             ));
         }
-        let client = authenticate(idp, &params, authorization)?;
+        let audiences = token_endpoints(idp, segment, &tenant);
+        let client = authenticate(idp, &params, authorization, &audiences)?;
         match grant_type {
             "authorization_code" => authorization_code(idp, client, &params),
             "client_credentials" => client_credentials(idp, &tenant, client, &params),
@@ -87,7 +89,19 @@ fn authenticate<'a>(
     idp: &'a Idp,
     params: &Params,
     authorization: Option<&str>,
+    audiences: &[String],
 ) -> Result<Client<'a>, OAuthError> {
+    if let Some(assertion) = params.get("client_assertion") {
+        if authorization.is_some() || params.get("client_secret").is_some() {
+            return Err(OAuthError::new(
+                "invalid_request",
+                900_144,
+                "The client used more than one authentication method.",
+            ));
+        }
+        let client = known_client(idp, params.get("client_id"))?;
+        return client_assertion(idp, client, params, assertion, audiences).map(|()| (client, "2"));
+    }
     let basic = authorization
         .and_then(|h| h.strip_prefix("Basic "))
         .map(decode_basic)
@@ -103,15 +117,7 @@ fn authenticate<'a>(
         (Some((id, secret)), None) => (Some(id.as_str()), Some(secret.as_str())),
         (None, secret) => (params.get("client_id"), secret),
     };
-    let client_id = client_id.ok_or_else(|| OAuthError::missing("client_id"))?;
-    let client = idp.config().app(client_id).ok_or_else(|| {
-        OAuthError::new(
-            "invalid_client",
-            700_016,
-            format!("Application with identifier '{client_id}' was not found in the directory."),
-        )
-        .with_status(StatusCode::UNAUTHORIZED)
-    })?;
+    let client = known_client(idp, client_id)?;
     match (&client.secret, secret) {
         (Some(expected), Some(given)) => {
             if aws_lc_rs::constant_time::verify_slices_are_equal(expected.as_bytes(), given.as_bytes()).is_ok() {
@@ -139,6 +145,130 @@ fn authenticate<'a>(
         .with_status(StatusCode::UNAUTHORIZED)),
         (None, None) => Ok((client, "0")),
     }
+}
+
+fn known_client<'a>(idp: &'a Idp, client_id: Option<&str>) -> Result<&'a App, OAuthError> {
+    let client_id = client_id.ok_or_else(|| OAuthError::missing("client_id"))?;
+    idp.config().app(client_id).ok_or_else(|| {
+        OAuthError::new(
+            "invalid_client",
+            700_016,
+            format!("Application with identifier '{client_id}' was not found in the directory."),
+        )
+        .with_status(StatusCode::UNAUTHORIZED)
+    })
+}
+
+/// The URLs a client assertion's `aud` may name: this token endpoint (v2 or
+/// v1), under the tenant as the request names it or by its id.
+fn token_endpoints(idp: &Idp, segment: &str, tenant: &TenantPath<'_>) -> Vec<String> {
+    let mut tenants = vec![segment.to_owned()];
+    if let TenantPath::One(t) = tenant {
+        tenants.push(t.id.clone());
+    }
+    tenants
+        .iter()
+        .flat_map(|t| {
+            [
+                format!("{}/{t}/oauth2/v2.0/token", idp.base_url()),
+                format!("{}/{t}/oauth2/token", idp.base_url()),
+            ]
+        })
+        .collect()
+}
+
+const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// A certificate credential (Entra's "client assertion", RFC 7523 §2.2): an
+/// RS256 JWT signed with the key of a certificate registered on the app,
+/// found by its `x5t#S256` (or `x5t`) header, whose `aud` is this token
+/// endpoint, `iss` and `sub` the client id, within `nbf`..`exp`. Refusals
+/// carry Entra's AADSTS codes.
+fn client_assertion(
+    idp: &Idp,
+    client: &App,
+    params: &Params,
+    assertion: &str,
+    audiences: &[String],
+) -> Result<(), OAuthError> {
+    let refuse = |code: u32, message: String| {
+        Err(OAuthError::new("invalid_client", code, message).with_status(StatusCode::UNAUTHORIZED))
+    };
+    if params.get("client_assertion_type") != Some(JWT_BEARER) {
+        return Err(OAuthError::new(
+            "invalid_request",
+            900_144,
+            format!(
+                "The request body must contain the following parameter: 'client_assertion_type' = '{JWT_BEARER}'."
+            ),
+        ));
+    }
+    let Ok(header) = jsonwebtoken::decode_header(assertion) else {
+        return refuse(50_027, "JWT token is invalid or malformed.".to_owned());
+    };
+    let thumbprint = header.x5t_s256.clone().or_else(|| header.x5t.clone());
+    let Some(thumbprint) = thumbprint else {
+        return refuse(
+            700_027,
+            "Client assertion contains an invalid signature. [Reason - The key used is not registered: the header has neither 'x5t#S256' nor 'x5t'.]".to_owned(),
+        );
+    };
+    let registered = idp
+        .client_certificate(&client.client_id)
+        .filter(|c| c.x5t_s256 == thumbprint || c.x5t == thumbprint);
+    let Some(certificate) = registered else {
+        return refuse(
+            700_027,
+            format!(
+                "The certificate with identifier used to sign the client assertion is not registered on application. [Reason - The key was not found., Thumbprint of key used by client: '{thumbprint}']"
+            ),
+        );
+    };
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+    validation.leeway = 0;
+    validation.validate_nbf = true;
+    validation.validate_aud = false;
+    validation.set_required_spec_claims(&["exp", "aud", "iss", "sub"]);
+    let claims = match jsonwebtoken::decode::<Value>(assertion, &certificate.decoding, &validation)
+    {
+        Ok(data) => data.claims,
+        Err(e) => {
+            use jsonwebtoken::errors::ErrorKind;
+            return match e.kind() {
+                ErrorKind::ExpiredSignature | ErrorKind::ImmatureSignature => refuse(
+                    700_024,
+                    "Client assertion is not within its valid time range.".to_owned(),
+                ),
+                ErrorKind::InvalidSignature | ErrorKind::InvalidAlgorithm => refuse(
+                    700_027,
+                    "Client assertion failed signature validation.".to_owned(),
+                ),
+                _ => refuse(50_027, format!("JWT token is invalid or malformed ({e}).")),
+            };
+        }
+    };
+    let aud = claims["aud"].as_str().unwrap_or_default();
+    if !audiences.iter().any(|a| a == aud) {
+        return refuse(
+            700_023,
+            format!(
+                "Client assertion audience claim does not match Realm issuer: '{aud}' is not this token endpoint ({}).",
+                audiences[0]
+            ),
+        );
+    }
+    for claim in ["iss", "sub"] {
+        if claims[claim].as_str() != Some(client.client_id.as_str()) {
+            return refuse(
+                700_021,
+                format!(
+                    "Client assertion application identifier doesn't match 'client_id' parameter: '{claim}' must be {}.",
+                    client.client_id
+                ),
+            );
+        }
+    }
+    Ok(())
 }
 
 /// `Basic base64(urlencode(id):urlencode(secret))`.
@@ -256,7 +386,7 @@ fn client_credentials(
     (client, auth): Client<'_>,
     params: &Params,
 ) -> Result<Value, OAuthError> {
-    if auth != "1" {
+    if auth == "0" {
         return Err(OAuthError::new(
             "invalid_client",
             7_000_218,
@@ -284,8 +414,9 @@ fn client_credentials(
         api,
         tenant,
         scopes: Vec::new(),
-        client_auth: "1",
+        client_auth: auth,
         requested: ClaimsRequest::default(),
+        implicit: false,
     };
     let shape = idp.shape_now(api);
     let access_token = idp.sign(&grant, &shape).map_err(server_error)?;
@@ -370,6 +501,7 @@ fn delegated_response(
         scopes: delegated.scopes.clone(),
         client_auth: auth,
         requested: requested.clone(),
+        implicit: false,
     };
     let shape = idp.shape_now(delegated.api);
     let access_token = idp.sign(&grant, &shape).map_err(server_error)?;
@@ -411,7 +543,7 @@ fn invalid_grant(aadsts: u32, description: impl Into<String>) -> OAuthError {
     OAuthError::new("invalid_grant", aadsts, description)
 }
 
-fn server_error(e: crate::Error) -> OAuthError {
+pub(super) fn server_error(e: crate::Error) -> OAuthError {
     tracing::error!(error = %e, "cannot sign a token");
     OAuthError::new("server_error", 50000, "There was an error issuing a token.")
         .with_status(StatusCode::INTERNAL_SERVER_ERROR)
