@@ -132,7 +132,7 @@ pub(crate) fn access_token_claims(
             // With `group_membership_claims`, as Entra: `groups` up to 200
             // ids, above that the overage marker pointing at the (retired)
             // Azure AD Graph, which nobody should call; in a token of the
-            // implicit flow, above 6 ids `hasgroups: true` instead.
+            // implicit flow, from 6 ids on `hasgroups: true` instead.
             if api.groups_claim && !user.groups.is_empty() {
                 if grant.implicit && user.groups.len() > MAX_IMPLICIT_TOKEN_GROUPS {
                     c.insert("hasgroups".into(), json!(true));

@@ -236,12 +236,12 @@ pub const GRAPH_MEMBERSHIP_PERMISSIONS: [&str; 3] = [
 /// A JWT lists at most this many groups; above, it carries the overage marker.
 pub const MAX_TOKEN_GROUPS: usize = 200;
 /// A token of the implicit flow travels in the redirect URI's fragment, so
-/// Entra lists far fewer groups in it: past its limit of 6 it puts
+/// Entra lists far fewer groups in it: from 6 groups on it puts
 /// `hasgroups: true` instead of `groups` (and no `_claim_names`). Microsoft's
 /// token reference: "used in place of the groups claim for JWTs in implicit
 /// grant flows if the full groups claim would extend the URI fragment beyond
-/// the URL length limits".
-pub const MAX_IMPLICIT_TOKEN_GROUPS: usize = 6;
+/// the URL length limits (currently 6 or more groups)". So at most 5 listed.
+pub const MAX_IMPLICIT_TOKEN_GROUPS: usize = 5;
 
 impl App {
     /// Adds a redirect URI (tests register their own port's URI this way).

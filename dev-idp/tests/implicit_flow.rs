@@ -1,6 +1,6 @@
 //! The implicit flow (`response_type=token`): only for an app that enables
 //! it, the access token in the redirect URI's fragment, and, as from Entra,
-//! `hasgroups: true` instead of `groups` for a user in more than 6 groups
+//! `hasgroups: true` instead of `groups` for a user in 6 groups or more
 //! (the fragment's limit), never the code flow's `_claim_names`.
 
 mod support;
@@ -10,7 +10,7 @@ use reqwest::StatusCode;
 use support::{API_URI, CONTOSO, SPA_CLIENT_ID, Server, start, start_with};
 
 /// The embedded configuration with implicit access tokens enabled for the
-/// SPA; Erin in 6 groups (the most a fragment's token lists), Dave in 7.
+/// SPA; Erin in 5 groups (the most a fragment's token lists), Dave in 6.
 fn implicit_config() -> Config {
     let mut config = Config::embedded_default();
     config.app_mut("swagger-ui").unwrap().implicit_access_tokens = true;
@@ -21,8 +21,8 @@ fn implicit_config() -> Config {
     };
     for user in &mut config.users {
         match user.name.as_str() {
-            "erin" => user.groups = groups(6),
-            "dave" => user.groups = groups(7),
+            "erin" => user.groups = groups(5),
+            "dave" => user.groups = groups(6),
             _ => {}
         }
     }
@@ -113,10 +113,10 @@ async fn a_token_never_goes_in_a_query_string() {
 }
 
 #[tokio::test]
-async fn the_token_lists_up_to_6_groups_and_says_hasgroups_above() {
+async fn the_token_lists_up_to_5_groups_and_says_hasgroups_from_6() {
     let s = start_with(implicit_config()).await;
     let erin = implicit_token(&s, "erin").await;
-    assert_eq!(erin["groups"].as_array().map(Vec::len), Some(6), "{erin}");
+    assert_eq!(erin["groups"].as_array().map(Vec::len), Some(5), "{erin}");
     assert!(erin.get("hasgroups").is_none());
     assert_eq!(erin["scp"], "access_as_user");
     assert_eq!(erin["azpacr"], "0", "no client authentication");
@@ -136,11 +136,11 @@ async fn the_token_lists_up_to_6_groups_and_says_hasgroups_above() {
 
 #[tokio::test]
 async fn the_code_flow_keeps_the_200_group_limit() {
-    // Dave's 7 groups fit in a token from the token endpoint.
+    // Dave's 6 groups fit in a token from the token endpoint.
     let s = start_with(implicit_config()).await;
     let token = s.idp.mint(&dev_idp::MintRequest::user("dave")).unwrap();
     let claims = s.verify_v2(&token).await;
-    assert_eq!(claims["groups"].as_array().map(Vec::len), Some(7));
+    assert_eq!(claims["groups"].as_array().map(Vec::len), Some(6));
     assert!(claims.get("hasgroups").is_none());
     let frank = s.idp.mint(&dev_idp::MintRequest::user("frank")).unwrap();
     let frank = s.verify_v2(&frank).await;

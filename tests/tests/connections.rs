@@ -565,19 +565,24 @@ impl Gate {
     }
 }
 
-/// `GET /health?<query>` on a connection of its own: status, `Retry-After`
-/// and body.
-async fn get_once(sys: &System, query: &str) -> (u16, Option<String>, String) {
+/// `GET /health?<query>` on a connection of its own: the response, its
+/// body not read yet.
+async fn head_only(sys: &System, query: &str) -> Response<Incoming> {
     let mut sender = client(sys).await;
     sender.ready().await.unwrap();
     let req = Request::get(format!("/health?{query}"))
         .header("host", "gateway")
         .body(Empty::new())
         .unwrap();
-    let response = tokio::time::timeout(BOUND, sender.send_request(req))
+    tokio::time::timeout(BOUND, sender.send_request(req))
         .await
         .expect("no answer")
-        .unwrap();
+        .unwrap()
+}
+
+/// [`head_only`], then the body: status, `Retry-After` and body.
+async fn get_once(sys: &System, query: &str) -> (u16, Option<String>, String) {
+    let response = head_only(sys, query).await;
     let status = response.status().as_u16();
     let retry_after = response
         .headers()
@@ -591,19 +596,26 @@ async fn get_once(sys: &System, query: &str) -> (u16, Option<String>, String) {
     )
 }
 
-#[tokio::test]
-async fn with_every_upstream_place_taken_a_request_waits_the_queue_timeout_then_gets_503() {
-    let mut upstream = Gate::start().await;
-    let sys = gateway(
+/// A gateway in front of `upstream` with at most `places` requests in
+/// flight to it and `queue_ms` to wait for one.
+async fn capped(upstream: &Gate, places: u32, queue_ms: u32) -> System {
+    let (places, queue_ms) = (places.to_string(), queue_ms.to_string());
+    gateway(
         &upstream.url,
         &[
             "--upstream-max-connections",
-            "1",
+            &places,
             "--upstream-queue-timeout-ms",
-            "200",
+            &queue_ms,
         ],
     )
-    .await;
+    .await
+}
+
+#[tokio::test]
+async fn with_every_upstream_place_taken_a_request_waits_the_queue_timeout_then_gets_503() {
+    let mut upstream = Gate::start().await;
+    let sys = capped(&upstream, 1, 200).await;
     let held = {
         let sys_url = sys.gateway_url.clone();
         let http = sys.http.clone();
@@ -636,16 +648,7 @@ async fn with_every_upstream_place_taken_a_request_waits_the_queue_timeout_then_
 #[tokio::test]
 async fn requests_beyond_the_cap_queue_and_are_all_served_never_more_at_once() {
     let upstream = Gate::start().await;
-    let sys = gateway(
-        &upstream.url,
-        &[
-            "--upstream-max-connections",
-            "2",
-            "--upstream-queue-timeout-ms",
-            "10000",
-        ],
-    )
-    .await;
+    let sys = capped(&upstream, 2, 10000).await;
     let mut requests = Vec::new();
     for i in 0..20 {
         let (url, http) = (sys.gateway_url.clone(), sys.http.clone());
@@ -673,13 +676,7 @@ async fn a_small_response_is_read_whole_before_it_is_relayed_so_one_cut_short_is
     );
     // A large one is streamed as it arrives: its status is sent before its
     // end, and its cut shows as a broken body.
-    let mut sender = client(&sys).await;
-    sender.ready().await.unwrap();
-    let req = Request::get("/health?bigcut")
-        .header("host", "gateway")
-        .body(Empty::new())
-        .unwrap();
-    let response = sender.send_request(req).await.unwrap();
+    let response = head_only(&sys, "bigcut").await;
     assert_eq!(response.status(), 200);
     assert!(response.into_body().collect().await.is_err());
     sys.stop().await.unwrap();
@@ -688,25 +685,10 @@ async fn a_small_response_is_read_whole_before_it_is_relayed_so_one_cut_short_is
 #[tokio::test]
 async fn a_streamed_response_keeps_its_place_until_the_client_has_read_it() {
     let upstream = Gate::start().await;
-    let sys = gateway(
-        &upstream.url,
-        &[
-            "--upstream-max-connections",
-            "1",
-            "--upstream-queue-timeout-ms",
-            "300",
-        ],
-    )
-    .await;
+    let sys = capped(&upstream, 1, 300).await;
     // 32 MiB, more than the sockets on the way hold: the client reads the
     // head and stops, so the gateway is still relaying.
-    let mut sender = client(&sys).await;
-    sender.ready().await.unwrap();
-    let req = Request::get("/health?big")
-        .header("host", "gateway")
-        .body(Empty::new())
-        .unwrap();
-    let response = sender.send_request(req).await.unwrap();
+    let response = head_only(&sys, "big").await;
     assert_eq!(response.status(), 200);
     assert_eq!(get_once(&sys, "meanwhile").await.0, 503);
     let body = response.into_body().collect().await.unwrap().to_bytes();

@@ -251,7 +251,7 @@ async fn the_decision_endpoint_resolves_an_overage_the_same_way() {
 
 /// A token from the implicit flow (`response_type=token` at the dev IdP's
 /// authorize endpoint) carries `hasgroups: true` instead of `groups` for a
-/// user in more than 6 groups, as from Entra: on a `groups:` route it is
+/// user in 6 groups or more, as from Entra: on a `groups:` route it is
 /// resolved through Graph exactly like `_claim_names`, once, then cached.
 #[tokio::test]
 async fn an_implicit_flow_token_with_hasgroups_is_resolved_through_graph() {

@@ -3,7 +3,7 @@
 //! (`response_type=token`, RFC 6749 §4.2) for apps that enable it
 //! (`implicit_access_tokens`, Entra's "Access tokens (used for implicit
 //! flows)"): the access token goes back in the redirect URI's fragment, and
-//! a user in more than 6 groups gets `hasgroups: true` instead of `groups`
+//! a user in 6 groups or more gets `hasgroups: true` instead of `groups`
 //! in it, as from Entra.
 //!
 //! Checks run in the order that decides where an error may go: first the
