@@ -115,6 +115,8 @@ gw="http://localhost:$GATEWAY_PORT"
 
 cp docker-compose.yml docker-compose.override.yml policy.yaml .env.sample "$work/"
 mkdir -p "$work/dev-idp"
+# The gateway's Graph client secret (a compose secret of the override file).
+cp dev-idp/authz-gateway.secret "$work/dev-idp/"
 # Swagger UI's redirect URI on this gateway port (exact match, as Entra).
 sed "s|^\(\s*\)- http://localhost:8000/oauth2-redirect|&\n\1- $gw/oauth2-redirect|" \
   dev-idp/dev-idp.yaml >"$work/dev-idp/dev-idp.yaml"
@@ -252,6 +254,24 @@ ok "proxy → todo-backend:8081 with forged headers and no assertion: 401"
 dc exec -T proxy curl -fsS -m 5 -o /dev/null http://todo-backend:8081/ready ||
   fail "the backend is not ready (it cannot fetch the gateway's JWKS)"
 ok "todo-backend /ready: 200 (the gateway's JWKS fetched)"
+# The gateway's Graph credentials as the container has them (the compose
+# secret, GRAPH_*) get an app token for Graph from the dev IdP, and Graph
+# answers a membership question with it: the groups overage path is wired.
+graph_check='set -e
+secret=$(cat "$GRAPH_CLIENT_SECRET_FILE")
+token=$(curl -fsS -m 5 "http://dev-idp:9400/$AAD_TENANT_ID/oauth2/v2.0/token" \
+  -d grant_type=client_credentials -d "client_id=$GRAPH_CLIENT_ID" \
+  --data-urlencode "client_secret=$secret" \
+  --data-urlencode scope=https://graph.microsoft.com/.default |
+  sed -n "s/.*\"access_token\":\"\([^\"]*\)\".*/\1/p")
+[ -n "$token" ]
+curl -fsS -m 5 -H "Authorization: Bearer $token" -H "Content-Type: application/json" \
+  -d "{\"groupIds\": [\"6f1c0000-0000-4000-8000-00000000f1a0\"]}" \
+  "$GRAPH_URL/v1.0/users/f2a40000-0000-4000-8000-000000000006/checkMemberGroups" |
+  grep -q 6f1c0000-0000-4000-8000-00000000f1a0'
+dc exec -T proxy sh -c "$graph_check" ||
+  fail "the gateway's Graph credentials (GRAPH_*, the compose secret) get no Graph token from the dev IdP"
+ok "proxy's GRAPH_* credentials: a Graph app token from the dev IdP; Graph says frank is in finance"
 forge=(-H 'X-User-Id: forged' -H 'X-User-Roles: Admin' -H 'X-User-Scopes: access_as_user' -H 'X-User-Type: user')
 for target in "todo-backend:8081" "$backend_ip:8081"; do
   if dc exec -T dev-idp curl -sS -m 5 -o /dev/null "${forge[@]}" "http://$target/todoitems" 2>/dev/null; then
