@@ -213,10 +213,11 @@ pub struct Flags {
         help_heading = "Identity assertion"
     )]
     pub assertion_algorithm: assertion::Algorithm,
-    /// PEM private key to sign assertions with, e.g. from a Kubernetes
-    /// Secret, so every replica signs with the same key. ES256: P-256
-    /// (PKCS#8 or SEC1 `EC PRIVATE KEY`); RS256: RSA of 2048 to 8192 bits
-    /// (PKCS#8 or PKCS#1 `RSA PRIVATE KEY`).
+    /// Private key to sign assertions with, PEM or a private JWK, e.g. from
+    /// a Kubernetes Secret, so every replica signs with the same key. ES256:
+    /// P-256 (PKCS#8, SEC1 `EC PRIVATE KEY`, or a JWK with `d`); RS256: RSA
+    /// of 2048 to 8192 bits (PKCS#8, PKCS#1 `RSA PRIVATE KEY`, or a JWK with
+    /// `d`, `p`, `q`, `dp`, `dq`, `qi`).
     #[arg(long, env = "ASSERTION_KEY", help_heading = "Identity assertion")]
     pub assertion_key: Option<PathBuf>,
     /// Without --assertion-key: a directory where a generated key is kept

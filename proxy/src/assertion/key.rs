@@ -206,7 +206,14 @@ pub fn read_key(path: &Path, algorithm: Algorithm) -> Result<SigningKey, KeyErro
         path: path.to_owned(),
         source,
     })?;
-    let key = match parse_pem(&text) {
+    // A JWK (a JSON object) or PEM: every replica can take the same key
+    // from one Kubernetes Secret in either form.
+    let parsed = if text.trim_start().starts_with('{') {
+        parse_jwk(&text)
+    } else {
+        parse_pem(&text)
+    };
+    let key = match parsed {
         Ok(key) => key,
         Err(Unusable::NotAKey) => {
             return Err(KeyError::Parse {
@@ -286,6 +293,93 @@ pub fn parse_pem(text: &str) -> Result<SigningKey, Unusable> {
         }
         _ => rsa(RsaKeyPair::from_der(&der)),
     }
+}
+
+/// A private key as a JWK (RFC 7518 §6.2.2, §6.3.2): `"kty": "EC"` with
+/// `"crv": "P-256"`, `x`, `y` and `d`, or `"kty": "RSA"` with `n`, `e`, `d`,
+/// `p`, `q`, `dp`, `dq` and `qi` (base64url). A public JWK, another curve or
+/// type, or a member missing is no key.
+pub fn parse_jwk(text: &str) -> Result<SigningKey, Unusable> {
+    let jwk: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(text).map_err(|_| Unusable::NotAKey)?;
+    let member = |name: &str| -> Result<Vec<u8>, Unusable> {
+        let value = jwk
+            .get(name)
+            .and_then(|v| v.as_str())
+            .ok_or(Unusable::NotAKey)?;
+        B64.decode(value).map_err(|_| Unusable::NotAKey)
+    };
+    match jwk.get("kty").and_then(|v| v.as_str()) {
+        Some("EC") if jwk.get("crv").and_then(|v| v.as_str()) == Some("P-256") => {
+            let (x, y, d) = (member("x")?, member("y")?, member("d")?);
+            if x.len() != 32 || y.len() != 32 || d.len() != 32 {
+                return Err(Unusable::NotAKey);
+            }
+            let public = [&[0x04][..], &x, &y].concat();
+            EcdsaKeyPair::from_private_key_and_public_key(
+                &ECDSA_P256_SHA256_FIXED_SIGNING,
+                &d,
+                &public,
+            )
+            .map(SigningKey::Ec)
+            .map_err(|_| Unusable::NotAKey)
+        }
+        Some("RSA") => {
+            // PKCS#1 RSAPrivateKey: SEQUENCE { version 0, n, e, d, p, q,
+            // dp, dq, qi }, DER.
+            let mut body = der_integer(&[0]);
+            for name in ["n", "e", "d", "p", "q", "dp", "dq", "qi"] {
+                body.extend(der_integer(&member(name)?));
+            }
+            let der = der_tlv(0x30, &body);
+            match RsaKeyPair::from_der(&der) {
+                Ok(key) => Ok(SigningKey::Rsa(key)),
+                Err(e) if e.description_() == "TooSmall" => {
+                    Err(Unusable::RsaSize("shorter than 2048 bits"))
+                }
+                Err(e) if e.description_() == "TooLarge" => {
+                    Err(Unusable::RsaSize("longer than 8192 bits"))
+                }
+                Err(_) => Err(Unusable::NotAKey),
+            }
+        }
+        _ => Err(Unusable::NotAKey),
+    }
+}
+
+/// A DER INTEGER of the unsigned big-endian `bytes`.
+fn der_integer(bytes: &[u8]) -> Vec<u8> {
+    let first = bytes
+        .iter()
+        .position(|b| *b != 0)
+        .unwrap_or(bytes.len().saturating_sub(1));
+    let mut content = bytes[first..].to_vec();
+    if content.is_empty() {
+        content.push(0);
+    }
+    if content[0] & 0x80 != 0 {
+        content.insert(0, 0);
+    }
+    der_tlv(0x02, &content)
+}
+
+/// A DER tag, length and value.
+fn der_tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    let len = content.len();
+    if len < 0x80 {
+        out.push(len as u8);
+    } else {
+        let bytes: Vec<u8> = len
+            .to_be_bytes()
+            .into_iter()
+            .skip_while(|b| *b == 0)
+            .collect();
+        out.push(0x80 | bytes.len() as u8);
+        out.extend(bytes);
+    }
+    out.extend_from_slice(content);
+    out
 }
 
 /// A new key for `algorithm` and its PKCS#8 document (to persist it):

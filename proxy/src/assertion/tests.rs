@@ -7,7 +7,7 @@ use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{DecodingKey, Validation};
 use serde_json::Value;
 
-use super::key::{ec_thumbprint, parse_pem, rsa_thumbprint};
+use super::key::{PublicKey, Unusable, ec_thumbprint, parse_jwk, parse_pem, rsa_thumbprint};
 use super::*;
 use crate::identity::{Identity, PrincipalKind};
 
@@ -621,4 +621,65 @@ fn rs256_rotates_with_overlap_and_a_wrong_kind_key_on_reload_keeps_the_keys_in_f
         [k2.clone(), k3.clone(), k1]
     );
     assert_eq!(kids(&signer.jwks_at(NOW + 310)), [k2, k3]);
+}
+
+/// A key file may hold a private JWK instead of PEM (fixtures: the same RSA
+/// key as `rsa-2048-pkcs1.pem`, and a P-256 key with its PEM, converted
+/// with openssl): the key read is the PEM's, and it signs assertions that
+/// verify against the published JWKS.
+#[test]
+fn a_private_jwk_is_read_as_the_same_key_as_its_pem() {
+    let pairs = [
+        (
+            include_str!("testdata/ec-p256.jwk.json"),
+            include_str!("testdata/ec-p256.pem"),
+        ),
+        (include_str!("testdata/rsa-2048.jwk.json"), RSA_2048_PKCS1),
+    ];
+    for (jwk, pem) in pairs {
+        let from_jwk = PublicKey::of(&parse_jwk(jwk).expect("a JWK key"));
+        let from_pem = PublicKey::of(&parse_pem(pem).expect("a PEM key"));
+        assert_eq!(from_jwk.kid, from_pem.kid);
+        assert_eq!(from_jwk.jwk, from_pem.jwk);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (ec, rsa) = (dir.path().join("ec.json"), dir.path().join("rsa.json"));
+    std::fs::write(&ec, pairs[0].0).unwrap();
+    std::fs::write(&rsa, pairs[1].0).unwrap();
+    for (settings, algorithm) in [
+        (settings(KeySource::File(ec)), Algorithm::Es256),
+        (rs256(KeySource::File(rsa)), Algorithm::Rs256),
+    ] {
+        let signer = Signer::new(settings).unwrap();
+        let jws = signer
+            .assertion(&caller(now() + 3600), "r", "todo")
+            .unwrap();
+        verify_with(&signer, jws.to_str().unwrap(), "todo", algorithm).unwrap();
+    }
+}
+
+#[test]
+fn a_public_or_incomplete_jwk_is_no_key() {
+    let ec: Value = serde_json::from_str(include_str!("testdata/ec-p256.jwk.json")).unwrap();
+    let rsa: Value = serde_json::from_str(include_str!("testdata/rsa-2048.jwk.json")).unwrap();
+    let without = |jwk: &Value, member: &str| {
+        let mut jwk = jwk.clone();
+        jwk.as_object_mut().unwrap().remove(member);
+        jwk.to_string()
+    };
+    for text in [
+        without(&ec, "d"),
+        without(&ec, "crv"),
+        without(&rsa, "d"),
+        without(&rsa, "qi"),
+        r#"{"kty": "oct", "k": "c2VjcmV0"}"#.to_owned(),
+        "[]".to_owned(),
+    ] {
+        assert!(matches!(parse_jwk(&text), Err(Unusable::NotAKey)), "{text}");
+    }
+    // The EC key's d with another point is refused, not a key that signs
+    // for someone else's public key.
+    let mut wrong = ec.clone();
+    wrong["x"] = rsa["e"].clone();
+    assert!(parse_jwk(&wrong.to_string()).is_err());
 }
