@@ -260,14 +260,6 @@ pub enum Unusable {
 /// A key from PEM: the first `PRIVATE KEY` (PKCS#8, P-256 or RSA),
 /// `EC PRIVATE KEY` (SEC1) or `RSA PRIVATE KEY` (PKCS#1) block.
 pub fn parse_pem(text: &str) -> Result<SigningKey, Unusable> {
-    let rsa = |parsed: Result<RsaKeyPair, aws_lc_rs::error::KeyRejected>| match parsed {
-        Ok(key) => Ok(SigningKey::Rsa(key)),
-        Err(e) if e.description_() == "TooSmall" => {
-            Err(Unusable::RsaSize("shorter than 2048 bits"))
-        }
-        Err(e) if e.description_() == "TooLarge" => Err(Unusable::RsaSize("longer than 8192 bits")),
-        Err(_) => Err(Unusable::NotAKey),
-    };
     let block = ["PRIVATE KEY", "EC PRIVATE KEY", "RSA PRIVATE KEY"]
         .into_iter()
         .filter_map(|label| Some((label, text.find(&format!("-----BEGIN {label}-----"))?)))
@@ -284,14 +276,14 @@ pub fn parse_pem(text: &str) -> Result<SigningKey, Unusable> {
     match label {
         "PRIVATE KEY" => match EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &der) {
             Ok(key) => Ok(SigningKey::Ec(key)),
-            Err(_) => rsa(RsaKeyPair::from_pkcs8(&der)),
+            Err(_) => rsa_key(RsaKeyPair::from_pkcs8(&der)),
         },
         "EC PRIVATE KEY" => {
             EcdsaKeyPair::from_private_key_der(&ECDSA_P256_SHA256_FIXED_SIGNING, &der)
                 .map(SigningKey::Ec)
                 .map_err(|_| Unusable::NotAKey)
         }
-        _ => rsa(RsaKeyPair::from_der(&der)),
+        _ => rsa_key(RsaKeyPair::from_der(&der)),
     }
 }
 
@@ -332,18 +324,24 @@ pub fn parse_jwk(text: &str) -> Result<SigningKey, Unusable> {
                 body.extend(der_integer(&member(name)?));
             }
             let der = der_tlv(0x30, &body);
-            match RsaKeyPair::from_der(&der) {
-                Ok(key) => Ok(SigningKey::Rsa(key)),
-                Err(e) if e.description_() == "TooSmall" => {
-                    Err(Unusable::RsaSize("shorter than 2048 bits"))
-                }
-                Err(e) if e.description_() == "TooLarge" => {
-                    Err(Unusable::RsaSize("longer than 8192 bits"))
-                }
-                Err(_) => Err(Unusable::NotAKey),
-            }
+            rsa_key(RsaKeyPair::from_der(&der))
         }
         _ => Err(Unusable::NotAKey),
+    }
+}
+
+/// An RSA key as parsed, its size refused in words (`aws-lc-rs` takes
+/// 2048 to 8192 bits).
+fn rsa_key(
+    parsed: Result<RsaKeyPair, aws_lc_rs::error::KeyRejected>,
+) -> Result<SigningKey, Unusable> {
+    match parsed {
+        Ok(key) => Ok(SigningKey::Rsa(key)),
+        Err(e) if e.description_() == "TooSmall" => {
+            Err(Unusable::RsaSize("shorter than 2048 bits"))
+        }
+        Err(e) if e.description_() == "TooLarge" => Err(Unusable::RsaSize("longer than 8192 bits")),
+        Err(_) => Err(Unusable::NotAKey),
     }
 }
 
