@@ -657,6 +657,17 @@ cases.yaml:1:1: missing `cases`
 cases.yaml:1:1: unknown field `tests`, expected one of cases
 ",
     );
+    // A YAML syntax error is the one mistake that stops the reading.
+    check(
+        &[
+            ("policy.yaml", DEMO),
+            ("cases.yaml", "cases:\n  - {method: GET, path: /health\n"),
+        ],
+        &["test", "cases.yaml"],
+        1,
+        "",
+        "cases.yaml:2:5: unclosed bracket '{'\n",
+    );
 }
 
 const CONDITIONS: &str = "version: 1

@@ -182,7 +182,9 @@ fn read_cases(root: &Spanned<Node>, r: &mut Reader<'_, '_, '_>) -> Vec<Case> {
     match fields.node("cases") {
         None => r.errors.at_start("missing `cases`".to_owned()),
         Some(node) => match &node.value {
-            Node::Seq(items) => cases = items.iter().filter_map(|item| read_case(item, r)).collect(),
+            Node::Seq(items) => {
+                cases = items.iter().filter_map(|item| read_case(item, r)).collect()
+            }
             _ => r.errors.at(
                 node.referenced,
                 "`cases` must be a list of cases, each starting with `- method:`".to_owned(),
@@ -239,10 +241,8 @@ fn read_case(node: &Spanned<Node>, r: &mut Reader<'_, '_, '_>) -> Option<Case> {
     let method = method.and_then(|m| match Method::from_bytes(m.value.as_bytes()) {
         Ok(method) => Some(method),
         Err(_) => {
-            r.errors.at(
-                m.referenced,
-                format!("`{}` is not an HTTP method", m.value),
-            );
+            r.errors
+                .at(m.referenced, format!("`{}` is not an HTTP method", m.value));
             None
         }
     });

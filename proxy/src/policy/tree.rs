@@ -297,8 +297,10 @@ impl Reader<'_, '_, '_> {
                     .or_else(|_| u64::try_from(*n).map(Value::from));
                 if number.is_err() {
                     let found = self.describe(node);
-                    self.errors
-                        .at(node.referenced, format!("the number {found} is out of range"));
+                    self.errors.at(
+                        node.referenced,
+                        format!("the number {found} is out of range"),
+                    );
                 }
                 number.ok()
             }
@@ -314,7 +316,10 @@ impl Reader<'_, '_, '_> {
             Node::Seq(items) => {
                 // Every item is read, so that each bad one is reported.
                 let items: Vec<_> = items.iter().map(|item| self.json(item)).collect();
-                items.into_iter().collect::<Option<Vec<_>>>().map(Value::Array)
+                items
+                    .into_iter()
+                    .collect::<Option<Vec<_>>>()
+                    .map(Value::Array)
             }
             Node::Map(_) => {
                 let fields = self.mapping(node)?;
