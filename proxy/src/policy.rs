@@ -50,10 +50,12 @@ use http::Method;
 
 use matcher::Matcher;
 
+pub(crate) use compile::Errors;
 pub use error::{PolicyError, PolicyErrors};
 pub use headers::IdentityHeaders;
 pub use method::{KNOWN_METHODS, MethodSet};
 pub use route::{Access, Condition, Conditions, Denial, Overage, Route};
+pub(crate) use tree::{Node, Reader};
 pub use upstreams::UpstreamDecl;
 
 /// A compiled, validated policy. Immutable and cheap to share (`Send + Sync`),
@@ -198,15 +200,28 @@ impl Policy {
 fn read<'f>(
     text: &str,
     file_name: &'f str,
-) -> Result<(file::PolicyFile, compile::Errors<'f>), PolicyErrors> {
+) -> Result<(file::PolicyFile, Errors<'f>), PolicyErrors> {
+    read_yaml(text, file_name, file::read_policy)
+}
+
+/// Parses YAML text into a positioned tree (`tree.rs`) and reads it with
+/// `read`, which records every schema mistake in the returned [`Errors`]
+/// instead of stopping at the first. A YAML syntax error is the only
+/// failure here: nothing after it can be read. The policy is read this
+/// way, and so is `test`'s cases file.
+pub(crate) fn read_yaml<'f, T>(
+    text: &str,
+    file_name: &'f str,
+    read: impl FnOnce(&serde_saphyr::Spanned<Node>, &mut Reader<'_, '_, 'f>) -> T,
+) -> Result<(T, Errors<'f>), PolicyErrors> {
     let tree = tree::parse(text).map_err(|e| syntax_error(&e, file_name))?;
-    let mut errors = compile::Errors::new(file_name);
-    let mut reader = tree::Reader {
+    let mut errors = Errors::new(file_name);
+    let mut reader = Reader {
         text,
         errors: &mut errors,
     };
-    let parsed = file::read_policy(&tree, &mut reader);
-    Ok((parsed, errors))
+    let value = read(&tree, &mut reader);
+    Ok((value, errors))
 }
 
 /// A YAML error from serde-saphyr, as one `file:line:col: message`.

@@ -550,17 +550,123 @@ cases.yaml:2:42: unknown expectation `402`; expected allow, 400, 401, 403, 404 o
 cases.yaml:3:42: unknown expectation `allowed`; expected allow, 400, 401, 403, 404 or 405
 ",
     );
-    let typo = "cases:\n  - {method: GET, path: /health, expect: allow, role: [Admin]}\n";
-    let out = run(
-        dir_with(&[("policy.yaml", DEMO), ("cases.yaml", typo)]).path(),
+    check(
+        &[
+            ("policy.yaml", DEMO),
+            (
+                "cases.yaml",
+                "cases:\n  - {method: GET, path: /health, expect: allow, role: [Admin]}\n",
+            ),
+        ],
         &["test", "cases.yaml"],
+        1,
+        "",
+        &format!("cases.yaml:2:49: unknown field `role`, expected one of {CASE_KEYS}\n"),
     );
-    assert_eq!(out.code, 1);
-    assert!(
-        out.stderr.starts_with("error: cases.yaml: ")
-            && out.stderr.contains("unknown field `role`"),
-        "{}",
-        out.stderr
+}
+
+/// The keys of a case, in the order an unknown key's message lists them.
+const CASE_KEYS: &str = "method, path, roles, scopes, app, apps, tenant, guest, aud, acrs, \
+cp1, groups, groups_overage, claims, expect, route";
+
+#[test]
+fn test_reports_every_mistake_in_the_cases_file_at_once_and_runs_nothing() {
+    // Three different mistakes in three cases: each would have hidden the
+    // others when the file was read with serde.
+    let broken = "\
+cases:
+  - method: GET
+    path: /health
+    colour: blue
+    expect: allow
+  - method: DELETE
+    path: /todoitems
+    scopes: access_as_user
+    expect: 403
+  - method: G ET
+    path: /todoitems
+    expect: 401
+";
+    check(
+        &[("policy.yaml", DEMO), ("cases.yaml", broken)],
+        &["test", "cases.yaml"],
+        1,
+        "",
+        &format!(
+            "\
+cases.yaml:4:5: unknown field `colour`, expected one of {CASE_KEYS}
+cases.yaml:8:13: `scopes` must be a list; found `access_as_user`
+cases.yaml:10:13: `G ET` is not an HTTP method
+"
+        ),
+    );
+    // The same file with the three mistakes corrected runs.
+    let fixed = broken
+        .replace("    colour: blue\n", "")
+        .replace("scopes: access_as_user", "scopes: [access_as_user]")
+        .replace("G ET", "GET");
+    check(
+        &[("policy.yaml", DEMO), ("cases.yaml", &fixed)],
+        &["test", "cases.yaml"],
+        0,
+        "\
+cases.yaml:2: ok    GET /health -> allow (route health)
+cases.yaml:5: ok    DELETE /todoitems -> 403 (route delete-all)
+cases.yaml:9: ok    GET /todoitems -> 401 (route todos)
+3 cases: 3 passed, 0 failed
+",
+        "",
+    );
+}
+
+#[test]
+fn test_reports_missing_values_wrong_types_and_bad_claims_with_their_places() {
+    let broken = "\
+cases:
+  - {method: GET, expect: allow}
+  - {method: GET, path: /todoitems, app: maybe, apps: [a, b], expect: 403}
+  - {method: GET, path: /todoitems, claims: [scp], expect: 401}
+  - {method: GET, path: /todoitems, claims: {scp: {[a]: b}}, expect: 401}
+  - {method: [GET], path: /health, expect: allow}
+  - just a string
+colour: blue
+";
+    check(
+        &[("policy.yaml", DEMO), ("cases.yaml", broken)],
+        &["test", "cases.yaml"],
+        1,
+        "",
+        "\
+cases.yaml:2:5: case has no `path`
+cases.yaml:3:42: `app` must be `true` or `false`; found `maybe`
+cases.yaml:3:55: a case's `apps` names the one calling app; a token has one `azp`
+cases.yaml:4:45: `claims` must be a mapping of claim names to values; found a list
+cases.yaml:5:52: expected string scalar
+cases.yaml:6:14: expected string scalar
+cases.yaml:7:5: expected mapping start
+cases.yaml:8:1: unknown field `colour`, expected one of cases
+",
+    );
+    check(
+        &[("policy.yaml", DEMO), ("cases.yaml", "tests: []\n")],
+        &["test", "cases.yaml"],
+        1,
+        "",
+        "\
+cases.yaml:1:1: missing `cases`
+cases.yaml:1:1: unknown field `tests`, expected one of cases
+",
+    );
+    // A YAML syntax error is the one mistake that stops the reading.
+    check(
+        &[
+            ("policy.yaml", DEMO),
+            ("cases.yaml", "cases:\n  - {method: GET, path: /health\n"),
+        ],
+        &["test", "cases.yaml"],
+        1,
+        "",
+        "cases.yaml:2:5: unclosed bracket '{'\n",
     );
 }
 

@@ -2,6 +2,13 @@
 //! must have, run against the compiled policy; a report, and an exit code
 //! for CI. Each case is decided by the same stages as `explain`.
 //!
+//! The file is read like `policy.yaml` (`policy::read_yaml`): into a tree
+//! with places first, then every case is checked and every mistake in the
+//! file (an unknown key, a value of the wrong type, a missing `method`, an
+//! unknown method or expectation) is reported at once, as
+//! `file:line:col: message` in file order, with exit code 1; no case runs
+//! then.
+//!
 //! ```yaml
 //! cases:
 //!   - method: DELETE
@@ -22,13 +29,12 @@ use std::path::PathBuf;
 
 use clap::Args;
 use http::Method;
-use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use super::decide::{self, Caller};
 use super::{Output, read, unix_now};
 use crate::auth::offline::{OfflineSettings, inspect_claims};
-use crate::policy::{Policy, PolicyError, PolicyErrors};
+use crate::policy::{Node, Policy, Reader, read_yaml};
 
 #[derive(Debug, Clone, Args)]
 pub struct TestArgs {
@@ -39,64 +45,48 @@ pub struct TestArgs {
     pub policy: PathBuf,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CasesFile {
-    cases: Vec<Spanned<Case>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// One case as checked: every value valid, ready to run.
+#[derive(Debug)]
 struct Case {
-    method: Spanned<String>,
+    /// Where the case starts, for the report.
+    line: u64,
+    method: Method,
     path: String,
     /// The caller's roles (a token with a `roles` claim).
-    #[serde(default)]
     roles: Vec<String>,
     /// The caller's delegated scopes (`scp`).
-    #[serde(default)]
     scopes: Vec<String>,
     /// An app-only token.
-    #[serde(default)]
     app: bool,
-    /// The calling client application (`azp`): one id, written as a list
-    /// like the policy's `apps`.
-    #[serde(default)]
-    apps: Vec<String>,
+    /// The calling client application (`azp`), written `apps: [id]` like
+    /// the policy's `apps`; a token has one.
+    client_app: Option<String>,
     /// The caller's tenant (`tid`).
     tenant: Option<String>,
     /// A B2B guest (`acct: 1`).
-    #[serde(default)]
     guest: bool,
     /// The token's audience (`aud`); without it, one every route accepts.
     aud: Option<String>,
     /// Authentication contexts the sign-in satisfied (`acrs`).
-    #[serde(default)]
     acrs: Vec<String>,
     /// The client declares `cp1` (`xms_cc: ["cp1"]`): a missing
     /// authentication context is a claims challenge (401), not a 403.
-    #[serde(default)]
     cp1: bool,
     /// Security-group object ids (`groups`); with `groups_overage`, what
     /// Microsoft Graph would answer.
-    #[serde(default)]
     groups: Vec<String>,
     /// The token has a groups overage marker instead of `groups`.
-    #[serde(default)]
     groups_overage: bool,
     /// The token's claims, instead of roles/scopes/app.
     claims: Option<serde_json::Value>,
-    expect: Spanned<Expect>,
+    /// `allow` or a status code.
+    expected: &'static str,
     /// The route that must decide.
     route: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum Expect {
-    Status(u16),
-    Word(String),
-}
+/// What `expect:` may say.
+const EXPECTATIONS: [&str; 6] = ["allow", "400", "401", "403", "404", "405"];
 
 pub fn run(args: &TestArgs) -> Output {
     let policy_file = args.policy.display().to_string();
@@ -108,53 +98,26 @@ pub fn run(args: &TestArgs) -> Output {
         Err(e) => return Output::failed(e),
     };
     let cases_file = args.cases.display().to_string();
-    let cases = match read(&args.cases)
-        .and_then(|text| serde_saphyr::from_str::<CasesFile>(&text).map_err(|e| e.to_string()))
-    {
-        Ok(cases) => cases.cases,
-        Err(e) => return Output::failed(format!("{cases_file}: {e}")),
+    let text = match read(&args.cases) {
+        Ok(text) => text,
+        Err(e) => return Output::failed(e),
+    };
+    // Every mistake in the file, or every case; never some of each.
+    let cases = read_yaml(&text, &cases_file, read_cases)
+        .and_then(|(cases, errors)| errors.into_result().map(|()| cases));
+    let cases = match cases {
+        Ok(cases) => cases,
+        Err(errors) => return Output::policy_errors(&errors),
     };
 
     let mut out = Output::default();
-    let mut errors = Vec::new();
     let (mut passed, mut failed) = (0, 0);
     let now = unix_now();
     // Cases name no authority; the challenge's status is what they check.
     let authorization_uri = decide::offline_authorization_uri(None, None);
     for case in cases {
-        let line = usize::try_from(case.referenced.line()).unwrap_or(0);
-        let case = case.value;
-        let expected =
-            match &case.expect.value {
-                Expect::Word(w) if w == "allow" => "allow".to_owned(),
-                Expect::Status(s @ (400 | 401 | 403 | 404 | 405)) => s.to_string(),
-                other => {
-                    let written = match other {
-                        Expect::Status(s) => s.to_string(),
-                        Expect::Word(w) => w.clone(),
-                    };
-                    errors.push(place(&cases_file, case.expect.referenced, format!(
-                    "unknown expectation `{written}`; expected allow, 400, 401, 403, 404 or 405"
-                )));
-                    continue;
-                }
-            };
-        if case.apps.len() > 1 {
-            errors.push(place(
-                &cases_file,
-                case.method.referenced,
-                "a case's `apps` names the one calling app; a token has one `azp`".to_owned(),
-            ));
-            continue;
-        }
-        let Ok(method) = Method::from_bytes(case.method.value.as_bytes()) else {
-            errors.push(place(
-                &cases_file,
-                case.method.referenced,
-                format!("`{}` is not an HTTP method", case.method.value),
-            ));
-            continue;
-        };
+        let line = case.line;
+        let expected = case.expected;
         let caller = caller(&case, &policy, now);
         // For a token with a groups overage, the case's `groups` are what
         // Microsoft Graph would answer.
@@ -164,7 +127,7 @@ pub fn run(args: &TestArgs) -> Output {
         };
         let decision = decide::decide(
             &policy,
-            &method,
+            &case.method,
             &case.path,
             &caller,
             graph_groups,
@@ -172,7 +135,7 @@ pub fn run(args: &TestArgs) -> Output {
         );
         let got = decision.outcome();
         let route = decision.route.map(|r| r.name.clone());
-        let request = format!("{method} {}", case.path);
+        let request = format!("{} {}", case.method, case.path);
         let wrong_route = case
             .route
             .as_ref()
@@ -199,10 +162,6 @@ pub fn run(args: &TestArgs) -> Output {
             out.out(message);
         }
     }
-    if !errors.is_empty() {
-        let errors = PolicyErrors { errors };
-        return Output::policy_errors(&errors);
-    }
     out.out(format!(
         "{} cases: {passed} passed, {failed} failed",
         passed + failed
@@ -213,13 +172,132 @@ pub fn run(args: &TestArgs) -> Output {
     out
 }
 
-fn place(file: &str, location: serde_saphyr::Location, message: String) -> PolicyError {
-    PolicyError {
-        file: file.to_owned(),
-        line: usize::try_from(location.line()).unwrap_or(0),
-        column: usize::try_from(location.column()).unwrap_or(0),
-        message,
+/// The whole file: `cases:` and nothing else. Every mistake is recorded in
+/// `r`; the cases are only run when there is none.
+fn read_cases(root: &Spanned<Node>, r: &mut Reader<'_, '_, '_>) -> Vec<Case> {
+    let Some(mut fields) = r.mapping(root) else {
+        return Vec::new();
+    };
+    let mut cases = Vec::new();
+    match fields.node("cases") {
+        None => r.errors.at_start("missing `cases`".to_owned()),
+        Some(node) => match &node.value {
+            Node::Seq(items) => {
+                cases = items.iter().filter_map(|item| read_case(item, r)).collect()
+            }
+            _ => r.errors.at(
+                node.referenced,
+                "`cases` must be a list of cases, each starting with `- method:`".to_owned(),
+            ),
+        },
     }
+    r.finish(&fields);
+    cases
+}
+
+/// One case, checked; `None` when it cannot be run (every reason reported).
+/// The order in which keys are asked for is the order an unknown key's
+/// message lists them in.
+fn read_case(node: &Spanned<Node>, r: &mut Reader<'_, '_, '_>) -> Option<Case> {
+    let mut fields = r.mapping(node)?;
+    let method = r.string(&mut fields, "method");
+    let path = r.string(&mut fields, "path");
+    let roles = r.list(&mut fields, "roles");
+    let scopes = r.list(&mut fields, "scopes");
+    let app = r.boolean(&mut fields, "app");
+    let apps = r.list(&mut fields, "apps");
+    let tenant = r.string(&mut fields, "tenant");
+    let guest = r.boolean(&mut fields, "guest");
+    let aud = r.string(&mut fields, "aud");
+    let acrs = r.list(&mut fields, "acrs");
+    let cp1 = r.boolean(&mut fields, "cp1");
+    let groups = r.list(&mut fields, "groups");
+    let groups_overage = r.boolean(&mut fields, "groups_overage");
+    let claims = fields.node("claims").and_then(|node| {
+        if matches!(node.value, Node::Map(_)) {
+            return r.json(node);
+        }
+        let found = r.describe(node);
+        r.errors.at(
+            node.referenced,
+            format!("`claims` must be a mapping of claim names to values; found {found}"),
+        );
+        None
+    });
+    let expect = r.string(&mut fields, "expect");
+    let route = r.string(&mut fields, "route");
+    r.finish(&fields);
+
+    // Required values; one of the wrong type is reported already.
+    for (key, present) in [
+        ("method", method.is_some()),
+        ("path", path.is_some()),
+        ("expect", expect.is_some()),
+    ] {
+        if !present && !fields.unreadable.contains(&key) {
+            r.errors.at(fields.place, format!("case has no `{key}`"));
+        }
+    }
+    let method = method.and_then(|m| match Method::from_bytes(m.value.as_bytes()) {
+        Ok(method) => Some(method),
+        Err(_) => {
+            r.errors
+                .at(m.referenced, format!("`{}` is not an HTTP method", m.value));
+            None
+        }
+    });
+    let expected = expect.and_then(|e| {
+        let known = EXPECTATIONS.iter().find(|known| **known == e.value);
+        if known.is_none() {
+            r.errors.at(
+                e.referenced,
+                format!(
+                    "unknown expectation `{}`; expected allow, 400, 401, 403, 404 or 405",
+                    e.value
+                ),
+            );
+        }
+        known.copied()
+    });
+    let apps = apps.map(|apps| {
+        if apps.value.len() > 1 {
+            r.errors.at(
+                apps.referenced,
+                "a case's `apps` names the one calling app; a token has one `azp`".to_owned(),
+            );
+        }
+        strings(Some(apps))
+    });
+    Some(Case {
+        line: fields.place.line(),
+        method: method?,
+        path: path?.value,
+        roles: strings(roles),
+        scopes: strings(scopes),
+        app: flag(app),
+        client_app: apps.unwrap_or_default().into_iter().next(),
+        tenant: tenant.map(|t| t.value),
+        guest: flag(guest),
+        aud: aud.map(|a| a.value),
+        acrs: strings(acrs),
+        cp1: flag(cp1),
+        groups: strings(groups),
+        groups_overage: flag(groups_overage),
+        claims,
+        expected: expected?,
+        route: route.map(|r| r.value),
+    })
+}
+
+/// A list's strings, or none.
+fn strings(list: Option<Spanned<Vec<Spanned<String>>>>) -> Vec<String> {
+    list.map(|l| l.value.into_iter().map(|s| s.value).collect())
+        .unwrap_or_default()
+}
+
+/// A boolean, `false` when absent.
+fn flag(value: Option<Spanned<bool>>) -> bool {
+    value.is_some_and(|b| b.value)
 }
 
 /// The case's caller; no roles, scopes, app or claims means no token.
@@ -235,7 +313,7 @@ fn caller(case: &Case, policy: &Policy, now: u64) -> Caller {
     if case.roles.is_empty()
         && case.scopes.is_empty()
         && !case.app
-        && case.apps.is_empty()
+        && case.client_app.is_none()
         && case.tenant.is_none()
         && !case.guest
         && case.aud.is_none()
@@ -251,7 +329,7 @@ fn caller(case: &Case, policy: &Policy, now: u64) -> Caller {
         scopes: &case.scopes,
         app: case.app,
         tenant: case.tenant.as_deref(),
-        client_app: case.apps.first().map(String::as_str),
+        client_app: case.client_app.as_deref(),
         guest: case.guest,
         audience: case.aud.as_deref(),
         acrs: &case.acrs,

@@ -24,22 +24,23 @@ use crate::identity::PrincipalKind;
 /// The only schema version there is.
 const VERSION: u64 = 1;
 
-/// Collects errors with their places.
-pub(super) struct Errors<'a> {
+/// Collects errors with their places (the policy's, and those of the other
+/// files read with [`read_yaml`](super::read_yaml)).
+pub(crate) struct Errors<'a> {
     file: &'a str,
     list: Vec<PolicyError>,
 }
 
 impl<'a> Errors<'a> {
     /// An empty list for the file named `file`.
-    pub(super) fn new(file: &'a str) -> Self {
+    pub(crate) fn new(file: &'a str) -> Self {
         Errors {
             file,
             list: Vec::new(),
         }
     }
 
-    pub(super) fn at(&mut self, location: Location, message: String) {
+    pub(crate) fn at(&mut self, location: Location, message: String) {
         self.list.push(PolicyError {
             file: self.file.to_owned(),
             line: usize::try_from(location.line()).unwrap_or(usize::MAX),
@@ -57,13 +58,23 @@ impl<'a> Errors<'a> {
     }
 
     /// For what is missing from the whole document.
-    fn at_start(&mut self, message: String) {
+    pub(crate) fn at_start(&mut self, message: String) {
         self.list.push(PolicyError {
             file: self.file.to_owned(),
             line: 1,
             column: 1,
             message,
         });
+    }
+
+    /// Every error, in file order (errors at one place in the order they
+    /// were found), or `Ok` when there is none.
+    pub(crate) fn into_result(mut self) -> Result<(), PolicyErrors> {
+        if self.list.is_empty() {
+            return Ok(());
+        }
+        self.list.sort_by_key(|e| (e.line, e.column));
+        Err(PolicyErrors { errors: self.list })
     }
 }
 
@@ -115,12 +126,7 @@ pub(super) fn compile(file: PolicyFile, mut errors: Errors<'_>) -> Result<Policy
         }
     }
 
-    if !errors.list.is_empty() {
-        errors.list.sort_by_key(|e| (e.line, e.column));
-        return Err(PolicyErrors {
-            errors: errors.list,
-        });
-    }
+    errors.into_result()?;
     let matcher = Matcher::new(all_globs).map_err(|e| {
         // Every glob was built on its own above; a set can only fail on size.
         PolicyErrors::single(file_name, 0, 0, format!("cannot compile routes: {e}"))

@@ -1,5 +1,7 @@
 //! `policy.yaml` as a tree of YAML nodes, each with its place, and the
-//! reading of the file format's mappings out of it.
+//! reading of the file format's mappings out of it. `test`'s cases file
+//! (`cli/cases.rs`) is read with the same machinery, through
+//! [`read_yaml`](super::read_yaml), so its mistakes are reported alike.
 //!
 //! The text is parsed once, by serde-saphyr, into [`Node`]s that accept
 //! anything (`deserialize_any`), so the only errors at this step are YAML
@@ -23,11 +25,11 @@ use super::compile::Errors;
 /// (`1` an integer, `yes` a boolean), and their text is read back from the
 /// source when a string is wanted.
 #[derive(Debug)]
-pub(super) enum Node {
+pub(crate) enum Node {
     Null,
     Bool(bool),
     Int(i128),
-    Float,
+    Float(f64),
     Str(String),
     Seq(Vec<Spanned<Node>>),
     /// In file order, repeated keys included (they are reported by [`Fields`]).
@@ -72,8 +74,8 @@ impl<'de> Visitor<'de> for NodeVisitor {
     fn visit_u128<E>(self, v: u128) -> Result<Node, E> {
         Ok(Node::Int(i128::try_from(v).unwrap_or(i128::MAX)))
     }
-    fn visit_f64<E>(self, _: f64) -> Result<Node, E> {
-        Ok(Node::Float)
+    fn visit_f64<E>(self, v: f64) -> Result<Node, E> {
+        Ok(Node::Float(v))
     }
     fn visit_str<E>(self, v: &str) -> Result<Node, E> {
         Ok(Node::Str(v.to_owned()))
@@ -110,7 +112,7 @@ pub(super) fn parse(text: &str) -> Result<Spanned<Node>, serde_saphyr::Error> {
 }
 
 /// The source text and the error list, which every read needs.
-pub(super) struct Reader<'t, 'e, 'f> {
+pub(crate) struct Reader<'t, 'e, 'f> {
     pub text: &'t str,
     pub errors: &'e mut Errors<'f>,
 }
@@ -130,14 +132,14 @@ impl Reader<'_, '_, '_> {
         match &node.value {
             Node::Str(s) => Some(s.clone()),
             Node::Seq(_) | Node::Map(_) => None,
-            Node::Null | Node::Bool(_) | Node::Int(_) | Node::Float => {
+            Node::Null | Node::Bool(_) | Node::Int(_) | Node::Float(_) => {
                 Some(self.source(node).unwrap_or_default())
             }
         }
     }
 
     /// What a wrong value is, for a message: its text, or its kind.
-    fn describe(&self, node: &Spanned<Node>) -> String {
+    pub(crate) fn describe(&self, node: &Spanned<Node>) -> String {
         match &node.value {
             Node::Seq(_) => "a list".to_owned(),
             Node::Map(_) => "a mapping".to_owned(),
@@ -147,7 +149,7 @@ impl Reader<'_, '_, '_> {
 
     /// The entries of a mapping, ready to be read key by key; `None` (and an
     /// error) when `node` is something else. A null node is an empty mapping.
-    pub(super) fn mapping<'n>(&mut self, node: &'n Spanned<Node>) -> Option<Fields<'n>> {
+    pub(crate) fn mapping<'n>(&mut self, node: &'n Spanned<Node>) -> Option<Fields<'n>> {
         let entries = match &node.value {
             Node::Map(entries) => entries.as_slice(),
             Node::Null => &[],
@@ -184,7 +186,7 @@ impl Reader<'_, '_, '_> {
     }
 
     /// A string value, or `None` when absent, null or not a scalar (reported).
-    pub(super) fn string(
+    pub(crate) fn string(
         &mut self,
         fields: &mut Fields<'_>,
         key: &'static str,
@@ -202,7 +204,7 @@ impl Reader<'_, '_, '_> {
     }
 
     /// A list of strings; each item keeps its own place.
-    pub(super) fn list(
+    pub(crate) fn list(
         &mut self,
         fields: &mut Fields<'_>,
         key: &'static str,
@@ -236,7 +238,7 @@ impl Reader<'_, '_, '_> {
     }
 
     /// A whole number from 0 up.
-    pub(super) fn number(
+    pub(crate) fn number(
         &mut self,
         fields: &mut Fields<'_>,
         key: &'static str,
@@ -260,7 +262,7 @@ impl Reader<'_, '_, '_> {
     }
 
     /// `true` or `false`.
-    pub(super) fn boolean(
+    pub(crate) fn boolean(
         &mut self,
         fields: &mut Fields<'_>,
         key: &'static str,
@@ -280,9 +282,65 @@ impl Reader<'_, '_, '_> {
         }
     }
 
+    /// Any node as JSON (a token's claims in `test`'s cases): keys must be
+    /// strings (as in [`Reader::mapping`]) and numbers fit JSON's; `None`
+    /// when some part does not (every such part is reported).
+    pub(crate) fn json(&mut self, node: &Spanned<Node>) -> Option<serde_json::Value> {
+        use serde_json::Value;
+        match &node.value {
+            Node::Null => Some(Value::Null),
+            Node::Bool(b) => Some(Value::Bool(*b)),
+            Node::Str(s) => Some(Value::String(s.clone())),
+            Node::Int(n) => {
+                let number = i64::try_from(*n)
+                    .map(Value::from)
+                    .or_else(|_| u64::try_from(*n).map(Value::from));
+                if number.is_err() {
+                    let found = self.describe(node);
+                    self.errors.at(
+                        node.referenced,
+                        format!("the number {found} is out of range"),
+                    );
+                }
+                number.ok()
+            }
+            Node::Float(f) => {
+                let number = serde_json::Number::from_f64(*f).map(Value::Number);
+                if number.is_none() {
+                    let found = self.describe(node);
+                    self.errors
+                        .at(node.referenced, format!("{found} has no JSON form"));
+                }
+                number
+            }
+            Node::Seq(items) => {
+                // Every item is read, so that each bad one is reported.
+                let items: Vec<_> = items.iter().map(|item| self.json(item)).collect();
+                items
+                    .into_iter()
+                    .collect::<Option<Vec<_>>>()
+                    .map(Value::Array)
+            }
+            Node::Map(_) => {
+                let fields = self.mapping(node)?;
+                let mut object = serde_json::Map::new();
+                let mut whole = !fields.is_broken();
+                for (name, _, value) in fields.all() {
+                    match self.json(value) {
+                        Some(value) => {
+                            object.insert(name.to_owned(), value);
+                        }
+                        None => whole = false,
+                    }
+                }
+                whole.then_some(Value::Object(object))
+            }
+        }
+    }
+
     /// Reports every key that was not asked for, at the key, naming the ones
     /// that were in the order they were asked (the file format's order).
-    pub(super) fn finish(&mut self, fields: &Fields<'_>) {
+    pub(crate) fn finish(&mut self, fields: &Fields<'_>) {
         for (name, place, _) in &fields.entries {
             if !fields.known.contains(&name.as_str()) {
                 self.errors.at(
@@ -310,7 +368,7 @@ fn example(key: &str) -> Option<&'static str> {
 }
 
 /// The entries of one mapping, read key by key.
-pub(super) struct Fields<'n> {
+pub(crate) struct Fields<'n> {
     /// Where the mapping starts.
     pub place: Location,
     /// Key, the key's place, value; each key once (repeats are reported).
@@ -334,24 +392,24 @@ impl<'n> Fields<'n> {
     }
 
     /// Every entry, for a mapping whose keys are names (`upstreams:`).
-    pub(super) fn all(&self) -> impl Iterator<Item = (&str, Location, &'n Spanned<Node>)> {
+    pub(crate) fn all(&self) -> impl Iterator<Item = (&str, Location, &'n Spanned<Node>)> {
         self.entries
             .iter()
             .map(|(name, place, value)| (name.as_str(), *place, *value))
     }
 
     /// The value of `key`, as a node, to be read by the caller.
-    pub(super) fn node(&mut self, key: &'static str) -> Option<&'n Spanned<Node>> {
+    pub(crate) fn node(&mut self, key: &'static str) -> Option<&'n Spanned<Node>> {
         self.get(key)
     }
 
     /// Marks `key` as unreadable (its value was reported as wrong).
-    pub(super) fn mark_unreadable(&mut self, key: &'static str) {
+    pub(crate) fn mark_unreadable(&mut self, key: &'static str) {
         self.unreadable.push(key);
     }
 
     /// Whether some value in this mapping had the wrong type.
-    pub(super) fn is_broken(&self) -> bool {
+    pub(crate) fn is_broken(&self) -> bool {
         !self.unreadable.is_empty()
     }
 }
