@@ -180,5 +180,5 @@ for k in list(cats) + ["other"]:
     print("  %6.2f MB  %-88s %s" % (v / 1e6, k, per))
 print("  %6.2f MB  total; ~%.0f client and ~%.0f upstream connections (write buffers / 8 KiB)" % (T / 1e6, cw, uw))
 PY
-  [ "${KEEP:-}" = 1 ] && echo "heaptrack file: $FILE (full report: heaptrack_print -f $FILE)"
+  if [ "${KEEP:-}" = 1 ]; then echo "heaptrack file: $FILE (full report: heaptrack_print -f $FILE)"; fi
 fi
