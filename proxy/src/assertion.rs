@@ -56,6 +56,10 @@ pub const GENERATED_RSA_KEY_FILE: &str = "assertion-key-rsa.pem";
 /// enough, all of them: the next requests sign again.
 const CACHE_SIZE: usize = 10_000;
 
+/// Room reserved for the signature's base64url: an RSA-4096 one (512
+/// bytes); ES256's 64 and RSA-2048's 256 fit with room to spare.
+const MAX_SIGNATURE_B64: usize = 512usize.div_ceil(3) * 4;
+
 /// Where the signing key comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeySource {
@@ -561,10 +565,17 @@ impl Signer {
             azp: caller.app_id.as_deref(),
             route,
         };
-        let payload = serde_json::to_vec(&claims).ok()?;
+        // One buffer for the payload, one for the whole JWS, each sized
+        // once: a new token signs a new assertion, and regrowing both
+        // through serde and base64 showed in the profile.
+        let mut payload = Vec::with_capacity(512);
+        serde_json::to_writer(&mut payload, &claims).ok()?;
         let ring = self.ring();
-        let mut jws = ring.header_prefix.clone();
-        B64.encode_string(payload, &mut jws);
+        let mut jws = String::with_capacity(
+            ring.header_prefix.len() + payload.len().div_ceil(3) * 4 + 1 + MAX_SIGNATURE_B64,
+        );
+        jws.push_str(&ring.header_prefix);
+        B64.encode_string(&payload, &mut jws);
         let signature = ring.signing.sign(&self.rng, jws.as_bytes())?;
         self.signatures.fetch_add(1, Ordering::Relaxed);
         jws.push('.');

@@ -8,6 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
+use aws_lc_rs::digest::{SHA256, digest};
 use aws_lc_rs::encoding::AsDer as _;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::{KeySize, PublicKeyComponents};
@@ -123,7 +124,13 @@ impl SigningKey {
     /// fixed-width `r ‖ s` (RFC 7518 §3.4), for RS256 the PKCS#1 v1.5 block.
     pub fn sign(&self, rng: &SystemRandom, message: &[u8]) -> Option<Vec<u8>> {
         match self {
-            SigningKey::Ec(key) => key.sign(rng, message).ok().map(|s| s.as_ref().to_vec()),
+            // Hashed here, once: aws-lc-rs's `sign` runs `EVP_DigestSign`
+            // twice (for the length, then the signature), hashing the
+            // message each time. The same SHA-256 and the same ECDSA.
+            SigningKey::Ec(key) => key
+                .sign_digest(&digest(&SHA256, message))
+                .ok()
+                .map(|s| s.as_ref().to_vec()),
             SigningKey::Rsa(key) => {
                 let mut signature = vec![0; key.public_modulus_len()];
                 key.sign(&RSA_PKCS1_SHA256, rng, message, &mut signature)
@@ -194,10 +201,7 @@ pub fn rsa_thumbprint(n: &str, e: &str) -> String {
 }
 
 fn sha256_b64(canonical: &str) -> String {
-    B64.encode(aws_lc_rs::digest::digest(
-        &aws_lc_rs::digest::SHA256,
-        canonical.as_bytes(),
-    ))
+    B64.encode(digest(&SHA256, canonical.as_bytes()))
 }
 
 /// The key in `path`, of the kind `algorithm` needs.
