@@ -300,7 +300,7 @@ say "Swagger UI sign-in in headless Chromium against the stack"
 # --workspace, as scripts/test.sh builds it: the same features, so nothing
 # is rebuilt after the tests.
 BROWSER_GATEWAY_URL=$gw cargo nextest run --workspace --locked --cargo-quiet \
-  -E 'package(e2e-tests) & binary(browser)'
+  -E 'package(e2e-tests) & binary(e2e) & test(/^browser::/)'
 
 # --- reload -----------------------------------------------------------------
 say "policy.yaml edited as an editor saves it (new file, renamed over): reloaded, no restart"

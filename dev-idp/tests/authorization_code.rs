@@ -2,7 +2,7 @@
 //! PKCE) → redirect with a code → token, over a real socket with redirects
 //! not followed; and each way it must fail.
 
-mod support;
+use crate::support;
 
 use reqwest::StatusCode;
 use serde_json::Value;

@@ -2,7 +2,7 @@
 //! responses, a `login_hint` for someone who cannot sign in here, the
 //! `common` tenant, and v1's `resource` parameter.
 
-mod support;
+use crate::support;
 
 use reqwest::StatusCode;
 use support::{

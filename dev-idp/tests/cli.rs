@@ -2,7 +2,7 @@
 //! data directory, `rotate-keys` is seen by that server, and a bad
 //! configuration is reported as `file:line:col`.
 
-mod support;
+use crate::support;
 
 use std::process::Command;
 

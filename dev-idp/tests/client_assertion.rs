@@ -3,7 +3,7 @@
 //! client assertion (RFC 7523) signed by its certificate's key, found by the
 //! `x5t#S256` (or `x5t`) thumbprint. Each refusal has Entra's AADSTS code.
 
-mod support;
+use crate::support;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

@@ -1,7 +1,7 @@
 //! The client-credentials grant: app-only tokens for the daemon, and the
 //! client-authentication failures of RFC 6749 §5.2.
 
-mod support;
+use crate::support;
 
 use base64::Engine as _;
 use reqwest::StatusCode;

@@ -1,7 +1,7 @@
 //! Discovery documents (v1, v2, `common`/`organizations`) and the JWKS, as
 //! the gateway and Swagger UI read them.
 
-mod support;
+use crate::support;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};

@@ -2,7 +2,7 @@
 //! the overage marker above 200 groups, and the Microsoft Graph stand-in
 //! (`checkMemberGroups`, `getMemberObjects`) with its app-token check.
 
-mod support;
+use crate::support;
 
 use dev_idp::{GraphMode, MintRequest};
 use reqwest::StatusCode;

@@ -3,7 +3,7 @@
 //! `hasgroups: true` instead of `groups` for a user in 6 groups or more
 //! (the fragment's limit), never the code flow's `_claim_names`.
 
-mod support;
+use crate::support;
 
 use dev_idp::Config;
 use reqwest::StatusCode;

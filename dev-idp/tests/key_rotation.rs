@@ -2,7 +2,7 @@
 //! the grace period and then disappears. Grace periods of one hour and zero
 //! stand in for a clock (the key store's own unit tests move time itself).
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

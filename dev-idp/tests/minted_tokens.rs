@@ -2,7 +2,7 @@
 //! v2, v1 and app-only tokens, and the test-only shapes, each verified against
 //! the served JWKS with jsonwebtoken.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

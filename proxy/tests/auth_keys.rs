@@ -2,7 +2,7 @@
 //! from a test IdP on 127.0.0.1:0, rotation, outages, the unknown-kid
 //! cooldown, and cached tokens that must die with their key.
 
-mod auth_common;
+use crate::auth_common;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -3,7 +3,7 @@
 //! key set, no `Authorization` value and no splice into a genuine token is
 //! ever accepted unless it is exactly the token the key signed.
 
-mod auth_common;
+use crate::auth_common;
 
 use auth_common::*;
 use http::{HeaderMap, HeaderValue};

@@ -1,7 +1,7 @@
 //! Token validation end to end through `Authenticator::authenticate`: real
 //! RSA keys, tokens signed with jsonwebtoken, keys served by a test IdP.
 
-mod auth_common;
+use crate::auth_common;
 
 use std::sync::Arc;
 

@@ -2,7 +2,7 @@
 //! warnings, `--strict`, `--openapi`), `explain` and `test`, over real files
 //! in a temporary directory, with their exact output and exit codes.
 
-mod auth_common;
+use crate::auth_common;
 
 use std::path::Path;
 use std::process::Command;

@@ -1,7 +1,7 @@
 //! The gateway's JSON log captured in-process, for tests that read the
 //! access log: the first call of [`captured`] installs the gateway's own
 //! subscriber ([`authz_proxy::logging::init_with`]) writing to a buffer, for
-//! the whole test binary; each test finds its lines by request id.
+//! the whole test process; each test finds its lines by request id.
 
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -46,7 +46,7 @@ pub fn captured() -> Arc<Captured> {
                 move || CaptureWriter(Arc::clone(&sink)),
                 false,
             )
-            .expect("the only subscriber of this test binary");
+            .expect("the only subscriber of this test process");
             captured
         })
         .clone()

@@ -8,7 +8,7 @@
 //! token that passes. A client without `cp1` gets a 403. A shadow route
 //! lets the request through and logs and counts what it would have denied.
 //!
-//! The access log is captured in-process: this test binary installs the
+//! The access log is captured in-process: the test process installs the
 //! gateway's own JSON subscriber writing to a buffer.
 
 use base64::Engine as _;

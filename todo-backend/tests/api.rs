@@ -3,7 +3,7 @@
 //! `warp::test` and over a real loopback socket, each on SQLite and on
 //! PostgreSQL (see `harness/database.rs`).
 
-mod harness;
+use crate::harness;
 
 use harness::database::PostgresSchema;
 use harness::*;

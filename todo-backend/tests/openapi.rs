@@ -1,7 +1,7 @@
 //! `/openapi.json` is generated from the code; these tests tie it to the
 //! routes that are actually served, so neither can drift from the other.
 
-mod harness;
+use crate::harness;
 
 use harness::*;
 use serde_json::Value;

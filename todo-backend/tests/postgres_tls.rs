@@ -4,7 +4,7 @@
 //! match is refused with a message that says why, and `/ready` follows the
 //! database.
 
-mod harness;
+use crate::harness;
 
 use harness::process::Backend;
 use harness::tls_postgres::TlsPostgres;

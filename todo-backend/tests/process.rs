@@ -1,7 +1,7 @@
 //! The `todo-backend` binary as an operator runs it: flags, signals, and a
 //! database that outlives the process, even one that is killed outright.
 
-mod harness;
+use crate::harness;
 
 use harness::database::PostgresSchema;
 use std::process::Command;

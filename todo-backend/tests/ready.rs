@@ -1,7 +1,7 @@
 //! `/ready` on SQLite (the PostgreSQL side, down and back up, is in
 //! `postgres_tls.rs`), and what it shares with every route.
 
-mod harness;
+use crate::harness;
 
 use harness::*;
 use serde_json::json;

@@ -2,7 +2,7 @@
 //! PostgreSQL schema), restarts, concurrency and graceful shutdown, all over
 //! loopback sockets on port 0.
 
-mod harness;
+use crate::harness;
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -1,7 +1,7 @@
 //! The store on its own, on SQLite and on PostgreSQL: the same answers from
 //! both, and what only PostgreSQL has (migrations, shared by instances).
 
-mod harness;
+use crate::harness;
 
 use harness::database::PostgresSchema;
 use harness::memory;

@@ -2,7 +2,7 @@
 //! balancer: they share the data and nothing else, so writes through both
 //! interleave without loss or collision, and each sees what the other did.
 
-mod harness;
+use crate::harness;
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -3,7 +3,7 @@
 //! verification with jsonwebtoken against the JWKS served over HTTP — the way
 //! the gateway verifies.
 
-#![allow(dead_code)] // each test binary uses a different part of the harness
+#![allow(dead_code)] // each test module uses a different part of the harness
 
 use std::sync::Arc;
 

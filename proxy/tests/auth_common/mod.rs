@@ -3,7 +3,7 @@
 //! (discovery + JWKS) served by hyper on 127.0.0.1:0 whose answers a test can
 //! change on the fly (rotate keys, fail, hang, answer HTML).
 
-#![allow(dead_code)] // each test binary uses a different subset
+#![allow(dead_code)] // each test module uses a different subset
 
 use std::convert::Infallible;
 use std::net::SocketAddr;

@@ -4,7 +4,7 @@
 //! runs on both; and two stores to run it on, SQLite and PostgreSQL
 //! ([`database`]).
 
-#![allow(dead_code)] // each test binary uses a different part of the harness
+#![allow(dead_code)] // each test module uses a different part of the harness
 
 pub mod database;
 pub mod process;

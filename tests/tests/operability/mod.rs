@@ -3,7 +3,7 @@
 //! the status page (with a headless-Chromium screenshot for the README when
 //! Debian's `chromium` is installed).
 //!
-//! The log is captured in-process (`e2e_tests::capture`): this test binary
+//! The log is captured in-process (`e2e_tests::capture`): the test process
 //! installs the gateway's own JSON subscriber writing to a buffer, and each
 //! test finds its lines by request id.
 //!
