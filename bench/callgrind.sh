@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# Instructions per request in the gateway, counted by callgrind: the same
+# token on one keep-alive connection, GET /todoitems (scope check only: no
+# condition of issue 16) against the static nginx backend of
+# bench/compare.sh. Instruction counts do not depend on the machine's load,
+# so an A/B measured here holds on a busy machine where req/s would not.
+#
+#   bench/callgrind.sh                         # main's release binary
+#   GW_BIN=old VARIANT_BIN=new bench/callgrind.sh   # both, and the ratio
+#
+# Environment: GW_BIN (default $CARGO_TARGET_DIR/release/authz-proxy, else
+# target/release), VARIANT_BIN (a second binary, measured the same way),
+# REQUESTS (counted, default 2000), WARMUP (before counting, default 300),
+# TOP (functions listed by their own instructions, default 25; 0: none),
+# GW_ARGS_EXTRA, SKIP_BUILD=1, KEEP=1 (keep the callgrind files).
+#
+# What is counted: every instruction the gateway process runs in user space
+# (all its threads) from the first counted request to the last, divided by
+# REQUESTS. The kernel's share (loopback TCP, epoll) is not in it; see
+# bench/README.md for perf's figures of that.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+REQUESTS=${REQUESTS:-2000}
+WARMUP=${WARMUP:-300}
+TOP=${TOP:-25}
+BIN=${CARGO_TARGET_DIR:-target}/release
+
+need() { command -v "$1" >/dev/null 2>&1; }
+if ! need valgrind || ! need nginx; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind nginx-light >/dev/null
+fi
+if [ "${SKIP_BUILD:-}" != 1 ]; then
+  cargo build --release -q -p authz-proxy -p dev-idp
+  cargo build --release -q -p dev-idp --example bench_tokens
+fi
+GW_BIN=${GW_BIN:-$BIN/authz-proxy}
+
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  [ -f "$WORK/static.pid" ] && kill "$(cat "$WORK/static.pid")" 2>/dev/null || true
+  wait 2>/dev/null || true
+  if [ "${KEEP:-}" = 1 ]; then echo "work directory kept: $WORK" >&2; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+wait_port() { for _ in $(seq 1 1200); do (echo >/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
+wait_pidfile() { for _ in $(seq 1 200); do [ -s "$1" ] && return 0; sleep 0.05; done; echo "$1 never appeared" >&2; exit 1; }
+
+IDP=$(free_port); STATIC=$(free_port)
+TENANT=aaaaaaaa-0000-4000-8000-000000000001
+CLIENT_ID=c0ffee00-0000-4000-8000-0000000000a1
+
+mkdir -p "$WORK/static"
+cat > "$WORK/static.conf" <<EOF
+worker_processes 1;
+pid $WORK/static.pid;
+error_log $WORK/static/error.log;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $WORK/static; proxy_temp_path $WORK/static;
+  fastcgi_temp_path $WORK/static; uwsgi_temp_path $WORK/static; scgi_temp_path $WORK/static;
+  server { listen 127.0.0.1:$STATIC; keepalive_requests 1000000;
+    location / { default_type application/json; return 200 '{"items":[]}'; } }
+}
+EOF
+nginx -c "$WORK/static.conf"
+wait_pidfile "$WORK/static.pid"
+
+export RUST_LOG=warn
+"$BIN/dev-idp" serve --listen 127.0.0.1:$IDP --base-url http://127.0.0.1:$IDP --data-dir "$WORK/idp" >"$WORK/idp.log" 2>&1 &
+PIDS+=($!)
+wait_port $IDP
+TOKEN=$("${TOKENS_BIN:-$BIN/examples/bench_tokens}" "$WORK/idp" http://127.0.0.1:$IDP valid 1)
+
+# requests PORT N: N GETs on one keep-alive connection; fails on any non-200.
+requests() {
+  python3 - "$1" "$2" "$TOKEN" <<'EOF'
+import http.client, sys
+port, n, token = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+for _ in range(n):
+    c.request("GET", "/todoitems", headers={"Authorization": "Bearer " + token})
+    r = c.getresponse()
+    r.read()
+    if r.status != 200:
+        sys.exit(f"gateway answered {r.status}")
+EOF
+}
+
+# measure NAME BIN: prints "NAME <instructions per request>" and leaves
+# $WORK/NAME.out (the callgrind file of the counted requests).
+measure() {
+  local name=$1 bin=$2 port admin pid
+  port=$(free_port); admin=$(free_port)
+  valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$WORK/$name.%p" \
+    "$bin" --listen 127.0.0.1:$port --admin-listen 127.0.0.1:$admin \
+    --tenant $TENANT --client-id $CLIENT_ID --instance http://127.0.0.1:$IDP --sts-instance http://127.0.0.1:$IDP \
+    --upstream http://127.0.0.1:$STATIC --log-format text --policy policy.yaml ${GW_ARGS_EXTRA:-} \
+    >"$WORK/$name.log" 2>&1 &
+  pid=$!
+  PIDS+=($pid)
+  wait_port "$port"
+  requests "$port" "$WARMUP"
+  callgrind_control -i on "$pid" >/dev/null
+  requests "$port" "$REQUESTS"
+  callgrind_control -i off "$pid" >/dev/null
+  callgrind_control -d "$pid" >/dev/null
+  kill "$pid"; wait "$pid" 2>/dev/null || true
+  # The dump taken on request (the last one written before exit).
+  local out
+  out=$(ls -t "$WORK/$name.$pid".* 2>/dev/null | head -1)
+  [ -n "$out" ] || out="$WORK/$name.$pid"
+  mv "$out" "$WORK/$name.out"
+  local total
+  total=$(callgrind_annotate "$WORK/$name.out" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1; exit}')
+  echo "$name $((total / REQUESTS))"
+}
+
+echo "bench/callgrind.sh: $REQUESTS requests (after $WARMUP), same token, one connection, GET /todoitems; instructions per request in the gateway process"
+A=$(measure main "$GW_BIN")
+echo "$A  ($GW_BIN)"
+if [ -n "${VARIANT_BIN:-}" ]; then
+  B=$(measure variant "$VARIANT_BIN")
+  echo "$B  ($VARIANT_BIN)"
+  awk -v a="${A#* }" -v b="${B#* }" 'BEGIN { printf "variant/main: %.3f (%+d instructions per request)\n", b / a, b - a }'
+fi
+if [ "$TOP" -gt 0 ]; then
+  for name in main ${VARIANT_BIN:+variant}; do
+    echo
+    echo "== $name: functions by their own instructions per request"
+    callgrind_annotate --inclusive=no "$WORK/$name.out" 2>/dev/null \
+      | awk -v n="$REQUESTS" -v top="$TOP" '
+          /^-+$/ { dashes++; next }
+          dashes >= 3 && NF >= 2 && $1 ~ /^[0-9,]+$/ {
+            v = $1; gsub(",", "", v)
+            $1 = ""; if ($2 ~ /^\(/) $2 = ""
+            printf "%10.0f %s\n", v / n, substr($0, 1, 150)
+            if (++shown >= top) exit
+          }'
+  done
+fi
