@@ -8,7 +8,8 @@
 #   bench/compare.sh            # 8 s per measurement, 3 rounds (~8 minutes)
 #   bench/compare.sh --quick    # 2 s per measurement, 2 rounds (~1 minute)
 #
-# Environment: CONNS (default 32), SKIP_BUILD=1 (use target/release as is),
+# Environment: CONNS (default 32), SKIP_BUILD=1 (use $CARGO_TARGET_DIR/release,
+# else target/release, as is),
 # GW_BIN (the gateway binary, default target/release/authz-proxy),
 # ROUNDS_OVERRIDE and DURATION_OVERRIDE (e.g. 5s),
 # GW_ARGS_EXTRA (more gateway flags, e.g. "--threads 1"), KEEP=1
@@ -67,7 +68,7 @@ if [ "${SKIP_BUILD:-}" != 1 ]; then
   cargo build --release -q -p authz-proxy -p dev-idp -p todo-backend
   cargo build --release -q -p dev-idp --example bench_tokens
 fi
-BIN=target/release
+BIN=${CARGO_TARGET_DIR:-target}/release
 GW_BIN=${GW_BIN:-$BIN/authz-proxy}
 
 WORK=$(mktemp -d)
