@@ -118,6 +118,9 @@ pub(super) fn encode_head(
     parts: &mut http::request::Parts,
     body: &ProxyBody,
 ) -> (Vec<u8>, RequestFraming) {
+    // Hop-by-hop, removed by the header stage already; the framing below is
+    // the only one the upstream may see.
+    parts.headers.remove(header::TRANSFER_ENCODING);
     let framing = match parts.headers.get(header::CONTENT_LENGTH) {
         Some(length) => RequestFraming::Length(
             length
