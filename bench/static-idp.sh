@@ -1,0 +1,55 @@
+# Shared by bench/memory.sh and bench/callgrind.sh (sourced, not run): builds
+# the release binaries unless SKIP_BUILD=1, then starts the static nginx
+# backend of bench/compare.sh and the dev IdP in a work directory removed on
+# exit (KEEP=1 keeps it), and mints one token.
+#
+# Expects BIN (the release directory) and, optionally, WAIT_TRIES (how many
+# 50 ms waits for a port: more under valgrind). Sets WORK, PIDS, IDP, STATIC,
+# TENANT, CLIENT_ID, TOKEN, and the helpers free_port, wait_port,
+# wait_pidfile.
+if [ "${SKIP_BUILD:-}" != 1 ]; then
+  cargo build --release -q -p authz-proxy -p dev-idp
+  cargo build --release -q -p dev-idp --example bench_tokens
+fi
+GW_BIN=${GW_BIN:-$BIN/authz-proxy}
+
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  [ -f "$WORK/static.pid" ] && kill "$(cat "$WORK/static.pid")" 2>/dev/null || true
+  wait 2>/dev/null || true
+  if [ "${KEEP:-}" = 1 ]; then echo "work directory kept: $WORK" >&2; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+wait_port() { for _ in $(seq 1 "${WAIT_TRIES:-400}"); do (echo >/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
+wait_pidfile() { for _ in $(seq 1 200); do [ -s "$1" ] && return 0; sleep 0.05; done; echo "$1 never appeared" >&2; exit 1; }
+
+IDP=$(free_port); STATIC=$(free_port)
+TENANT=aaaaaaaa-0000-4000-8000-000000000001
+CLIENT_ID=c0ffee00-0000-4000-8000-0000000000a1
+
+mkdir -p "$WORK/static"
+cat > "$WORK/static.conf" <<EOF
+worker_processes 1;
+pid $WORK/static.pid;
+error_log $WORK/static/error.log;
+events { worker_connections ${STATIC_CONNECTIONS:-4096}; }
+http {
+  access_log off;
+  client_body_temp_path $WORK/static; proxy_temp_path $WORK/static;
+  fastcgi_temp_path $WORK/static; uwsgi_temp_path $WORK/static; scgi_temp_path $WORK/static;
+  server { listen 127.0.0.1:$STATIC; keepalive_requests 1000000;
+    location / { default_type application/json; return 200 '{"items":[]}'; } }
+}
+EOF
+nginx -c "$WORK/static.conf"
+wait_pidfile "$WORK/static.pid"
+
+export RUST_LOG=warn
+"$BIN/dev-idp" serve --listen 127.0.0.1:$IDP --base-url http://127.0.0.1:$IDP --data-dir "$WORK/idp" >"$WORK/idp.log" 2>&1 &
+PIDS+=($!)
+wait_port $IDP
+TOKEN=$("${TOKENS_BIN:-$BIN/examples/bench_tokens}" "$WORK/idp" http://127.0.0.1:$IDP valid 1)
