@@ -339,7 +339,9 @@ fn compile_route(
         audiences,
         conditions,
         shadow,
-    };
+        checked: Vec::new(),
+    }
+    .with_checked();
     Some((route, globs))
 }
 

@@ -50,6 +50,11 @@ pub struct Route {
     /// a new rule can be watched before it bites. Authentication is never
     /// shadowed: an invalid token is refused all the same.
     pub shadow: bool,
+    /// The conditions this route sets ([`Route::sets`]), in checking order:
+    /// what [`Route::authorize`] walks, worked out once when the policy is
+    /// compiled ([`Route::with_checked`]), so a route that sets only scopes
+    /// pays for nothing else.
+    pub(in crate::policy) checked: Vec<Condition>,
 }
 
 /// The conditions on the caller beyond roles and scopes, each read from the
@@ -107,28 +112,8 @@ pub enum Condition {
     AuthContext,
 }
 
-impl Conditions {
-    /// Whether no condition beyond scopes and roles is set.
-    pub fn is_empty(&self) -> bool {
-        let Conditions {
-            apps,
-            tenants,
-            callers,
-            deny_guests,
-            groups,
-            auth_contexts,
-        } = self;
-        apps.is_empty()
-            && tenants.is_empty()
-            && callers.is_none()
-            && !deny_guests
-            && groups.is_empty()
-            && auth_contexts.is_empty()
-    }
-}
-
 impl Condition {
-    /// Every condition, in checking order (scopes and roles first).
+    /// Every condition, in checking order.
     pub const ALL: [Condition; 8] = [
         Condition::Scopes,
         Condition::Roles,
@@ -320,14 +305,7 @@ impl Route {
     /// whatever roles the user has. Allocates nothing unless it denies.
     /// `overage`: what Microsoft Graph said of an overage token's groups.
     pub fn authorize(&self, identity: &Identity, overage: &Overage) -> Result<(), Denial> {
-        // A route with no condition beyond scopes and roles (most routes)
-        // walks only those two: the others would each answer `None`.
-        let walked = if self.conditions.is_empty() {
-            &Condition::ALL[..2]
-        } else {
-            &Condition::ALL[..]
-        };
-        for &condition in walked {
+        for &condition in &self.checked {
             if let Some(Err(denial)) = self.check(condition, identity, overage) {
                 return Err(denial);
             }
@@ -342,9 +320,9 @@ impl Route {
         identity: &'a Identity,
         overage: &'a Overage,
     ) -> impl Iterator<Item = (Condition, Result<(), Denial>)> + 'a {
-        Condition::ALL
-            .into_iter()
-            .filter_map(move |c| Some((c, self.check(c, identity, overage)?)))
+        self.checked
+            .iter()
+            .filter_map(move |&c| Some((c, self.check(c, identity, overage)?)))
     }
 
     /// The route's `groups`, when it must ask Microsoft Graph about
@@ -356,15 +334,42 @@ impl Route {
         if groups.is_empty() || !identity.groups_overage {
             return None;
         }
-        let earlier = Condition::ALL
-            .into_iter()
-            .take_while(|c| *c != Condition::Groups);
-        for condition in earlier {
+        let earlier = self.checked.iter().take_while(|c| **c != Condition::Groups);
+        for &condition in earlier {
             if let Some(Err(_)) = self.check(condition, identity, &Overage::NotAsked) {
                 return None;
             }
         }
         Some(groups)
+    }
+
+    /// Whether the route sets `condition` (a non-empty list, `callers`,
+    /// `guests: deny`); anonymous routes set none.
+    pub fn sets(&self, condition: Condition) -> bool {
+        let Access::Token { roles, scopes } = &self.access else {
+            return false;
+        };
+        let c = &self.conditions;
+        match condition {
+            Condition::Scopes => !scopes.is_empty(),
+            Condition::Roles => !roles.is_empty(),
+            Condition::Apps => !c.apps.is_empty(),
+            Condition::Tenants => !c.tenants.is_empty(),
+            Condition::Callers => c.callers.is_some(),
+            Condition::Guests => c.deny_guests,
+            Condition::Groups => !c.groups.is_empty(),
+            Condition::AuthContext => !c.auth_contexts.is_empty(),
+        }
+    }
+
+    /// The route with [`Route::checked`] worked out from its access and
+    /// conditions: the last step of compiling it.
+    pub(in crate::policy) fn with_checked(mut self) -> Route {
+        self.checked = Condition::ALL
+            .into_iter()
+            .filter(|&c| self.sets(c))
+            .collect();
+        self
     }
 
     /// What one condition asks, in words (`scope access_as_user`, `one of
@@ -398,40 +403,42 @@ impl Route {
         }
     }
 
-    /// One condition: `None` when the route does not set it. `overage`
-    /// is read only for `groups` and a token with a groups overage.
+    /// One condition: `None` when the route does not set it
+    /// ([`Route::sets`]). `overage` is read only for `groups` and a token
+    /// with a groups overage.
     pub fn check(
         &self,
         condition: Condition,
         identity: &Identity,
         overage: &Overage,
     ) -> Option<Result<(), Denial>> {
+        if !self.sets(condition) {
+            return None;
+        }
         let Access::Token { roles, scopes } = &self.access else {
             return None;
         };
         let c = &self.conditions;
         let holds = match condition {
-            Condition::Scopes if !scopes.is_empty() => {
+            Condition::Scopes => {
                 // App-only tokens carry application permissions in `roles`;
                 // they never act for a user, so no scope rule is ever met by
                 // one, even if a scope value was smuggled into `scopes`.
                 identity.kind == PrincipalKind::User
                     && identity.scopes.iter().any(|held| scopes.contains(held))
             }
-            Condition::Roles if !roles.is_empty() => {
-                identity.roles.iter().any(|held| roles.contains(held))
-            }
-            Condition::Apps if !c.apps.is_empty() => identity
+            Condition::Roles => identity.roles.iter().any(|held| roles.contains(held)),
+            Condition::Apps => identity
                 .app_id
                 .as_deref()
                 .is_some_and(|app| c.apps.iter().any(|a| a.eq_ignore_ascii_case(app))),
-            Condition::Tenants if !c.tenants.is_empty() => c
+            Condition::Tenants => c
                 .tenants
                 .iter()
                 .any(|t| t.eq_ignore_ascii_case(&identity.tenant_id)),
             Condition::Callers => identity.kind == c.callers?,
-            Condition::Guests if c.deny_guests => !identity.guest,
-            Condition::Groups if !c.groups.is_empty() && identity.groups_overage => match overage {
+            Condition::Guests => !identity.guest,
+            Condition::Groups if identity.groups_overage => match overage {
                 Overage::Resolved { member } => *member,
                 Overage::NotAsked => {
                     return Some(Err(Denial::GroupsUnresolved {
@@ -442,15 +449,14 @@ impl Route {
                     return Some(Err(Denial::GroupsUnresolved { why: why.clone() }));
                 }
             },
-            Condition::Groups if !c.groups.is_empty() => identity
+            Condition::Groups => identity
                 .groups
                 .iter()
                 .any(|held| c.groups.iter().any(|g| g.eq_ignore_ascii_case(held))),
-            Condition::AuthContext if !c.auth_contexts.is_empty() => identity
+            Condition::AuthContext => identity
                 .auth_contexts
                 .iter()
                 .any(|held| c.auth_contexts.contains(held)),
-            _ => return None,
         };
         Some(if holds {
             Ok(())
