@@ -57,10 +57,7 @@ measure() {
   local name=$1 bin=$2 port admin pid
   port=$(free_port); admin=$(free_port)
   valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$WORK/$name.%p" \
-    "$bin" --listen 127.0.0.1:$port --admin-listen 127.0.0.1:$admin \
-    --tenant $TENANT --client-id $CLIENT_ID --instance http://127.0.0.1:$IDP --sts-instance http://127.0.0.1:$IDP \
-    --upstream http://127.0.0.1:$STATIC --log-format text --policy policy.yaml ${GW_ARGS_EXTRA:-} \
-    >"$WORK/$name.log" 2>&1 &
+    "$bin" $(gateway_flags "$port" "$admin") >"$WORK/$name.log" 2>&1 &
   pid=$!
   PIDS+=($pid)
   wait_port "$port"

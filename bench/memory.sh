@@ -48,10 +48,7 @@ run() {
   local name=$1; shift
   local port admin pid
   port=$(free_port); admin=$(free_port)
-  "$@" "$GW_BIN" --listen 127.0.0.1:$port --admin-listen 127.0.0.1:$admin \
-    --tenant $TENANT --client-id $CLIENT_ID --instance http://127.0.0.1:$IDP --sts-instance http://127.0.0.1:$IDP \
-    --upstream http://127.0.0.1:$STATIC --log-format text --policy policy.yaml ${GW_ARGS_EXTRA:-} \
-    >"$WORK/$name.log" 2>&1 &
+  "$@" "$GW_BIN" $(gateway_flags "$port" "$admin") >"$WORK/$name.log" 2>&1 &
   pid=$!
   PIDS+=($pid)
   wait_port "$port"

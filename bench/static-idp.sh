@@ -6,7 +6,7 @@
 # Expects BIN (the release directory) and, optionally, WAIT_TRIES (how many
 # 50 ms waits for a port: more under valgrind). Sets WORK, PIDS, IDP, STATIC,
 # TENANT, CLIENT_ID, TOKEN, and the helpers free_port, wait_port,
-# wait_pidfile.
+# wait_pidfile and gateway_flags.
 if [ "${SKIP_BUILD:-}" != 1 ]; then
   cargo build --release -q -p authz-proxy -p dev-idp
   cargo build --release -q -p dev-idp --example bench_tokens
@@ -30,6 +30,14 @@ wait_pidfile() { for _ in $(seq 1 200); do [ -s "$1" ] && return 0; sleep 0.05; 
 IDP=$(free_port); STATIC=$(free_port)
 TENANT=aaaaaaaa-0000-4000-8000-000000000001
 CLIENT_ID=c0ffee00-0000-4000-8000-0000000000a1
+
+# gateway_flags PORT ADMIN: the gateway's flags for this IdP and backend
+# (the repository's policy.yaml), and GW_ARGS_EXTRA (word-split on purpose).
+gateway_flags() {
+  echo --listen 127.0.0.1:"$1" --admin-listen 127.0.0.1:"$2" \
+    --tenant $TENANT --client-id $CLIENT_ID --instance http://127.0.0.1:$IDP --sts-instance http://127.0.0.1:$IDP \
+    --upstream http://127.0.0.1:$STATIC --log-format text --policy policy.yaml ${GW_ARGS_EXTRA:-}
+}
 
 mkdir -p "$WORK/static"
 cat > "$WORK/static.conf" <<EOF
