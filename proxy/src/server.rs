@@ -29,7 +29,7 @@ use crate::error::json_response;
 use crate::gateway::Gateway;
 use crate::metrics::ConnectionGuard;
 use crate::reload::Reloader;
-use crate::upstream::{IdlePool, Linked};
+use crate::upstream::IdlePool;
 
 mod idle;
 
@@ -303,39 +303,38 @@ impl Connection {
                 }
             }
         });
-        let result = match acceptor {
-            None => {
-                let conn = builder
-                    .serve_connection(TokioIo::new(stream), service)
-                    .into_owned();
-                let conn = drive(conn, watcher, &streams, header_read_timeout, |c| {
-                    c.graceful_shutdown();
-                });
-                first_request_within(header_read_timeout, &requested, Linked::new(conn, link)).await
-            }
-            Some(acceptor) => {
-                let stream = match tokio::time::timeout(
-                    header_read_timeout,
-                    acceptor.accept(stream),
-                )
-                .await
-                {
-                    Ok(Ok(stream)) => stream,
-                    Ok(Err(e)) => {
-                        tracing::debug!(%remote, error = %e, "tls handshake failed");
-                        return;
-                    }
-                    Err(_) => return,
-                };
-                let conn = builder
-                    .serve_connection(TokioIo::new(stream), service)
-                    .into_owned();
-                let conn = drive(conn, watcher, &streams, header_read_timeout, |c| {
-                    c.graceful_shutdown();
-                });
-                first_request_within(header_read_timeout, &requested, Linked::new(conn, link)).await
-            }
-        };
+        let result =
+            match acceptor {
+                None => {
+                    let conn = builder
+                        .serve_connection(TokioIo::new(stream), service)
+                        .into_owned();
+                    let conn = drive(conn, watcher, &streams, header_read_timeout, |c| {
+                        c.graceful_shutdown();
+                    });
+                    first_request_within(header_read_timeout, &requested, conn).await
+                }
+                Some(acceptor) => {
+                    let stream =
+                        match tokio::time::timeout(header_read_timeout, acceptor.accept(stream))
+                            .await
+                        {
+                            Ok(Ok(stream)) => stream,
+                            Ok(Err(e)) => {
+                                tracing::debug!(%remote, error = %e, "tls handshake failed");
+                                return;
+                            }
+                            Err(_) => return,
+                        };
+                    let conn = builder
+                        .serve_connection(TokioIo::new(stream), service)
+                        .into_owned();
+                    let conn = drive(conn, watcher, &streams, header_read_timeout, |c| {
+                        c.graceful_shutdown();
+                    });
+                    first_request_within(header_read_timeout, &requested, conn).await
+                }
+            };
         if let Err(e) = result {
             tracing::debug!(%remote, error = %e, "connection ended with an error");
         }
