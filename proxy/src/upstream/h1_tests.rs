@@ -375,6 +375,55 @@ async fn the_body_gives_its_connection_back_only_at_its_end() {
 }
 
 #[tokio::test]
+async fn heads_and_bodies_larger_than_the_first_read_arrive_whole() {
+    // Reads start small (an idle-to-busy connection holds little) and grow:
+    // a 10 KB head and a 300 KB body, written in pieces, still arrive whole,
+    // twice on the same connection.
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let body: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    let mut answer = format!(
+        "HTTP/1.1 200 OK\r\nx-big: {}\r\ncontent-length: {}\r\n\r\n",
+        "v".repeat(10_000),
+        body.len()
+    )
+    .into_bytes();
+    answer.extend_from_slice(&body);
+    tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.expect("accept");
+        let mut pending = Vec::new();
+        for _ in 0..2 {
+            if !read_request(&mut stream, &mut pending).await {
+                return;
+            }
+            for piece in answer.chunks(7_000) {
+                if stream.write_all(piece).await.is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    let upstream = Upstream::http(addr.to_string().parse().expect("authority"));
+    let pool = Arc::new(IdlePool::default());
+    let link = link(&pool);
+    for _ in 0..2 {
+        let response = link
+            .send(request(Method::GET, &upstream), &upstream, CONNECT)
+            .await
+            .expect("response");
+        assert_eq!(response.headers()["x-big"].len(), 10_000);
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        assert!(bytes[..] == body[..], "{} bytes", bytes.len());
+        assert_eq!(pool.idle_count(), 1, "the connection went back");
+    }
+}
+
+#[tokio::test]
 async fn a_get_on_a_reused_connection_closed_unanswered_is_sent_once_more() {
     let (upstream, accepted) = scripted(vec![
         Script {
