@@ -306,38 +306,37 @@ impl Connection {
         // The connection's state (hyper's and `drive`'s) is boxed at its
         // own size: inline, the task's cell would be as large as the TLS
         // variant's for every plain connection too (~13 KB against ~4 KB).
-        let result =
-            match acceptor {
-                None => {
-                    let conn = builder
-                        .serve_connection(TokioIo::new(stream), service)
-                        .into_owned();
-                    let conn = drive(conn, watcher, &streams, header_read_timeout, |c| {
-                        c.graceful_shutdown();
-                    });
-                    first_request_within(header_read_timeout, &requested, Box::pin(conn)).await
-                }
-                Some(acceptor) => {
-                    let stream =
-                        match tokio::time::timeout(header_read_timeout, acceptor.accept(stream))
-                            .await
-                        {
-                            Ok(Ok(stream)) => stream,
-                            Ok(Err(e)) => {
-                                tracing::debug!(%remote, error = %e, "tls handshake failed");
-                                return;
-                            }
-                            Err(_) => return,
-                        };
-                    let conn = builder
-                        .serve_connection(TokioIo::new(stream), service)
-                        .into_owned();
-                    let conn = drive(conn, watcher, &streams, header_read_timeout, |c| {
-                        c.graceful_shutdown();
-                    });
-                    first_request_within(header_read_timeout, &requested, Box::pin(conn)).await
-                }
-            };
+        let result = match acceptor {
+            None => {
+                let conn = builder
+                    .serve_connection(TokioIo::new(stream), service)
+                    .into_owned();
+                let conn = drive(conn, watcher, &streams, header_read_timeout, |c| {
+                    c.graceful_shutdown();
+                });
+                first_request_within(header_read_timeout, &requested, Box::pin(conn)).await
+            }
+            Some(acceptor) => {
+                // Boxed: rustls's handshake state would otherwise size
+                // every connection's task, plain ones included.
+                let handshake = Box::pin(acceptor.accept(stream));
+                let stream = match tokio::time::timeout(header_read_timeout, handshake).await {
+                    Ok(Ok(stream)) => stream,
+                    Ok(Err(e)) => {
+                        tracing::debug!(%remote, error = %e, "tls handshake failed");
+                        return;
+                    }
+                    Err(_) => return,
+                };
+                let conn = builder
+                    .serve_connection(TokioIo::new(stream), service)
+                    .into_owned();
+                let conn = drive(conn, watcher, &streams, header_read_timeout, |c| {
+                    c.graceful_shutdown();
+                });
+                first_request_within(header_read_timeout, &requested, Box::pin(conn)).await
+            }
+        };
         if let Err(e) = result {
             tracing::debug!(%remote, error = %e, "connection ended with an error");
         }
