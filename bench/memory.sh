@@ -99,16 +99,16 @@ import collections, sys
 def frames(stack):
     return [f.split(" (")[0] + ("@" + f.split(" (")[1][:-1] if " (" in f else "") for f in stack.split(";")]
 cats = collections.OrderedDict([
-    ("upstream: hyper client dispatch channel (tokio mpsc block)", lambda s: "unbounded_channel" in s),
-    ("upstream: read buffer", lambda s: "poll_read_from_io" in s and "poll_drive@link.rs" in s),
+    ("client: read buffer, while a request is in flight (hyper's EOF check reserves another 8 KiB)", lambda s: "poll_read_from_io" in s and "mid_message_detect_eof" in s),
     ("client: read buffer", lambda s: "poll_read_from_io" in s),
     ("client: write buffer (hyper io.rs, allocated with the connection)", lambda s: "serve_connection" in s and "new<>@io.rs" in s),
-    ("upstream: write buffer (allocated with the connection)", lambda s: "new<>@io.rs" in s),
     ("client: request future boxed by hyper's dispatcher (one per connection, for its life)", lambda s: "new<>@dispatch.rs" in s and "serve_connection" in s),
-    ("client: connection state (Linked's box: hyper server conn + drive)", lambda s: "new<>@link.rs" in s and "box_new_uninit" in s),
+    ("client: connection state (boxed in server.rs: hyper's server connection and drive)", lambda s: "pin<>@boxed.rs;{async_fn#0}@server.rs" in s),
+    ("upstream: read buffers (h1.rs, one per response being read: 2 KiB first)", lambda s: "poll_fill@h1.rs" in s),
+    ("upstream: request heads and response heads (h1.rs)", lambda s: "h1.rs" in s),
     ("requests in flight: header maps", lambda s: "@map.rs" in s),
     ("tasks (tokio task cells)", lambda s: "spawn" in s and "new<>@core.rs" in s),
-    ("upstream: connection state and the rest under its driver (link.rs)", lambda s: "link.rs" in s),
+    ("upstream: the rest under link.rs", lambda s: "link.rs" in s),
 ])
 tot = collections.Counter()
 for line in open(sys.argv[1]):
@@ -123,15 +123,13 @@ for line in open(sys.argv[1]):
         tot["other"] += cost
 T = sum(tot.values())
 cw = tot["client: write buffer (hyper io.rs, allocated with the connection)"] / 8192
-uw = tot["upstream: write buffer (allocated with the connection)"] / 8192
 print("heap at the peak, by what holds it (heaptrack, flamegraph stacks at peak):")
 for k in list(cats) + ["other"]:
     v = tot[k]
     per = ""
     if k.startswith("client") and cw: per = "%6.0f B per client connection" % (v / cw)
-    if k.startswith("upstream") and uw: per = "%6.0f B per upstream connection" % (v / uw)
     print("  %6.2f MB  %-88s %s" % (v / 1e6, k, per))
-print("  %6.2f MB  total; ~%.0f client and ~%.0f upstream connections (write buffers / 8 KiB)" % (T / 1e6, cw, uw))
+print("  %6.2f MB  total; ~%.0f client connections (their write buffers / 8 KiB)" % (T / 1e6, cw))
 PY
   if [ "${KEEP:-}" = 1 ]; then echo "heaptrack file: $FILE (full report: heaptrack_print -f $FILE)"; fi
 fi

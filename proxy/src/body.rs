@@ -32,8 +32,12 @@ pub fn upstream_request_body(body: Incoming, limit: u64) -> ProxyBody {
 }
 
 /// The upstream's response body, streamed back as it arrives.
-pub fn client_response_body(body: Incoming) -> ProxyBody {
-    body.map_err(BoxError::from).boxed()
+pub fn client_response_body<B>(body: B) -> ProxyBody
+where
+    B: hyper::body::Body<Data = Bytes> + Send + Sync + 'static,
+    B::Error: Into<BoxError>,
+{
+    body.map_err(Into::into).boxed()
 }
 
 /// A body read whole already.

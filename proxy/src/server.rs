@@ -29,7 +29,7 @@ use crate::error::json_response;
 use crate::gateway::Gateway;
 use crate::metrics::ConnectionGuard;
 use crate::reload::Reloader;
-use crate::upstream::{IdlePool, Linked};
+use crate::upstream::IdlePool;
 
 mod idle;
 
@@ -303,6 +303,9 @@ impl Connection {
                 }
             }
         });
+        // The connection's state (hyper's and `drive`'s) is boxed at its
+        // own size: inline, the task's cell would be as large as the TLS
+        // variant's for every plain connection too (~13 KB against ~4 KB).
         let result = match acceptor {
             None => {
                 let conn = builder
@@ -311,15 +314,13 @@ impl Connection {
                 let conn = drive(conn, watcher, &streams, header_read_timeout, |c| {
                     c.graceful_shutdown();
                 });
-                first_request_within(header_read_timeout, &requested, Linked::new(conn, link)).await
+                first_request_within(header_read_timeout, &requested, Box::pin(conn)).await
             }
             Some(acceptor) => {
-                let stream = match tokio::time::timeout(
-                    header_read_timeout,
-                    acceptor.accept(stream),
-                )
-                .await
-                {
+                // Boxed: rustls's handshake state would otherwise size
+                // every connection's task, plain ones included.
+                let handshake = Box::pin(acceptor.accept(stream));
+                let stream = match tokio::time::timeout(header_read_timeout, handshake).await {
                     Ok(Ok(stream)) => stream,
                     Ok(Err(e)) => {
                         tracing::debug!(%remote, error = %e, "tls handshake failed");
@@ -333,7 +334,7 @@ impl Connection {
                 let conn = drive(conn, watcher, &streams, header_read_timeout, |c| {
                     c.graceful_shutdown();
                 });
-                first_request_within(header_read_timeout, &requested, Linked::new(conn, link)).await
+                first_request_within(header_read_timeout, &requested, Box::pin(conn)).await
             }
         };
         if let Err(e) = result {

@@ -13,6 +13,7 @@
 //! metrics) is decided by reading the error's [`Failure`].
 
 mod failure;
+mod h1;
 mod link;
 mod target;
 mod tls;
@@ -35,7 +36,10 @@ use crate::headers::X_FORWARDED_PREFIX;
 use crate::metrics::Metrics;
 
 pub use failure::{Failure, UpstreamError};
-pub use link::{IdlePool, Link, Linked};
+/// For the differential fuzz target (`fuzz/fuzz_targets/upstream_response.rs`).
+#[doc(hidden)]
+pub use h1::{Malformed, decode_response};
+pub use link::{IdlePool, Link};
 pub use target::Upstream;
 pub use tls::{Setting as TlsSetting, TlsFiles, TlsProblem};
 
@@ -214,7 +218,7 @@ impl Forwarder {
 
     /// The borrower for one HTTP/1 client connection served on the thread
     /// whose idle pool is `pool` ([`IdlePool::start_on`]); the connection's
-    /// task drives it ([`Linked`]). Unused for an https upstream.
+    /// requests go through it. Unused for an https upstream.
     pub fn link(&self, pool: Arc<IdlePool>) -> Link {
         Link::new(pool, Arc::clone(&self.metrics))
     }
@@ -254,7 +258,7 @@ impl Forwarder {
     /// response is streamed as it arrives.
     pub async fn relay(
         &self,
-        response: Response<Incoming>,
+        response: Response<ResponseBody>,
     ) -> Result<(Response<ProxyBody>, bool), UpstreamError> {
         let (parts, body) = response.into_parts();
         let small = parts
@@ -292,7 +296,7 @@ impl Forwarder {
         &self,
         mut req: Request<ProxyBody>,
         link: Option<&Link>,
-    ) -> Result<Response<Incoming>, UpstreamError> {
+    ) -> Result<Response<ResponseBody>, UpstreamError> {
         if self.rewrite.host == HostHeader::Upstream
             && let Some(host) = &self.host
         {
@@ -309,15 +313,13 @@ impl Forwarder {
         let limit = self.timeouts.response;
         match link {
             Some(link) => {
+                // On a timeout the exchange is dropped, and its connection
+                // with it: what is left on it belongs to no one.
                 let send = link.send(req, &self.upstream, self.timeouts.connect);
-                let result = match tokio::time::timeout(limit, send).await {
-                    Ok(result) => result,
+                match tokio::time::timeout(limit, send).await {
+                    Ok(result) => result.map(|r| r.map(ResponseBody::Own)),
                     Err(_elapsed) => Err(UpstreamError::timeout(limit)),
-                };
-                if result.is_err() {
-                    link.reset();
                 }
-                result
             }
             None => {
                 // The shared client wants the absolute form.
@@ -335,9 +337,9 @@ impl Forwarder {
                 })
                 .map_err(|e| UpstreamError::new(Failure::Protocol, e))?;
                 match tokio::time::timeout(limit, self.shared.request(req)).await {
-                    Ok(result) => {
-                        result.map_err(|e| UpstreamError::from_client(e, self.upstream.is_tls()))
-                    }
+                    Ok(result) => result
+                        .map(|r| r.map(ResponseBody::Hyper))
+                        .map_err(|e| UpstreamError::from_client(e, self.upstream.is_tls())),
                     Err(_elapsed) => Err(UpstreamError::timeout(limit)),
                 }
             }
@@ -390,6 +392,46 @@ impl Forwarder {
                 .await
                 .map(drop),
             }
+        }
+    }
+}
+
+/// An upstream response's body: read by the gateway's own HTTP/1.1 client
+/// (an HTTP/1 client's request to the plain default upstream, `h1.rs`) or
+/// by hyper's (everything else).
+#[derive(Debug)]
+pub enum ResponseBody {
+    Own(h1::Body),
+    Hyper(Incoming),
+}
+
+impl hyper::body::Body for ResponseBody {
+    type Data = Bytes;
+    type Error = body::BoxError;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, body::BoxError>>> {
+        match self.get_mut() {
+            ResponseBody::Own(own) => std::pin::Pin::new(own).poll_frame(cx),
+            ResponseBody::Hyper(incoming) => std::pin::Pin::new(incoming)
+                .poll_frame(cx)
+                .map_err(body::BoxError::from),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ResponseBody::Own(own) => own.is_end_stream(),
+            ResponseBody::Hyper(incoming) => incoming.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        match self {
+            ResponseBody::Own(own) => own.size_hint(),
+            ResponseBody::Hyper(incoming) => incoming.size_hint(),
         }
     }
 }

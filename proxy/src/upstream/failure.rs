@@ -102,11 +102,6 @@ impl UpstreamError {
             && chain(self.source.as_ref()).any(|e| e.is::<http_body_util::LengthLimitError>())
     }
 
-    /// A failure of hyper's client connection, by what hyper says of it.
-    pub(crate) fn from_hyper(error: hyper::Error) -> UpstreamError {
-        UpstreamError::new(classify(&error), error)
-    }
-
     /// A failure of the shared (hyper-util) client; `over_tls` when its
     /// connections are TLS connections.
     pub(crate) fn from_client(

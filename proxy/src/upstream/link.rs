@@ -2,37 +2,32 @@
 //! which an HTTP/1 client connection borrows from it.
 //!
 //! An HTTP/1 client sends its requests one after the other. For each request
-//! its connection borrows an upstream connection ([`Link`]) from its serving
-//! thread's idle pool ([`IdlePool`], or opens one) and drives it in its own
-//! task ([`Linked`]): the request, its response and their bodies cross no
-//! task or thread boundary, which a pool with a task per pooled connection
-//! cannot avoid (a channel hand-off and a wakeup of another worker on every
-//! request). Once the response has been read to its end, the upstream
-//! connection goes back to the idle pool, so the backend sees as many
-//! connections as there are requests in flight, not one per client
-//! connection (10,000 idle keep-alive clients cost it nothing).
+//! its connection borrows an upstream connection from its serving thread's
+//! idle pool ([`IdlePool`], or opens one) through its [`Link`], and the
+//! gateway's own HTTP/1.1 client (`h1.rs`) writes the request and reads the
+//! response in the client connection's task: the request, its response and
+//! their bodies cross no task or thread boundary, which a pool with a task
+//! per pooled connection cannot avoid (a channel hand-off and a wakeup of
+//! another worker on every request). The response body owns the connection
+//! while it streams and puts it back into the idle pool once it has been
+//! read to its end, so the backend sees as many connections as there are
+//! requests in flight, not one per client connection (10,000 idle
+//! keep-alive clients cost it nothing).
 //!
 //! HTTP/2 clients multiplex requests on one connection and go through the
 //! forwarder's shared client instead (`upstream.rs`).
 
 use std::collections::VecDeque;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use http::{Request, Response};
-use hyper::body::Incoming;
-use hyper::client::conn::http1::{self, Connection, SendRequest};
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
+use http::{Method, Request, Response};
+use hyper::body::Body as _;
 
-use super::{Failure, Upstream, UpstreamError};
+use super::h1::{self, Conn, Exchange};
+use super::{Upstream, UpstreamError};
 use crate::body::ProxyBody;
 use crate::metrics::Metrics;
-
-type UpstreamConnection = Connection<TokioIo<TcpStream>, ProxyBody>;
 
 /// Idle upstream connections kept longest (nginx's `keepalive_timeout` for
 /// upstreams is 60 s as well); older ones are closed when next looked at.
@@ -50,8 +45,7 @@ pub struct IdlePool {
 }
 
 struct Idle {
-    sender: SendRequest<ProxyBody>,
-    conn: Pin<Box<UpstreamConnection>>,
+    conn: Conn,
     since: Instant,
 }
 
@@ -72,21 +66,25 @@ impl IdlePool {
     }
 
     /// The most recently used idle connection still young enough.
-    fn take(&self) -> Option<(SendRequest<ProxyBody>, Pin<Box<UpstreamConnection>>)> {
+    fn take(&self) -> Option<Conn> {
         self.reap();
-        self.lock().pop_back().map(|i| (i.sender, i.conn))
+        self.lock().pop_back().map(|i| i.conn)
     }
 
-    fn put(&self, sender: SendRequest<ProxyBody>, conn: Pin<Box<UpstreamConnection>>) {
+    pub(super) fn put(&self, conn: Conn) {
         let mut idle = self.lock();
         if idle.len() >= MAX_IDLE {
             idle.pop_front();
         }
         idle.push_back(Idle {
-            sender,
             conn,
             since: Instant::now(),
         });
+    }
+
+    #[cfg(test)]
+    pub(super) fn idle_count(&self) -> usize {
+        self.lock().len()
     }
 
     /// Closes the connections idle for longer than [`IDLE_TIMEOUT`].
@@ -120,26 +118,17 @@ impl IdlePool {
     }
 }
 
-/// The upstream connection a client connection has borrowed, if any.
+/// A client connection's borrower from its thread's idle pool. It holds no
+/// connection itself: a request's exchange holds one until its response
+/// head, then the response body until its end.
 pub struct Link {
     pool: Arc<IdlePool>,
     metrics: Arc<Metrics>,
-    state: Mutex<State>,
-}
-
-#[derive(Default)]
-struct State {
-    /// Where the next request goes; taken out while a request is in flight.
-    sender: Option<SendRequest<ProxyBody>>,
-    /// The connection itself, polled by [`Link::poll_drive`].
-    conn: Option<Pin<Box<UpstreamConnection>>>,
 }
 
 impl std::fmt::Debug for Link {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Link")
-            .field("connected", &self.lock().conn.is_some())
-            .finish()
+        f.debug_struct("Link").field("pool", &self.pool).finish()
     }
 }
 
@@ -148,167 +137,58 @@ impl Link {
     /// thread the client connection is served on. New connections are
     /// counted in `metrics`.
     pub(super) fn new(pool: Arc<IdlePool>, metrics: Arc<Metrics>) -> Link {
-        Link {
-            pool,
-            metrics,
-            state: Mutex::default(),
-        }
-    }
-
-    fn lock(&self) -> MutexGuard<'_, State> {
-        // Only the owning task locks it, never across an await: no contention,
-        // and a panic while holding it leaves nothing half-written that matters.
-        match self.state.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        }
-    }
-
-    /// Makes progress on the upstream connection (writing the request,
-    /// reading the response and its body); forgets it once it has closed,
-    /// and hands it back to the idle pool once its response has been read
-    /// to the end.
-    pub fn poll_drive(&self, cx: &mut Context<'_>) {
-        let mut state = self.lock();
-        let Some(conn) = state.conn.as_mut() else {
-            return;
-        };
-        if let Poll::Ready(result) = conn.as_mut().poll(cx) {
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "upstream connection ended with an error");
-            }
-            state.conn = None;
-            state.sender = None;
-            return;
-        }
-        // `sender` is here only between requests; ready means the response
-        // has been read to its end and the connection is idle.
-        if state.sender.as_ref().is_some_and(SendRequest::is_ready)
-            && let (Some(sender), Some(conn)) = (state.sender.take(), state.conn.take())
-        {
-            self.pool.put(sender, conn);
-        }
-    }
-
-    /// Closes the upstream connection (after a timeout or a failed request,
-    /// when what is left on it is unknown); the next request takes another.
-    pub fn reset(&self) {
-        let mut state = self.lock();
-        state.conn = None;
-        state.sender = None;
+        Link { pool, metrics }
     }
 
     /// Sends `req` (origin-form target, `Host` set) on an idle upstream
     /// connection, or a new one when none is idle or the idle ones turn out
-    /// to have been closed by the upstream before the request went out.
+    /// to have been closed by the upstream.
+    ///
+    /// The retry rule: an idle connection found closed (or with bytes nobody
+    /// asked for) before anything is written is dropped and the next one
+    /// tried, for any request. Once written, a request is sent again only
+    /// when it is idempotent and has no body, went out on a reused
+    /// connection, and the upstream closed that connection before a single
+    /// byte of a response (it had timed the connection out just as the
+    /// request was sent): once more, on a new connection. Nothing else is
+    /// sent twice, and nothing partly written ever is.
     pub async fn send(
         &self,
-        mut req: Request<ProxyBody>,
+        req: Request<ProxyBody>,
         upstream: &Upstream,
         connect_timeout: Duration,
-    ) -> Result<Response<Incoming>, UpstreamError> {
-        loop {
-            let kept = {
-                let mut state = self.lock();
-                match state.sender.take() {
-                    Some(sender) => Some(sender),
-                    None => self.pool.take().map(|(sender, conn)| {
-                        state.conn = Some(conn);
-                        sender
-                    }),
-                }
-            };
-            let Some(mut sender) = kept else { break };
-            if sender.ready().await.is_ok() {
-                match sender.try_send_request(req).await {
-                    Ok(response) => {
-                        self.lock().sender = Some(sender);
-                        return Ok(response);
-                    }
-                    Err(mut e) => match e.take_message() {
-                        // Never written: safe to send again on another connection.
-                        Some(unsent) => req = unsent,
-                        None => {
-                            self.reset();
-                            return Err(UpstreamError::from_hyper(e.into_error()));
-                        }
-                    },
-                }
+    ) -> Result<Response<h1::Body>, UpstreamError> {
+        let (mut parts, body) = req.into_parts();
+        let head_request = parts.method == Method::HEAD;
+        let (head, framing) = h1::encode_head(&mut parts, &body);
+        let bodiless = body.is_end_stream();
+        let retryable = h1::retryable(&parts.method, bodiless);
+        let mut body = (!bodiless).then_some(body);
+        while let Some(mut conn) = self.pool.take() {
+            if !conn.is_alive() {
+                continue;
             }
-            self.reset();
-        }
-        let mut sender = self.connect(upstream, connect_timeout).await?;
-        match sender.send_request(req).await {
-            Ok(response) => {
-                self.lock().sender = Some(sender);
-                Ok(response)
-            }
-            Err(e) => {
-                self.reset();
-                Err(UpstreamError::from_hyper(e))
+            match h1::exchange(&mut conn, &head, body.take(), framing, head_request).await {
+                Ok(response) => return Ok(self.respond(conn, response)),
+                Err(Exchange::Unanswered(e)) if retryable => {
+                    tracing::debug!(error = %e, "reused upstream connection closed unanswered; sending again");
+                    break;
+                }
+                Err(e) => return Err(e.into_error()),
             }
         }
-    }
-
-    async fn connect(
-        &self,
-        upstream: &Upstream,
-        timeout: Duration,
-    ) -> Result<SendRequest<ProxyBody>, UpstreamError> {
-        let stream = upstream.connect(timeout).await?;
-        // HTTP/1 needs no exchange before the first request: the request is
-        // queued now and written when the task next drives the connection.
-        let (sender, conn) = http1::Builder::new()
-            .handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| UpstreamError::new(Failure::Connect, e))?;
-        self.lock().conn = Some(Box::pin(conn));
+        let stream = upstream.connect(connect_timeout).await?;
         self.metrics.upstream_connection_opened();
-        Ok(sender)
-    }
-}
-
-impl Drop for Link {
-    /// A client connection that ends between requests leaves its idle
-    /// upstream connection to the others.
-    fn drop(&mut self) {
-        let mut state = self.lock();
-        if state.sender.as_ref().is_some_and(SendRequest::is_ready)
-            && let (Some(sender), Some(conn)) = (state.sender.take(), state.conn.take())
-        {
-            self.pool.put(sender, conn);
+        let mut conn = Conn::new(stream);
+        match h1::exchange(&mut conn, &head, body.take(), framing, head_request).await {
+            Ok(response) => Ok(self.respond(conn, response)),
+            Err(e) => Err(e.into_error()),
         }
     }
-}
 
-/// A client connection's future together with the upstream connection its
-/// link has borrowed, if any: both are polled whenever the task wakes, the
-/// upstream side first so that a response read from it is written to the
-/// client in the same pass.
-pub struct Linked<F> {
-    conn: Pin<Box<F>>,
-    link: Arc<Link>,
-}
-
-impl<F> Linked<F> {
-    pub fn new(conn: F, link: Arc<Link>) -> Self {
-        Linked {
-            conn: Box::pin(conn),
-            link,
-        }
-    }
-}
-
-impl<F: Future> Future for Linked<F> {
-    type Output = F::Output;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        self.link.poll_drive(cx);
-        if let Poll::Ready(output) = self.conn.as_mut().poll(cx) {
-            return Poll::Ready(output);
-        }
-        // A request handed over just now is written in this pass too.
-        self.link.poll_drive(cx);
-        Poll::Pending
+    fn respond(&self, conn: Conn, head: h1::Head) -> Response<h1::Body> {
+        let body = h1::Body::new(conn, &head, Arc::clone(&self.pool));
+        let (parts, ()) = head.response.into_parts();
+        Response::from_parts(parts, body)
     }
 }

@@ -83,8 +83,7 @@ async fn send(forwarder: &Forwarder, version: Version) -> Result<StatusCode, Fai
     *req.uri_mut() = Uri::from_static("/x");
     *req.version_mut() = version;
     let link = Arc::new(forwarder.link(Arc::new(IdlePool::default())));
-    // As for a client connection: its task drives the link's connection.
-    let sent = Linked::new(forwarder.send(req, Some(&link)), Arc::clone(&link)).await;
+    let sent = forwarder.send(req, Some(&link)).await;
     sent.map(|r| r.status()).map_err(|e| e.kind())
 }
 
