@@ -247,6 +247,31 @@ async fn cached_token_is_rejected_once_its_key_leaves_the_jwks() {
 }
 
 #[tokio::test]
+async fn the_cache_is_asked_before_the_syntax_check_yet_serves_only_checked_tokens() {
+    let key = TestKey::generate("real");
+    let idp = TestIdp::start(JwksMode::Keys(vec![key.jwk()])).await;
+    let auth = loaded(idp.settings()).await;
+    let token = key.sign(&v2_claims(&idp.instance(), TENANT));
+    assert_eq!(reason(auth.authenticate(&bearer(&token)).await), "ok");
+    assert_eq!(reason(auth.authenticate(&bearer(&token)).await), "ok");
+    let stats = auth.stats();
+    assert_eq!((stats.cache_hits, stats.cache_misses), (1, 1));
+    // Near variants of a cached token are other bytes: refused by the
+    // syntax check, with its reasons, and never counted as cache misses.
+    let too_long = format!("{token}{}", "a".repeat(17 * 1024));
+    for (variant, expected) in [
+        (format!("{token}!"), "invalid_request"),
+        (format!("{token} {token}"), "invalid_request"),
+        (too_long, "malformed_token"),
+    ] {
+        assert_eq!(reason(auth.authenticate(&bearer(&variant)).await), expected);
+    }
+    let stats = auth.stats();
+    assert_eq!((stats.cache_hits, stats.cache_misses), (1, 1));
+    assert_eq!(auth.cached_tokens(), 1);
+}
+
+#[tokio::test]
 async fn cached_token_is_rejected_when_its_kid_gets_new_material() {
     let original = TestKey::generate("same-kid");
     let replacement = TestKey::generate("same-kid");

@@ -30,7 +30,17 @@ pub(crate) const MAX_TOKEN_LEN: usize = 16 * 1024;
 ///   `b64token`: `invalid_request`.
 ///
 /// The scheme is matched case-insensitively (RFC 9110 §11.1).
+#[cfg(test)]
 pub(crate) fn bearer_token(headers: &HeaderMap) -> Result<&str, AuthError> {
+    check(credential(headers)?)
+}
+
+/// The credential of the single `Authorization: Bearer` header, its syntax
+/// not yet checked ([`check`] does): the first half of [`bearer_token`]'s
+/// rules. The authenticator looks a credential up in its token cache
+/// before checking it, since only checked tokens are ever cached and a
+/// cache hit is the same bytes.
+pub(crate) fn credential(headers: &HeaderMap) -> Result<&[u8], AuthError> {
     let mut values = headers.get_all(AUTHORIZATION).iter();
     let Some(value) = values.next() else {
         return Err(AuthError::MissingToken);
@@ -62,6 +72,12 @@ pub(crate) fn bearer_token(headers: &HeaderMap) -> Result<&str, AuthError> {
     if token.is_empty() {
         return Err(AuthError::MissingToken);
     }
+    Ok(token)
+}
+
+/// The second half of [`bearer_token`]'s rules: a single `b64token`, at
+/// most [`MAX_TOKEN_LEN`] bytes.
+pub(crate) fn check(token: &[u8]) -> Result<&str, AuthError> {
     if !is_b64token(token) {
         return Err(AuthError::InvalidRequest(
             "the Authorization header is not a single bearer token",

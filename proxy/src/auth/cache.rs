@@ -70,8 +70,8 @@ impl TokenCache {
     }
 
     /// The cache key for a token.
-    pub(crate) fn hash(token: &str) -> TokenHash {
-        let d = digest(&SHA256, token.as_bytes());
+    pub(crate) fn hash(token: &[u8]) -> TokenHash {
+        let d = digest(&SHA256, token);
         let mut out = [0u8; 32];
         out.copy_from_slice(d.as_ref());
         out
@@ -206,12 +206,12 @@ mod tests {
     fn entry_is_served_until_exp_and_no_longer() {
         let cache = TokenCache::new(10);
         let set = keys(&[("k", "AQAB")], None);
-        let h = TokenCache::hash("t1");
+        let h = TokenCache::hash(b"t1");
         cache.insert(h, &identity(NOW + 10), "k", set.get("k").unwrap(), NOW);
         assert_eq!(cache.get(&h, &set, NOW + 9), Some(identity(NOW + 10)));
         assert_eq!(cache.get(&h, &set, NOW + 10), None);
         assert_eq!(cache.len(), 0, "a stale entry is dropped");
-        assert_eq!(cache.get(&TokenCache::hash("t2"), &set, NOW), None);
+        assert_eq!(cache.get(&TokenCache::hash(b"t2"), &set, NOW), None);
     }
 
     #[test]
@@ -219,7 +219,7 @@ mod tests {
         let cache = TokenCache::new(10);
         let set = keys(&[("k", "AQAB")], None);
         cache.insert(
-            TokenCache::hash("t"),
+            TokenCache::hash(b"t"),
             &identity(NOW),
             "k",
             set.get("k").unwrap(),
@@ -232,7 +232,7 @@ mod tests {
     fn entry_dies_with_its_key() {
         let cache = TokenCache::new(10);
         let set = keys(&[("k", "AQAB"), ("k2", "AQAB")], None);
-        let h = TokenCache::hash("t");
+        let h = TokenCache::hash(b"t");
         cache.insert(h, &identity(NOW + 100), "k", set.get("k").unwrap(), NOW);
 
         let refreshed = keys(&[("k", "AQAB")], Some(&set));
@@ -257,7 +257,7 @@ mod tests {
         let cache = TokenCache::new(64);
         let set = keys(&[("k", "AQAB")], None);
         for i in 0..10_000 {
-            let h = TokenCache::hash(&format!("token-{i}"));
+            let h = TokenCache::hash(format!("token-{i}").as_bytes());
             cache.insert(h, &identity(NOW + 100), "k", set.get("k").unwrap(), NOW);
             assert!(cache.len() <= 64);
         }
@@ -271,7 +271,7 @@ mod tests {
     fn zero_capacity_disables_the_cache() {
         let cache = TokenCache::new(0);
         let set = keys(&[("k", "AQAB")], None);
-        let h = TokenCache::hash("t");
+        let h = TokenCache::hash(b"t");
         cache.insert(h, &identity(NOW + 100), "k", set.get("k").unwrap(), NOW);
         assert_eq!(cache.get(&h, &set, NOW), None);
     }
