@@ -333,6 +333,32 @@ fn request(method: Method, upstream: &Upstream) -> Request<ProxyBody> {
 
 const CONNECT: Duration = Duration::from_secs(5);
 
+/// A response's whole body.
+async fn body_of(response: Response<Body>) -> Bytes {
+    response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes()
+}
+
+/// An upstream whose first connection answers one request and then closes
+/// on the next one unanswered; later connections answer one each.
+async fn closing_after_one() -> (Upstream, Arc<AtomicUsize>) {
+    scripted(vec![
+        Script {
+            answers: 1,
+            then_read: true,
+        },
+        Script {
+            answers: 1,
+            then_read: false,
+        },
+    ])
+    .await
+}
+
 #[tokio::test]
 async fn the_body_gives_its_connection_back_only_at_its_end() {
     let (upstream, accepted) = scripted(vec![Script {
@@ -352,12 +378,7 @@ async fn the_body_gives_its_connection_back_only_at_its_end() {
         0,
         "the connection is the body's while it is read"
     );
-    let bytes = response
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes();
+    let bytes = body_of(response).await;
     assert_eq!(&bytes[..], b"ok");
     assert_eq!(pool.idle_count(), 1, "back once the body has ended");
     // The next request takes it again.
@@ -412,12 +433,7 @@ async fn heads_and_bodies_larger_than_the_first_read_arrive_whole() {
             .await
             .expect("response");
         assert_eq!(response.headers()["x-big"].len(), 10_000);
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .expect("body")
-            .to_bytes();
+        let bytes = body_of(response).await;
         assert!(bytes[..] == body[..], "{} bytes", bytes.len());
         assert_eq!(pool.idle_count(), 1, "the connection went back");
     }
@@ -425,17 +441,7 @@ async fn heads_and_bodies_larger_than_the_first_read_arrive_whole() {
 
 #[tokio::test]
 async fn a_get_on_a_reused_connection_closed_unanswered_is_sent_once_more() {
-    let (upstream, accepted) = scripted(vec![
-        Script {
-            answers: 1,
-            then_read: true,
-        },
-        Script {
-            answers: 1,
-            then_read: false,
-        },
-    ])
-    .await;
+    let (upstream, accepted) = closing_after_one().await;
     let pool = Arc::new(IdlePool::default());
     let link = link(&pool);
     for _ in 0..2 {
@@ -443,12 +449,7 @@ async fn a_get_on_a_reused_connection_closed_unanswered_is_sent_once_more() {
             .send(request(Method::GET, &upstream), &upstream, CONNECT)
             .await
             .expect("response");
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .expect("body")
-            .to_bytes();
+        let bytes = body_of(response).await;
         assert_eq!(&bytes[..], b"ok");
     }
     assert_eq!(
@@ -460,24 +461,14 @@ async fn a_get_on_a_reused_connection_closed_unanswered_is_sent_once_more() {
 
 #[tokio::test]
 async fn a_post_on_a_reused_connection_closed_unanswered_is_never_sent_again() {
-    let (upstream, accepted) = scripted(vec![
-        Script {
-            answers: 1,
-            then_read: true,
-        },
-        Script {
-            answers: 1,
-            then_read: false,
-        },
-    ])
-    .await;
+    let (upstream, accepted) = closing_after_one().await;
     let pool = Arc::new(IdlePool::default());
     let link = link(&pool);
     let response = link
         .send(request(Method::POST, &upstream), &upstream, CONNECT)
         .await
         .expect("response");
-    response.into_body().collect().await.expect("body");
+    body_of(response).await;
     let failed = link
         .send(request(Method::POST, &upstream), &upstream, CONNECT)
         .await;
