@@ -222,6 +222,10 @@ pub struct Signer {
     rng: SystemRandom,
     /// By caller address; see [`Cached::caller`].
     cache: Mutex<Reuse>,
+    /// Whether assertions are kept for reuse: not when the token cache is
+    /// off, since each request then has a caller of its own and an entry
+    /// could never be found again (see [`Signer::without_reuse`]).
+    reuse: bool,
     signatures: AtomicU64,
 }
 
@@ -277,8 +281,20 @@ impl Signer {
             lifetime: settings.lifetime_seconds,
             rng: SystemRandom::new(),
             cache: Mutex::new(Reuse::default()),
+            reuse: true,
             signatures: AtomicU64::new(0),
         })
+    }
+
+    /// A signer that keeps no assertion for reuse: for a gateway without
+    /// its token cache (`--token-cache-size 0`), where every request's
+    /// caller is a new `Arc` and a kept assertion would only cost a lock,
+    /// an insertion and memory until evicted.
+    pub fn without_reuse(self) -> Signer {
+        Signer {
+            reuse: false,
+            ..self
+        }
     }
 
     fn ring(&self) -> Arc<KeyRing> {
@@ -473,6 +489,11 @@ impl Signer {
         audience: &str,
         now: u64,
     ) -> Option<HeaderValue> {
+        if !self.reuse {
+            return self
+                .sign(caller, route, audience, now)
+                .map(|(value, _)| value);
+        }
         let address = Arc::as_ptr(caller) as usize;
         if let Some(value) = self.cached(address, caller, route, audience, now) {
             return Some(value);

@@ -687,6 +687,8 @@ impl Flags {
             key,
             next_key: self.assertion_next_key.clone(),
         }) {
+            // Without the token cache no caller comes back: nothing to reuse.
+            Ok(signer) if self.token_cache_size == 0 => Some(Arc::new(signer.without_reuse())),
             Ok(signer) => Some(Arc::new(signer)),
             Err(e) => {
                 errors.push(e.to_string());

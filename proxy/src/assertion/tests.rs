@@ -211,6 +211,17 @@ fn a_cached_token_signs_once_per_route_and_upstream_until_near_exp() {
 }
 
 #[test]
+fn without_the_token_cache_nothing_is_kept_for_reuse() {
+    let signer = signer().without_reuse();
+    let alice = caller(u64::MAX);
+    let first = signer.assertion_at(&alice, "r", "todo", NOW).unwrap();
+    let second = signer.assertion_at(&alice, "r", "todo", NOW).unwrap();
+    assert_ne!(first, second, "each request signs its own");
+    assert_eq!(signer.signatures(), 2);
+    assert_eq!(signer.cache.lock().unwrap().entries, 0);
+}
+
+#[test]
 fn a_generated_key_is_persisted_and_read_back() {
     let dir = tempfile::tempdir().unwrap();
     let source = KeySource::Generated {
