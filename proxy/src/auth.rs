@@ -490,8 +490,8 @@ impl Authenticator {
         let now = unix_now();
         // The cache first: it holds only tokens that passed every check
         // below, so a hit (the same bytes) needs no syntax check, which
-        // costs as much as the lookup's hash. Nothing longer than a token
-        // may be is hashed.
+        // costs as much as the lookup's hash. A credential longer than a
+        // token may be is never hashed.
         let hash = (self.cache.is_enabled() && credential.len() <= bearer::MAX_TOKEN_LEN)
             .then(|| TokenCache::hash(credential));
         if let Some(hash) = &hash

@@ -190,6 +190,21 @@ impl std::fmt::Debug for Metrics {
 }
 
 impl Metrics {
+    /// Metrics for a unit test that counts without a gateway: their
+    /// authenticator knows no keys and fetches none.
+    #[cfg(test)]
+    pub(crate) fn for_tests() -> Metrics {
+        let settings = crate::auth::AuthSettings::new(
+            crate::auth::TenantMode::Single("aaaaaaaa-0000-4000-8000-000000000001".into()),
+            vec!["api://x".into()],
+            "http://127.0.0.1:1",
+            "http://127.0.0.1:1/meta",
+        );
+        Metrics::new(Arc::new(
+            Authenticator::new(settings).expect("authenticator"),
+        ))
+    }
+
     /// The metrics of one gateway; `auth` is read at scrape time.
     pub fn new(auth: Arc<Authenticator>) -> Metrics {
         let mut registry = Registry::with_prefix("authz_proxy");
@@ -672,7 +687,7 @@ fn unix_seconds(time: SystemTime) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::{AuthError, AuthSettings, TenantMode};
+    use crate::auth::AuthError;
     use crate::error::GatewayError;
     use crate::path::PathError;
     use crate::policy::Denial;
@@ -721,16 +736,6 @@ mod tests {
         assert_eq!(reasons, listed);
     }
 
-    fn metrics() -> Metrics {
-        let settings = AuthSettings::new(
-            TenantMode::Single("aaaaaaaa-0000-4000-8000-000000000001".into()),
-            vec!["api://x".into()],
-            "http://127.0.0.1:1",
-            "http://127.0.0.1:1/meta",
-        );
-        Metrics::new(Arc::new(Authenticator::new(settings).unwrap()))
-    }
-
     fn context(route: Option<&str>, decision: Decision, reason: &'static str) -> RequestContext {
         let req = http::Request::get("/todoitems").body(()).unwrap();
         let mut ctx = RequestContext::new(&req, ([127, 0, 0, 1], 9).into());
@@ -747,7 +752,7 @@ mod tests {
 
     #[test]
     fn shadow_denials_are_counted_apart_from_denials() {
-        let m = metrics();
+        let m = Metrics::for_tests();
         let mut ctx = context(Some("reports"), Decision::Allow, "allowed");
         ctx.shadow_denial = Some("wrong_app");
         m.record(&ctx);
@@ -763,7 +768,7 @@ mod tests {
 
     #[test]
     fn a_request_moves_its_counters_and_nothing_else() {
-        let m = metrics();
+        let m = Metrics::for_tests();
         m.record(&context(Some("list"), Decision::Allow, "allowed"));
         m.record(&context(Some("list"), Decision::Deny, "expired"));
         m.record(&context(None, Decision::Deny, "no_route"));
@@ -795,7 +800,7 @@ mod tests {
 
     #[test]
     fn recent_denials_are_bounded() {
-        let m = metrics();
+        let m = Metrics::for_tests();
         for _ in 0..RECENT_DENIALS + 5 {
             m.record(&context(None, Decision::Deny, "no_route"));
         }
@@ -804,7 +809,7 @@ mod tests {
 
     #[test]
     fn an_applied_reload_replaces_the_policy_hash() {
-        let m = metrics();
+        let m = Metrics::for_tests();
         m.set_policy_hash(&policy_hash(b"routes: []\n"));
         m.record_reload(ReloadOutcome::Rejected, "ignored");
         m.record_reload(ReloadOutcome::Applied, &policy_hash(b"v2"));
@@ -819,7 +824,7 @@ mod tests {
 
     #[test]
     fn connections_count_while_their_guard_lives() {
-        let m = Arc::new(metrics());
+        let m = Arc::new(Metrics::for_tests());
         let guard = m.open_connection();
         assert_eq!(m.open_connections(), 1);
         drop(guard);

@@ -286,8 +286,8 @@ impl Connection {
         // Its open HTTP/2 streams: one idle for the header read timeout is
         // closed with GOAWAY (`idle.rs`).
         let streams = Arc::new(Streams::default());
-        // The upstream connection this connection's requests borrow (HTTP/1
-        // clients), driven by the connection's task: see `upstream.rs`.
+        // Its requests' borrower from the thread's idle upstream connections
+        // (HTTP/1 clients; each exchange runs in this task): see `link.rs`.
         let link = Arc::new(gateway.forwarder().link(pool));
         let service = service_fn({
             let requested = requested.clone();

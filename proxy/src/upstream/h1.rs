@@ -555,21 +555,16 @@ impl Decoder {
             match *self {
                 Decoder::Done => return Ok(Step::End),
                 Decoder::Length(left) => {
-                    if buf.is_empty() {
-                        return if eof {
-                            Err(Malformed("body shorter than its Content-Length"))
-                        } else {
-                            Ok(Step::More)
-                        };
-                    }
-                    let take = usize::try_from(left).unwrap_or(usize::MAX).min(buf.len());
-                    let left = left - take as u64;
+                    let short = "body shorter than its Content-Length";
+                    let Some((data, left)) = take(buf, left, eof, short)? else {
+                        return Ok(Step::More);
+                    };
                     *self = if left == 0 {
                         Decoder::Done
                     } else {
                         Decoder::Length(left)
                     };
-                    return Ok(Step::Data(buf.split_to(take).freeze()));
+                    return Ok(Step::Data(data));
                 }
                 Decoder::Close => {
                     if buf.is_empty() {
@@ -589,21 +584,15 @@ impl Decoder {
                     };
                 }
                 Decoder::ChunkData(left) => {
-                    if buf.is_empty() {
-                        return if eof {
-                            Err(Malformed("chunked body cut short"))
-                        } else {
-                            Ok(Step::More)
-                        };
-                    }
-                    let take = usize::try_from(left).unwrap_or(usize::MAX).min(buf.len());
-                    let left = left - take as u64;
+                    let Some((data, left)) = take(buf, left, eof, "chunked body cut short")? else {
+                        return Ok(Step::More);
+                    };
                     *self = if left == 0 {
                         Decoder::ChunkEnd
                     } else {
                         Decoder::ChunkData(left)
                     };
-                    return Ok(Step::Data(buf.split_to(take).freeze()));
+                    return Ok(Step::Data(data));
                 }
                 Decoder::ChunkEnd => {
                     if buf.len() < 2 {
@@ -641,6 +630,22 @@ impl Decoder {
     fn is_done(&self) -> bool {
         matches!(self, Decoder::Done)
     }
+}
+
+/// Up to `left` bytes of body from the front of `buf`, and how many are
+/// left after them; `None` when `buf` is empty and more may come, `short`
+/// when the connection has ended first.
+fn take(
+    buf: &mut BytesMut,
+    left: u64,
+    eof: bool,
+    short: &'static str,
+) -> Result<Option<(Bytes, u64)>, Malformed> {
+    if buf.is_empty() {
+        return if eof { Err(Malformed(short)) } else { Ok(None) };
+    }
+    let n = usize::try_from(left).unwrap_or(usize::MAX).min(buf.len());
+    Ok(Some((buf.split_to(n).freeze(), left - n as u64)))
 }
 
 /// One CRLF-terminated line from the front of `buf` (CRLF consumed, not

@@ -12,7 +12,6 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::*;
-use crate::auth::{AuthSettings, Authenticator, TenantMode};
 use crate::body;
 use crate::metrics::Metrics;
 use crate::upstream::{Link, Upstream};
@@ -305,14 +304,7 @@ async fn read_request(stream: &mut TcpStream, pending: &mut Vec<u8>) -> bool {
 }
 
 fn link(pool: &Arc<IdlePool>) -> Link {
-    let settings = AuthSettings::new(
-        TenantMode::Single("aaaaaaaa-0000-4000-8000-000000000001".into()),
-        vec!["api://x".into()],
-        "http://127.0.0.1:1",
-        "http://127.0.0.1:1/meta",
-    );
-    let auth = Arc::new(Authenticator::new(settings).expect("authenticator"));
-    Link::new(Arc::clone(pool), Arc::new(Metrics::new(auth)))
+    Link::new(Arc::clone(pool), Arc::new(Metrics::for_tests()))
 }
 
 fn request(method: Method, upstream: &Upstream) -> Request<ProxyBody> {

@@ -11,7 +11,6 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpListener;
 
 use super::*;
-use crate::auth::{AuthSettings, Authenticator, TenantMode};
 
 /// What the stand-in upstream does with each connection.
 #[derive(Debug, Clone, Copy)]
@@ -61,20 +60,13 @@ async fn upstream(behaviour: Behaviour) -> Upstream {
 }
 
 fn forwarder(upstream: Upstream) -> Forwarder {
-    let settings = AuthSettings::new(
-        TenantMode::Single("aaaaaaaa-0000-4000-8000-000000000001".into()),
-        vec!["api://x".into()],
-        "http://127.0.0.1:1",
-        "http://127.0.0.1:1/meta",
-    );
-    let auth = Arc::new(Authenticator::new(settings).expect("authenticator"));
     let timeouts = Timeouts {
         connect: Duration::from_secs(5),
         response: Duration::from_secs(1),
         max_in_flight: None,
         queue: Duration::from_secs(1),
     };
-    Forwarder::new(upstream, timeouts, Arc::new(Metrics::new(auth)))
+    Forwarder::new(upstream, timeouts, Arc::new(Metrics::for_tests()))
 }
 
 /// Sends one GET as a client speaking `version` would and returns how it ended.
