@@ -5,7 +5,7 @@
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Limited};
-use hyper::body::{Frame, Incoming};
+use hyper::body::Frame;
 
 /// Any error a body can end with.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -16,8 +16,12 @@ pub type ProxyBody = BoxBody<Bytes, BoxError>;
 /// The client's body as the upstream gets it: at most `limit` bytes (the
 /// stream fails beyond, which the forward stage reports as 413), and with
 /// trailers dropped, so that no identity header can ride in a trailer.
-pub fn upstream_request_body(body: Incoming, limit: u64) -> ProxyBody {
-    let without_trailers = body.map_frame(|frame| {
+pub fn upstream_request_body<B>(body: B, limit: u64) -> ProxyBody
+where
+    B: hyper::body::Body<Data = Bytes> + Send + Sync + 'static,
+    B::Error: Into<BoxError>,
+{
+    let without_trailers = body.map_err(Into::into).map_frame(|frame| {
         if frame.is_trailers() {
             Frame::data(Bytes::new())
         } else {

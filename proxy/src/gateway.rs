@@ -15,16 +15,16 @@ use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
+use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Request, Response, Uri};
-use hyper::body::Incoming;
 
 use tracing::Instrument as _;
 
 use crate::access::{self, RequestContext};
 use crate::assertion::{self, Signer};
 use crate::auth::Authenticator;
-use crate::body::{self, ProxyBody};
+use crate::body::{self, BoxError, ProxyBody};
 use crate::config::Limits;
 use crate::docs::{Docs, DocsRequest};
 use crate::error::GatewayError;
@@ -277,13 +277,17 @@ impl Gateway {
     /// requests, and requests without one, use the shared pool. `stream`:
     /// an HTTP/2 request's place in its connection's open streams, held
     /// until the response body is done (`server/idle.rs`).
-    pub async fn handle(
+    pub async fn handle<B>(
         &self,
-        req: Request<Incoming>,
+        req: Request<B>,
         client: SocketAddr,
         link: Option<&Link>,
         stream: Option<StreamGuard>,
-    ) -> Response<ProxyBody> {
+    ) -> Response<ProxyBody>
+    where
+        B: hyper::body::Body<Data = Bytes> + Send + Sync + 'static,
+        B::Error: Into<BoxError>,
+    {
         let mut ctx = RequestContext::new(&req, client);
         ctx.stream = stream;
         let span = tracing::info_span!("request", request_id = ctx.id.as_str());
@@ -309,13 +313,17 @@ impl Gateway {
         access::finish(ctx, response, &self.metrics)
     }
 
-    async fn process(
+    async fn process<B>(
         &self,
-        req: Request<Incoming>,
+        req: Request<B>,
         client: SocketAddr,
         link: Option<&Link>,
         ctx: &mut RequestContext,
-    ) -> Result<Response<ProxyBody>, GatewayError> {
+    ) -> Result<Response<ProxyBody>, GatewayError>
+    where
+        B: hyper::body::Body<Data = Bytes> + Send + Sync + 'static,
+        B::Error: Into<BoxError>,
+    {
         let active = self.policy();
         let policy = &active.policy;
 

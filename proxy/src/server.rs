@@ -31,7 +31,10 @@ use crate::metrics::ConnectionGuard;
 use crate::reload::Reloader;
 use crate::upstream::IdlePool;
 
+mod h1;
 mod idle;
+
+pub use h1::decode_request;
 
 pub use idle::StreamGuard;
 use idle::{Drain, Streams, drive};
@@ -213,6 +216,8 @@ pub async fn serve(
             watcher: graceful.watcher(),
             acceptor: acceptor.clone(),
             header_read_timeout: limits.header_read_timeout,
+            max_head: limits.max_header_bytes.max(8192),
+            max_headers: limits.max_headers,
             pool,
             // Released with the connection: counted open while it lives.
             held: (permit, gateway.metrics().open_connection(), open),
@@ -261,6 +266,10 @@ struct Connection {
     watcher: watch::Receiver<()>,
     acceptor: Option<tokio_rustls::TlsAcceptor>,
     header_read_timeout: Duration,
+    /// hyper's read buffer limit (`http_builder`): a head longer is hyper's
+    /// to refuse.
+    max_head: usize,
+    max_headers: usize,
     /// The serving thread's idle upstream connections.
     pool: Arc<IdlePool>,
     /// Dropped when the connection ends: its connection slot, its count in
@@ -277,6 +286,8 @@ impl Connection {
             watcher,
             acceptor,
             header_read_timeout,
+            max_head,
+            max_headers,
             pool,
             held,
         } = self;
@@ -289,10 +300,11 @@ impl Connection {
         // Its requests' borrower from the thread's idle upstream connections
         // (HTTP/1 clients; each exchange runs in this task): see `link.rs`.
         let link = Arc::new(gateway.forwarder().link(pool));
-        let service = service_fn({
+        let service = {
             let requested = requested.clone();
             let streams = streams.clone();
             let link = link.clone();
+            let gateway = gateway.clone();
             move |req: Request<Incoming>| {
                 requested.notify_one();
                 let stream = streams.open(req.version());
@@ -302,18 +314,48 @@ impl Connection {
                     Ok::<_, Infallible>(gateway.handle(req, remote, Some(&link), stream).await)
                 }
             }
-        });
+        };
         // The connection's state (hyper's and `drive`'s) is boxed at its
         // own size: inline, the task's cell would be as large as the TLS
         // variant's for every plain connection too (~13 KB against ~4 KB).
         let result = match acceptor {
             None => {
-                let conn = builder
-                    .serve_connection(TokioIo::new(stream), service)
-                    .into_owned();
-                let conn = drive(conn, watcher, &streams, header_read_timeout, |c| {
-                    c.graceful_shutdown();
-                });
+                // The gateway's own HTTP/1.1 server first (`h1.rs`); hyper's
+                // for whatever it leaves.
+                let settings = h1::Settings {
+                    header_read_timeout,
+                    max_head,
+                    max_headers,
+                };
+                let conn = async {
+                    let mut watcher = watcher;
+                    let ended = h1::serve(stream, settings, &requested, &mut watcher, |req| {
+                        gateway.handle(req, remote, Some(&link), None)
+                    })
+                    .await;
+                    let h1::Ended::Handover {
+                        io,
+                        fresh,
+                        draining,
+                    } = ended
+                    else {
+                        return Ok(());
+                    };
+                    // A connection that has carried a request stays HTTP/1.
+                    let builder = if fresh { builder } else { builder.http1_only() };
+                    let mut conn = Box::pin(
+                        builder
+                            .serve_connection(TokioIo::new(io), service_fn(service))
+                            .into_owned(),
+                    );
+                    if draining {
+                        conn.as_mut().graceful_shutdown();
+                    }
+                    drive(conn, watcher, &streams, header_read_timeout, |c| {
+                        c.get_mut().as_mut().graceful_shutdown();
+                    })
+                    .await
+                };
                 first_request_within(header_read_timeout, &requested, Box::pin(conn)).await
             }
             Some(acceptor) => {
@@ -329,7 +371,7 @@ impl Connection {
                     Err(_) => return,
                 };
                 let conn = builder
-                    .serve_connection(TokioIo::new(stream), service)
+                    .serve_connection(TokioIo::new(stream), service_fn(service))
                     .into_owned();
                 let conn = drive(conn, watcher, &streams, header_read_timeout, |c| {
                     c.graceful_shutdown();
