@@ -1,19 +1,23 @@
 //! The gateway's own HTTP/1.1 server, for the common case on a plain
-//! (non-TLS) connection: a bodiless HTTP/1.1 request in origin-form.
+//! (non-TLS) connection: an HTTP/1.1 request in origin-form, without a body
+//! or with one framed by a single `Content-Length`.
 //!
 //! [`serve`] reads request heads into one buffer that holds no allocation
 //! while the connection idles, parses each with `httparse` (as hyper does),
 //! hands the request to the gateway and writes the response head and its
-//! first bytes in one write. Everything else — the HTTP/2 preface, HTTP/1.0,
-//! a request with a body or `Transfer-Encoding`, `Expect`, `Upgrade`,
-//! `CONNECT`, a target not in origin-form, a head that does not parse or is
-//! too large — is not this server's: [`parse_request`] says [`Parsed::Other`]
-//! and the connection, with every byte read so far unconsumed
-//! ([`Prefixed`]), goes to hyper's server for the rest of its life. hyper
-//! then reads exactly what it would have read from the first byte, so what
-//! this server accepts is a subset of what hyper accepts, read the same way
-//! (the `server_request` fuzz target compares the two on the same bytes),
-//! and every refusal (400, 431, …) is still hyper's.
+//! first bytes in one write. A request body ([`RequestBody`]) is the bytes
+//! that came with the head, then the rest of its length read by the body
+//! itself from the socket as the upstream takes it. Everything else — the
+//! HTTP/2 preface, HTTP/1.0, `Transfer-Encoding`, `Content-Length` repeated
+//! or not plain digits, `Expect`, `Upgrade`, `CONNECT`, a target not in
+//! origin-form, a head that does not parse or is too large — is not this
+//! server's: [`parse_request`] says [`Parsed::Other`] and the connection,
+//! with every byte read so far unconsumed ([`Prefixed`]), goes to hyper's
+//! server for the rest of its life. hyper then reads exactly what it would
+//! have read from there, so what this server accepts is a subset of what
+//! hyper accepts, read the same way (the `server_request` fuzz target
+//! compares the two on the same bytes), and every refusal (400, 431, …) is
+//! still hyper's.
 //!
 //! What hyper's server did that this one does too: the header read timeout
 //! (from the moment the connection waits for a head, so it is also the
@@ -21,20 +25,24 @@
 //! response by its `Content-Length`, its known size or chunked, no body for
 //! HEAD, 204 and 304, a request dropped (its upstream exchange cancelled)
 //! when the client hangs up while it is in flight, and the gateway's drain:
-//! an idle connection closes, a busy one after its response.
+//! an idle connection closes, a busy one after its response. A body the
+//! answer left unread ends the connection after the response (its bytes are
+//! never read as a request), with a short lingering close ([`linger`]).
 
 use std::future::{Future, poll_fn};
 use std::io;
 use std::mem::MaybeUninit;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll, ready};
 use std::time::{Duration, SystemTime};
 
-use bytes::{Buf as _, Bytes, BytesMut};
+use bytes::{Buf as _, BufMut as _, Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
-use hyper::body::Body as _;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _, ReadBuf};
+use hyper::body::{Body as _, Frame, SizeHint};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
@@ -59,8 +67,13 @@ const READ_SPARE_MIN: usize = 512;
 /// in one.
 const WRITE_GATHER: usize = 16 * 1024;
 
-/// A request's body on this server's path: there is none.
-pub(crate) type NoBody = http_body_util::Empty<Bytes>;
+/// How long, and how many bytes, the rest of an unread body is read and
+/// dropped before the connection closes ([`linger`]).
+const LINGER: Duration = Duration::from_secs(2);
+const LINGER_MAX: usize = 256 * 1024;
+
+/// The largest piece of a request body read at once.
+const BODY_READ_MAX: usize = 16 * 1024;
 
 /// What the bytes at the start of the buffer are.
 #[derive(Debug)]
@@ -69,9 +82,10 @@ pub(crate) type NoBody = http_body_util::Empty<Bytes>;
     reason = "a return value, moved once; boxing would cost an allocation per request"
 )]
 pub(crate) enum Parsed {
-    /// A request this server answers: its head, and whether the client
-    /// asked to close the connection after it.
-    Request(Request<NoBody>, bool),
+    /// A request this server answers: its head, the length of its body
+    /// (`Content-Length`; 0 without), and whether the client asked to
+    /// close the connection after it.
+    Request(Request<()>, u64, bool),
     /// Not all of a head yet.
     Partial,
     /// Anything else: hyper's server takes the connection.
@@ -136,12 +150,12 @@ pub(crate) fn parse_request(buf: &mut BytesMut, settings: &Settings) -> Parsed {
     {
         return Parsed::Other;
     }
-    let Some(close) = framing_and_close(&buf[..len], spans) else {
+    let Some((length, close)) = framing_and_close(&buf[..len], spans) else {
         return Parsed::Other;
     };
     let head = buf.split_to(len).freeze();
     match build(&head, spans, method, target) {
-        Some(request) => Parsed::Request(request, close),
+        Some(request) => Parsed::Request(request, length, close),
         None => {
             // Rare (a target or name `http` refuses): put the head back.
             let mut whole = BytesMut::with_capacity(head.len() + buf.len());
@@ -154,20 +168,21 @@ pub(crate) fn parse_request(buf: &mut BytesMut, settings: &Settings) -> Parsed {
 }
 
 /// Whether a complete head is this server's by its framing and connection
-/// headers: no body (at most a single `Content-Length: 0`), no
-/// `Transfer-Encoding`, `Expect` or `Upgrade`. `Some(close)`: the client
-/// asked to close the connection after this request.
-fn framing_and_close(head: &[u8], spans: &[Span]) -> Option<bool> {
+/// headers: a body only by a single `Content-Length` of digits, no
+/// `Transfer-Encoding`, `Expect` or `Upgrade`. `Some((length, close))`: the
+/// body's length, and whether the client asked to close the connection
+/// after this request.
+fn framing_and_close(head: &[u8], spans: &[Span]) -> Option<(u64, bool)> {
     let mut close = false;
-    let mut length_seen = false;
+    let mut length = None;
     for &(n0, n1, v0, v1) in spans {
         let name = &head[n0 as usize..n1 as usize];
         let value = &head[v0 as usize..v1 as usize];
         if name.eq_ignore_ascii_case(b"content-length") {
-            if length_seen || value != b"0" {
+            if length.is_some() {
                 return None;
             }
-            length_seen = true;
+            length = Some(parse_length(value)?);
         } else if name.eq_ignore_ascii_case(b"transfer-encoding")
             || name.eq_ignore_ascii_case(b"expect")
             || name.eq_ignore_ascii_case(b"upgrade")
@@ -187,7 +202,7 @@ fn framing_and_close(head: &[u8], spans: &[Span]) -> Option<bool> {
                 .any(|token| token.trim_ascii().eq_ignore_ascii_case(b"close"));
         }
     }
-    Some(close)
+    Some((length.unwrap_or(0), close))
 }
 
 /// The request, its target and header values sliced from `head`.
@@ -196,7 +211,7 @@ fn build(
     spans: &[Span],
     method: Method,
     target: std::ops::Range<usize>,
-) -> Option<Request<NoBody>> {
+) -> Option<Request<()>> {
     let uri = Uri::from_maybe_shared(head.slice(target)).ok()?;
     let mut headers = HeaderMap::with_capacity(spans.len());
     for &(n0, n1, v0, v1) in spans {
@@ -204,7 +219,7 @@ fn build(
         let value = HeaderValue::from_maybe_shared(head.slice(v0 as usize..v1 as usize)).ok()?;
         headers.append(name, value);
     }
-    let mut request = Request::new(NoBody::new());
+    let mut request = Request::new(());
     *request.method_mut() = method;
     *request.uri_mut() = uri;
     *request.version_mut() = Version::HTTP_11;
@@ -368,21 +383,122 @@ pub(crate) enum Ended {
     },
 }
 
+/// The client connection, shared by [`serve`] and the body of the request
+/// in flight (which reads its own bytes from the socket).
+#[derive(Debug)]
+struct Conn {
+    io: TcpStream,
+    /// Bytes of the current request's body not yet read from the socket:
+    /// while there are, the connection's own reads wait, and a response
+    /// written before they are read closes the connection.
+    unread: AtomicU64,
+}
+
+/// A request's body on this server's path: the bytes of it read with the
+/// head, then the rest of its `Content-Length` straight from the socket,
+/// in pieces of at most [`BODY_READ_MAX`]. Ends with an error if the client
+/// closes before all of it.
+#[derive(Debug)]
+pub(crate) struct RequestBody {
+    first: Bytes,
+    /// Still to read from the socket after `first`.
+    left: u64,
+    conn: Option<Arc<Conn>>,
+    buf: BytesMut,
+}
+
+impl RequestBody {
+    fn empty() -> RequestBody {
+        RequestBody {
+            first: Bytes::new(),
+            left: 0,
+            conn: None,
+            buf: BytesMut::new(),
+        }
+    }
+}
+
+impl hyper::body::Body for RequestBody {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        let this = &mut *self;
+        if !this.first.is_empty() {
+            return Poll::Ready(Some(Ok(Frame::data(std::mem::take(&mut this.first)))));
+        }
+        if this.left == 0 {
+            return Poll::Ready(None);
+        }
+        let Some(conn) = &this.conn else {
+            return Poll::Ready(None);
+        };
+        loop {
+            if let Err(e) = ready!(conn.io.poll_read_ready(cx)) {
+                return Poll::Ready(Some(Err(e)));
+            }
+            let want = usize::try_from(this.left)
+                .unwrap_or(usize::MAX)
+                .min(BODY_READ_MAX);
+            if this.buf.capacity() - this.buf.len() < want.min(READ_SPARE_MIN) {
+                this.buf.reserve(want);
+            }
+            match conn.io.try_read_buf(&mut (&mut this.buf).limit(want)) {
+                Ok(0) => {
+                    return Poll::Ready(Some(Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the client closed the connection before the end of the body",
+                    ))));
+                }
+                Ok(read) => {
+                    this.left -= read as u64;
+                    conn.unread.store(this.left, Ordering::Release);
+                    return Poll::Ready(Some(Ok(Frame::data(this.buf.split().freeze()))));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Poll::Ready(Some(Err(e))),
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.first.is_empty() && self.left == 0
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.first.len() as u64 + self.left)
+    }
+}
+
+/// What woke a connection whose request is in flight.
+enum Waited {
+    Answer(Response<ProxyBody>),
+    /// The client sent more (the next request) or hung up.
+    Readable(io::Result<()>),
+}
+
 /// Serves `io` until it closes or is not this server's; `handle` answers
 /// each request. `requested` is signalled by every request (the first
 /// request's deadline in `server.rs`), `shutdown` changes when the gateway
 /// drains.
 pub(crate) async fn serve<F, Fut>(
-    mut io: TcpStream,
+    io: TcpStream,
     settings: Settings,
     requested: &Notify,
     shutdown: &mut watch::Receiver<()>,
     mut handle: F,
 ) -> Ended
 where
-    F: FnMut(Request<NoBody>) -> Fut,
+    F: FnMut(Request<RequestBody>) -> Fut,
     Fut: Future<Output = Response<ProxyBody>>,
 {
+    let conn = Arc::new(Conn {
+        io,
+        unread: AtomicU64::new(0),
+    });
     let mut buf = BytesMut::new();
     let mut read_size = READ_FIRST;
     let mut fresh = true;
@@ -390,22 +506,26 @@ where
     loop {
         // A head, within the header read timeout from now.
         let deadline = Instant::now() + settings.header_read_timeout;
-        let (request, close) = loop {
+        let (request, length, close) = loop {
             if !buf.is_empty() {
                 match parse_request(&mut buf, &settings) {
-                    Parsed::Request(request, close) => break (request, close),
+                    Parsed::Request(request, length, close) => break (request, length, close),
                     Parsed::Partial => {}
                     Parsed::Other => {
-                        return Ended::Handover {
-                            io: Prefixed::new(buf.freeze(), io),
-                            fresh,
-                            draining,
+                        return match Arc::try_unwrap(conn) {
+                            Ok(conn) => Ended::Handover {
+                                io: Prefixed::new(buf.freeze(), conn.io),
+                                fresh,
+                                draining,
+                            },
+                            // A body still held somewhere (it has been read).
+                            Err(_) => Ended::Closed,
                         };
                     }
                 }
             }
             tokio::select! {
-                ready = io.readable() => {
+                ready = conn.io.readable() => {
                     if ready.is_err() {
                         return Ended::Closed;
                     }
@@ -422,7 +542,7 @@ where
                     }
                 }
             }
-            match read(&io, &mut buf, &mut read_size) {
+            match read(&conn.io, &mut buf, &mut read_size) {
                 Ok(0) => return Ended::Closed,
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
@@ -432,35 +552,67 @@ where
         requested.notify_one();
         fresh = false;
         let head_request = request.method() == Method::HEAD;
-        let answer = handle(request);
+        let body = if length == 0 {
+            RequestBody::empty()
+        } else {
+            // What came with the head, then the rest from the socket.
+            let first = buf
+                .split_to(usize::try_from(length).unwrap_or(usize::MAX).min(buf.len()))
+                .freeze();
+            let left = length - first.len() as u64;
+            conn.unread.store(left, Ordering::Release);
+            RequestBody {
+                first,
+                left,
+                conn: Some(Arc::clone(&conn)),
+                buf: BytesMut::new(),
+            }
+        };
+        let answer = handle(request.map(|()| body));
         tokio::pin!(answer);
-        // While the gateway answers, the client may send the next request
-        // (kept, up to a head's worth) or hang up (the answer is dropped,
-        // and with it the upstream exchange).
+        // While the gateway answers, and once the body (if any) has been
+        // read, the client may send the next request (kept, up to a head's
+        // worth) or hang up (the answer is dropped, and with it the
+        // upstream exchange).
         let response = loop {
-            let watch = buf.len() < settings.max_head;
-            tokio::select! {
-                biased;
-                response = &mut answer => break response,
-                ready = io.readable(), if watch => {
-                    if ready.is_err() {
+            let event = poll_fn(|cx| {
+                if let Poll::Ready(response) = answer.as_mut().poll(cx) {
+                    return Poll::Ready(Waited::Answer(response));
+                }
+                if conn.unread.load(Ordering::Acquire) == 0
+                    && buf.len() < settings.max_head
+                    && let Poll::Ready(ready) = conn.io.poll_read_ready(cx)
+                {
+                    return Poll::Ready(Waited::Readable(ready));
+                }
+                Poll::Pending
+            })
+            .await;
+            match event {
+                Waited::Answer(response) => break response,
+                Waited::Readable(Err(_)) => return Ended::Closed,
+                Waited::Readable(Ok(())) => match read(&conn.io, &mut buf, &mut read_size) {
+                    Ok(0) => {
+                        tracing::debug!("client closed the connection mid-request");
                         return Ended::Closed;
                     }
-                    match read(&io, &mut buf, &mut read_size) {
-                        Ok(0) => {
-                            tracing::debug!("client closed the connection mid-request");
-                            return Ended::Closed;
-                        }
-                        Ok(_) => {}
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                        Err(_) => return Ended::Closed,
-                    }
-                }
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(_) => return Ended::Closed,
+                },
             }
         };
         draining |= shutdown.has_changed().unwrap_or(true);
-        let close = close || draining;
-        if !write_response(&mut io, response, head_request, close).await || close {
+        // A body not read to its end (a refusal that did not need it) ends
+        // the connection: its bytes are never read as a request.
+        let unread = conn.unread.load(Ordering::Acquire) > 0;
+        let close = close || draining || unread;
+        let written = write_response(&conn.io, response, head_request, close).await;
+        if written && unread {
+            linger(conn).await;
+            return Ended::Closed;
+        }
+        if !written || close {
             return Ended::Closed;
         }
         if buf.is_empty() {
@@ -468,6 +620,34 @@ where
             buf = BytesMut::new();
         }
     }
+}
+
+/// After a response that left part of a request body unread: the write
+/// side is shut, so the client sees the response end, and what it still
+/// sends is read and dropped for a moment (nginx's lingering close), so
+/// that closing with unread bytes does not reset the connection under a
+/// response the client has not read yet.
+async fn linger(conn: Arc<Conn>) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    // Held elsewhere still (a body in another task): closed when it goes.
+    let Ok(conn) = Arc::try_unwrap(conn) else {
+        return;
+    };
+    let mut io = conn.io;
+    if io.shutdown().await.is_err() {
+        return;
+    }
+    let mut sink = [0u8; 4096];
+    let mut left = LINGER_MAX;
+    let _ = tokio::time::timeout(LINGER, async {
+        while left > 0 {
+            match io.read(&mut sink).await {
+                Ok(0) | Err(_) => return,
+                Ok(read) => left = left.saturating_sub(read),
+            }
+        }
+    })
+    .await;
 }
 
 /// Reads what the socket has into `buf`, growing it as reads fill it.
@@ -487,7 +667,7 @@ fn read(io: &TcpStream, buf: &mut BytesMut, read_size: &mut usize) -> io::Result
 /// (a write failed, or the body ended early or failed: the client can tell
 /// only by the close).
 async fn write_response(
-    io: &mut TcpStream,
+    io: &TcpStream,
     response: Response<ProxyBody>,
     head_request: bool,
     close: bool,
@@ -504,7 +684,7 @@ async fn write_response(
     drop(parts);
     let Some(encoder) = encoder else {
         drop(body);
-        return io.write_all(&out).await.is_ok();
+        return write_all(io, &out).await.is_ok();
     };
     let mut body = std::pin::pin!(body);
     let mut left = match encoder {
@@ -518,7 +698,7 @@ async fn write_response(
             Poll::Ready(frame) => frame,
             Poll::Pending => {
                 if !out.is_empty() {
-                    if io.write_all(&out).await.is_err() {
+                    if write_all(io, &out).await.is_err() {
                         return false;
                     }
                     out.clear();
@@ -530,7 +710,7 @@ async fn write_response(
             None => break,
             Some(Err(e)) => {
                 tracing::debug!(error = %e, "response body failed; closing the connection");
-                let _ = io.write_all(&out).await;
+                let _ = write_all(io, &out).await;
                 return false;
             }
             Some(Ok(frame)) => match frame.into_data() {
@@ -552,7 +732,7 @@ async fn write_response(
                 }
                 if take < data.len() {
                     // Longer than its `Content-Length`: cut, and closed.
-                    let _ = io.write_all(&out).await;
+                    let _ = write_all(io, &out).await;
                     return false;
                 }
             }
@@ -570,26 +750,38 @@ async fn write_response(
     match encoder {
         Encoder::Chunked => out.extend_from_slice(b"0\r\n\r\n"),
         Encoder::Length(_) if left > 0 => {
-            let _ = io.write_all(&out).await;
+            let _ = write_all(io, &out).await;
             return false;
         }
         Encoder::Length(_) => {}
     }
-    out.is_empty() || io.write_all(&out).await.is_ok()
+    out.is_empty() || write_all(io, &out).await.is_ok()
 }
 
 /// Adds `data` to what goes out next; a large piece is written as it is,
 /// after what was gathered before it. `false`: a write failed.
-async fn gather(io: &mut TcpStream, out: &mut Vec<u8>, data: &[u8]) -> bool {
+async fn gather(io: &TcpStream, out: &mut Vec<u8>, data: &[u8]) -> bool {
     if out.len() + data.len() <= WRITE_GATHER {
         out.extend_from_slice(data);
         return true;
     }
-    if io.write_all(out).await.is_err() {
+    if write_all(io, out).await.is_err() {
         return false;
     }
     out.clear();
-    io.write_all(data).await.is_ok()
+    write_all(io, data).await.is_ok()
+}
+
+/// Writes all of `data`.
+async fn write_all(io: &TcpStream, mut data: &[u8]) -> io::Result<()> {
+    while !data.is_empty() {
+        match io.try_write(data) {
+            Ok(written) => data = &data[written..],
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => io.writable().await?,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// `{size:x}\r\n`.
@@ -666,11 +858,12 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Prefixed<T> {
     }
 }
 
-/// What this server reads from `bytes` when they are all a client sent
-/// first: the request and the bytes its head took, or `None` where hyper's
-/// server would have the connection. For the `server_request` fuzz target
-/// and the tests, which compare it with hyper.
-pub fn decode_request(bytes: &[u8]) -> Option<(Request<()>, usize, bool)> {
+/// What this server reads from `bytes` when they are the first a client
+/// sent: the request, the bytes its head took, the length of its body and
+/// whether the connection closes after it; or `None` where hyper's server
+/// would have the connection. For the `server_request` fuzz target and the
+/// tests, which compare it with hyper.
+pub fn decode_request(bytes: &[u8]) -> Option<(Request<()>, usize, u64, bool)> {
     let mut buf = BytesMut::from(bytes);
     let settings = Settings {
         header_read_timeout: Duration::from_secs(1),
@@ -678,9 +871,9 @@ pub fn decode_request(bytes: &[u8]) -> Option<(Request<()>, usize, bool)> {
         max_headers: MAX_HEADERS,
     };
     match parse_request(&mut buf, &settings) {
-        Parsed::Request(request, close) => {
+        Parsed::Request(request, length, close) => {
             let used = bytes.len() - buf.len();
-            Some((request.map(|_| ()), used, close))
+            Some((request, used, length, close))
         }
         Parsed::Partial | Parsed::Other => None,
     }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use hyper::body::{Frame, SizeHint};
-use tokio::io::AsyncReadExt as _;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpListener;
 
 use super::*;
@@ -15,10 +15,15 @@ use crate::body;
 
 /// Ours, with whether it closes, or `None`: hyper's.
 fn ours(head: &str) -> Option<bool> {
-    decode_request(head.as_bytes()).map(|(_, used, close)| {
+    decode_request(head.as_bytes()).map(|(_, used, _, close)| {
         assert!(used <= head.len());
         close
     })
+}
+
+/// The body length of a head that is ours.
+fn length(head: &str) -> Option<u64> {
+    decode_request(head.as_bytes()).map(|(_, _, length, _)| length)
 }
 
 #[test]
@@ -41,7 +46,7 @@ fn plain_bodiless_http11_requests_are_ours() {
         ours("GET / HTTP/1.1\r\nConnection: x-a\r\nConnection: close\r\n\r\n"),
         Some(true)
     );
-    let (request, used, _) =
+    let (request, used, _, _) =
         decode_request(b"GET /p?q HTTP/1.1\r\nHost: g\r\nX-A: 1\r\nx-a: \xff\r\n\r\nNEXT").unwrap();
     assert_eq!(used, 46);
     assert_eq!(request.uri(), "/p?q");
@@ -49,12 +54,27 @@ fn plain_bodiless_http11_requests_are_ours() {
 }
 
 #[test]
+fn a_body_framed_by_a_single_content_length_is_ours() {
+    assert_eq!(
+        length("POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello"),
+        Some(5)
+    );
+    assert_eq!(
+        length("PUT / HTTP/1.1\r\ncontent-length: 007\r\n\r\n"),
+        Some(7)
+    );
+    assert_eq!(length("GET / HTTP/1.1\r\n\r\n"), Some(0));
+}
+
+#[test]
 fn everything_else_is_left_to_hyper() {
     for head in [
         "GET / HTTP/1.0\r\n\r\n",
-        "POST / HTTP/1.1\r\nContent-Length: 1\r\n\r\na",
         "POST / HTTP/1.1\r\nContent-Length: 0\r\nContent-Length: 0\r\n\r\n",
-        "POST / HTTP/1.1\r\nContent-Length: 00\r\n\r\n",
+        "POST / HTTP/1.1\r\nContent-Length: 1,1\r\n\r\na",
+        "POST / HTTP/1.1\r\nContent-Length: +1\r\n\r\na",
+        "POST / HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\n",
+        "POST / HTTP/1.1\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n",
         "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
         "GET / HTTP/1.1\r\nExpect: 100-continue\r\n\r\n",
         "GET / HTTP/1.1\r\nUpgrade: h2c\r\n\r\n",
@@ -229,7 +249,7 @@ async fn serving<F, Fut>(
     handle: F,
 ) -> (TcpStream, tokio::task::JoinHandle<Ended>, watch::Sender<()>)
 where
-    F: FnMut(Request<NoBody>) -> Fut + Send + 'static,
+    F: FnMut(Request<RequestBody>) -> Fut + Send + 'static,
     Fut: Future<Output = Response<ProxyBody>> + Send,
 {
     serving_with(settings(), handle).await
@@ -240,7 +260,7 @@ async fn serving_with<F, Fut>(
     handle: F,
 ) -> (TcpStream, tokio::task::JoinHandle<Ended>, watch::Sender<()>)
 where
-    F: FnMut(Request<NoBody>) -> Fut + Send + 'static,
+    F: FnMut(Request<RequestBody>) -> Fut + Send + 'static,
     Fut: Future<Output = Response<ProxyBody>> + Send,
 {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -256,7 +276,7 @@ where
     (client, task, drain)
 }
 
-fn echo_path(request: Request<NoBody>) -> std::future::Ready<Response<ProxyBody>> {
+fn echo_path(request: Request<RequestBody>) -> std::future::Ready<Response<ProxyBody>> {
     let body = Bytes::copy_from_slice(request.uri().path().as_bytes());
     std::future::ready(Response::new(body::full(body)))
 }
@@ -277,9 +297,9 @@ async fn read_until(client: &mut TcpStream, needle: &str) -> String {
 }
 
 #[tokio::test]
-async fn pipelined_requests_are_answered_in_order_then_a_body_goes_to_hyper_whole() {
+async fn pipelined_requests_are_answered_in_order_then_a_chunked_body_goes_to_hyper_whole() {
     let (mut client, task, _drain) = serving(echo_path).await;
-    let post = "POST /b HTTP/1.1\r\nHost: g\r\nContent-Length: 2\r\n\r\nhi";
+    let post = "POST /b HTTP/1.1\r\nHost: g\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
     client
         .write_all(format!("GET /one HTTP/1.1\r\n\r\nGET /two HTTP/1.1\r\n\r\n{post}").as_bytes())
         .await
@@ -403,5 +423,76 @@ async fn a_head_not_complete_within_the_header_read_timeout_closes_the_connectio
         .write_all(b"GET / HTTP/1.1\r\nX-Slow: a")
         .await
         .unwrap();
+    assert!(matches!(task.await.unwrap(), Ended::Closed));
+}
+
+/// Answers with the request's body, read whole.
+async fn echo_body(request: Request<RequestBody>) -> Response<ProxyBody> {
+    use http_body_util::BodyExt as _;
+    match request.into_body().collect().await {
+        Ok(body) => Response::new(body::full(body.to_bytes())),
+        Err(e) => Response::new(body::full(Bytes::from(format!("error: {e}")))),
+    }
+}
+
+#[tokio::test]
+async fn a_body_is_read_from_the_head_s_bytes_then_the_socket_and_the_next_request_follows() {
+    let (mut client, _task, _drain) = serving(echo_body).await;
+    // Part of the body with the head, the rest later, then the next request.
+    client
+        .write_all(b"POST / HTTP/1.1\r\nContent-Length: 11\r\n\r\nhello")
+        .await
+        .unwrap();
+    client.write_all(b" world").await.unwrap();
+    let text = read_until(&mut client, "hello world").await;
+    assert!(text.contains("content-length: 11\r\n"), "{text}");
+    client
+        .write_all(b"PUT / HTTP/1.1\r\nContent-Length: 3\r\n\r\nabcGET / HTTP/1.1\r\n\r\n")
+        .await
+        .unwrap();
+    let text = read_until(&mut client, "content-length: 0\r\n").await;
+    assert!(text.contains("abc"), "{text}");
+}
+
+#[tokio::test]
+async fn a_body_left_unread_by_the_answer_closes_the_connection_unread() {
+    let (mut client, task, _drain) = serving(echo_path).await;
+    let smuggled = "GET /smuggled HTTP/1.1\r\n\r\n";
+    client
+        .write_all(
+            format!(
+                "POST /a HTTP/1.1\r\nContent-Length: {}\r\n\r\n",
+                smuggled.len() + 10
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let text = read_until(&mut client, "/a").await;
+    assert!(text.contains("connection: close\r\n"), "{text}");
+    let _ = client.write_all(smuggled.as_bytes()).await;
+    // The response ends (the server shut its side) while it still reads
+    // and drops what the client sends; it closes once the client has.
+    let mut rest = String::new();
+    let _ = client.read_to_string(&mut rest).await;
+    assert!(!rest.contains("smuggled"), "{rest}");
+    drop(client);
+    assert!(matches!(task.await.unwrap(), Ended::Closed));
+}
+
+#[tokio::test]
+async fn a_client_closing_before_the_end_of_its_body_fails_the_body() {
+    let (mut client, task, _drain) = serving(echo_body).await;
+    client
+        .write_all(b"POST / HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc")
+        .await
+        .unwrap();
+    client.shutdown().await.unwrap();
+    let mut text = String::new();
+    let _ = client.read_to_string(&mut text).await;
+    assert!(
+        text.contains("error: ") && text.contains("before the end of the body"),
+        "{text}"
+    );
     assert!(matches!(task.await.unwrap(), Ended::Closed));
 }
