@@ -609,7 +609,8 @@ where
         let close = close || draining || unread;
         let written = write_response(&conn.io, response, head_request, close).await;
         if written && unread {
-            linger(conn).await;
+            // Boxed: its 4 KiB sink would otherwise size every connection.
+            Box::pin(linger(conn)).await;
             return Ended::Closed;
         }
         if !written || close {
