@@ -26,5 +26,6 @@ pub mod request_id;
 pub mod server;
 pub mod stages;
 pub mod status_page;
+mod tcp;
 pub mod tls;
 pub mod upstream;

@@ -446,7 +446,8 @@ impl hyper::body::Body for RequestBody {
             if this.buf.capacity() - this.buf.len() < want.min(READ_SPARE_MIN) {
                 this.buf.reserve(want);
             }
-            match conn.io.try_read_buf(&mut (&mut this.buf).limit(want)) {
+            let room = want.min(this.buf.capacity() - this.buf.len());
+            match crate::tcp::read_buf(&conn.io, &mut (&mut this.buf).limit(room), room) {
                 Ok(0) => {
                     return Poll::Ready(Some(Err(io::Error::new(
                         io::ErrorKind::UnexpectedEof,
@@ -657,7 +658,7 @@ fn read(io: &TcpStream, buf: &mut BytesMut, read_size: &mut usize) -> io::Result
         buf.reserve(*read_size);
     }
     let room = buf.capacity() - buf.len();
-    let read = io.try_read_buf(buf)?;
+    let read = crate::tcp::read_buf(io, buf, room)?;
     if read == room {
         *read_size = (*read_size * 2).min(64 * 1024);
     }

@@ -100,7 +100,7 @@ impl Conn {
             }
             let room = self.buf.capacity() - self.buf.len();
             ready!(self.io.poll_read_ready(cx))?;
-            match self.io.try_read_buf(&mut self.buf) {
+            match crate::tcp::read_buf(&self.io, &mut self.buf, room) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Ok(read) => {
                     if read == room {
