@@ -94,18 +94,19 @@ if [ "${HEAPTRACK:-}" = 1 ]; then
   grep -E '^(peak heap memory consumption|peak RSS)' "$WORK/heaptrack.txt" || true
   # The heap at its peak, by what holds it (stacks as heaptrack's flamegraph
   # export writes them: frames root first, "function (file)").
-  python3 - "$WORK/peak-stacks.txt" <<'PY'
+  python3 - "$WORK/peak-stacks.txt" "$CONNS" <<'PY'
 import collections, sys
 def frames(stack):
     return [f.split(" (")[0] + ("@" + f.split(" (")[1][:-1] if " (" in f else "") for f in stack.split(";")]
 cats = collections.OrderedDict([
-    ("client: read buffer, while a request is in flight (hyper's EOF check reserves another 8 KiB)", lambda s: "poll_read_from_io" in s and "mid_message_detect_eof" in s),
-    ("client: read buffer", lambda s: "poll_read_from_io" in s),
-    ("client: write buffer (hyper io.rs, allocated with the connection)", lambda s: "serve_connection" in s and "new<>@io.rs" in s),
-    ("client: request future boxed by hyper's dispatcher (one per connection, for its life)", lambda s: "new<>@dispatch.rs" in s and "serve_connection" in s),
-    ("client: connection state (boxed in server.rs: hyper's server connection and drive)", lambda s: "pin<>@boxed.rs;{async_fn#0}@server.rs" in s),
-    ("upstream: read buffers (h1.rs, one per response being read: 2 KiB first)", lambda s: "poll_fill@h1.rs" in s),
-    ("upstream: request heads and response heads (h1.rs)", lambda s: "h1.rs" in s),
+    ("client: connection state, the request in flight inline (server.rs, boxed)", lambda s: "pin<>@boxed.rs;{async_fn#0}@server.rs" in s),
+    ("client: read buffers (server/h1.rs: 2 KiB first, none while idle)", lambda s: ";read@h1.rs" in s),
+    ("client (hyper, TLS and handed-over connections): read buffers", lambda s: "poll_read_from_io" in s),
+    ("client (hyper): write buffers", lambda s: "serve_connection" in s and "new<>@io.rs" in s),
+    ("client (hyper): request futures boxed by its dispatcher", lambda s: "new<>@dispatch.rs" in s and "serve_connection" in s),
+    ("upstream: read buffers (upstream/h1.rs, 2 KiB first)", lambda s: "poll_fill@h1.rs" in s),
+    ("upstream: request heads, kept for the one retry (upstream/h1.rs)", lambda s: "encode_head@h1.rs" in s and "link.rs" in s),
+    ("own HTTP/1 server and client: the rest (h1.rs)", lambda s: "h1.rs" in s),
     ("requests in flight: header maps", lambda s: "@map.rs" in s),
     ("tasks (tokio task cells)", lambda s: "spawn" in s and "new<>@core.rs" in s),
     ("upstream: the rest under link.rs", lambda s: "link.rs" in s),
@@ -122,14 +123,14 @@ for line in open(sys.argv[1]):
     else:
         tot["other"] += cost
 T = sum(tot.values())
-cw = tot["client: write buffer (hyper io.rs, allocated with the connection)"] / 8192
+cw = int(sys.argv[2])
 print("heap at the peak, by what holds it (heaptrack, flamegraph stacks at peak):")
 for k in list(cats) + ["other"]:
     v = tot[k]
     per = ""
     if k.startswith("client") and cw: per = "%6.0f B per client connection" % (v / cw)
-    print("  %6.2f MB  %-88s %s" % (v / 1e6, k, per))
-print("  %6.2f MB  total; ~%.0f client connections (their write buffers / 8 KiB)" % (T / 1e6, cw))
+    print("  %6.2f MB  %-76s %s" % (v / 1e6, k, per))
+print("  %6.2f MB  total, %d client connections" % (T / 1e6, cw))
 PY
   if [ "${KEEP:-}" = 1 ]; then echo "heaptrack file: $FILE (full report: heaptrack_print -f $FILE)"; fi
 fi
