@@ -35,7 +35,7 @@ count() {
   requests=$(awk '/requests in/ {print $1}' "$WORK/$name.wrk")
   echo "$name: $requests requests"
   awk -v n="$requests" '
-    $NF == "total" { printf "  %-14s %6.2f per request\n", "all", $3 / n; next }
+    $NF == "total" { printf "  %-14s %6.2f per request\n", "all", $4 / n; next }
     $4 ~ /^[0-9]+$/ && $NF ~ /^[a-z_0-9]+$/ && $4 / n >= 0.01 { printf "  %-14s %6.2f per request\n", $NF, $4 / n }
   ' "$WORK/$name.strace"
 }
