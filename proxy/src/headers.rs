@@ -153,6 +153,18 @@ pub fn strip_response(headers: &mut HeaderMap) {
     }
 }
 
+/// A `Content-Length` value as the gateway's own HTTP/1.1 server and client
+/// read it: digits only, at most 19 of them (no sign, no spaces, no list).
+pub fn content_length(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() || digits.len() > 19 {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |n, d| match d {
+        b'0'..=b'9' => n.checked_mul(10)?.checked_add(u64::from(d - b'0')),
+        _ => None,
+    })
+}
+
 /// Sets `X-Forwarded-For/Proto/Host` from what the gateway itself observed.
 pub fn set_forwarded(
     headers: &mut HeaderMap,

@@ -182,7 +182,7 @@ fn framing_and_close(head: &[u8], spans: &[Span]) -> Option<(u64, bool)> {
             if length.is_some() {
                 return None;
             }
-            length = Some(parse_length(value)?);
+            length = Some(crate::headers::content_length(value)?);
         } else if name.eq_ignore_ascii_case(b"transfer-encoding")
             || name.eq_ignore_ascii_case(b"expect")
             || name.eq_ignore_ascii_case(b"upgrade")
@@ -269,7 +269,7 @@ fn encode_head(
             if length.is_some() || status.is_informational() || status == StatusCode::NO_CONTENT {
                 continue;
             }
-            match parse_length(value.as_bytes()) {
+            match crate::headers::content_length(value.as_bytes()) {
                 Some(n) => length = Some(n),
                 None => continue,
             }
@@ -314,17 +314,6 @@ fn encode_head(
     }
     out.extend_from_slice(b"\r\n");
     if head_request { None } else { encoder }
-}
-
-/// A `Content-Length` value: digits only, at most 19 of them.
-fn parse_length(digits: &[u8]) -> Option<u64> {
-    if digits.is_empty() || digits.len() > 19 {
-        return None;
-    }
-    digits.iter().try_fold(0u64, |n, d| match d {
-        b'0'..=b'9' => n.checked_mul(10)?.checked_add(u64::from(d - b'0')),
-        _ => None,
-    })
 }
 
 /// `n` in decimal, in `buf`.

@@ -491,7 +491,8 @@ fn framing(
     let mut length = None;
     for value in headers.get_all(header::CONTENT_LENGTH) {
         for item in value.as_bytes().split(|b| *b == b',') {
-            let n = parse_decimal(item.trim_ascii()).ok_or(Malformed("invalid Content-Length"))?;
+            let n = crate::headers::content_length(item.trim_ascii())
+                .ok_or(Malformed("invalid Content-Length"))?;
             if length.is_some_and(|l| l != n) {
                 return Err(Malformed("differing Content-Length values"));
             }
@@ -499,16 +500,6 @@ fn framing(
         }
     }
     Ok(length.map_or(Framing::Close, Framing::Length))
-}
-
-fn parse_decimal(digits: &[u8]) -> Option<u64> {
-    if digits.is_empty() || digits.len() > 19 {
-        return None;
-    }
-    digits.iter().try_fold(0u64, |n, d| match d {
-        b'0'..=b'9' => n.checked_mul(10)?.checked_add(u64::from(d - b'0')),
-        _ => None,
-    })
 }
 
 /// What the body decoder found in the buffer.
