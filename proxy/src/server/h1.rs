@@ -114,7 +114,11 @@ pub(crate) fn parse_request(buf: &mut BytesMut, settings: &Settings) -> Parsed {
     let (len, count, method, target) = match parsed.parse_with_uninit_headers(buf, &mut headers) {
         Ok(httparse::Status::Complete(len)) => {
             let count = parsed.headers.len();
-            if len > settings.max_head || count > settings.max_headers || parsed.version != Some(1)
+            // Offsets below are `u32`: a longer head (a configured limit
+            // past 4 GiB) is hyper's.
+            if len > settings.max_head.min(u32::MAX as usize)
+                || count > settings.max_headers
+                || parsed.version != Some(1)
             {
                 return Parsed::Other;
             }
