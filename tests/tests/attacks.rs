@@ -519,6 +519,57 @@ async fn bytes_after_a_refused_request_are_never_read_as_a_forwarded_request() {
 }
 
 #[tokio::test]
+async fn one_connection_moves_from_the_gateway_s_own_server_to_hyper_s_framing_each_request_as_sent()
+ {
+    // The gateway's own HTTP/1.1 server takes plain requests and bodies
+    // framed by `Content-Length`; the first chunked request hands the
+    // connection to hyper's server with every byte after it. Each request,
+    // pipelined in one write, must arrive whole and alone.
+    let s = Setup::start().await;
+    let large = "x".repeat(300 * 1024);
+    let request = [
+        get("/health?1", "").replace("Connection: close\r\n", ""),
+        post("/public?2", "Content-Length: 5\r\n", "hello"),
+        post(
+            "/public?3",
+            &format!("Content-Length: {}\r\n", large.len()),
+            &large,
+        ),
+        post(
+            "/public?4",
+            "Transfer-Encoding: chunked\r\n",
+            "5\r\nworld\r\n0\r\n\r\n",
+        ),
+        post("/public?5", "Content-Length: 2\r\n", "ok"),
+        get("/health?6", ""),
+    ]
+    .concat();
+    let (got, text) = s.send(&request).await;
+    assert_eq!(got, [200; 6], "{}", &text[..text.len().min(2000)]);
+    let seen = s.upstream.seen();
+    let arrived: Vec<(&str, usize)> = seen
+        .iter()
+        .map(|r| (r.path.as_str(), r.body.len()))
+        .collect();
+    assert_eq!(
+        arrived,
+        [
+            ("/health?1", 0),
+            ("/public?2", 5),
+            ("/public?3", large.len()),
+            ("/public?4", 5),
+            ("/public?5", 2),
+            ("/health?6", 0)
+        ]
+    );
+    assert_eq!(seen[1].body, b"hello");
+    assert_eq!(seen[2].body, large.as_bytes());
+    assert_eq!(seen[3].body, b"world");
+    assert_eq!(s.smuggled_requests_seen(), 0);
+    s.stop().await;
+}
+
+#[tokio::test]
 async fn identity_headers_in_chunked_trailers_never_reach_the_upstream() {
     let s = Setup::start().await;
     let trailers = "X-User-Id: forged\r\nX-User-Roles: Admin\r\nX_User_Tenant: forged\r\nAuthorization: Bearer forged\r\n";
