@@ -100,7 +100,7 @@ def frames(stack):
     return [f.split(" (")[0] + ("@" + f.split(" (")[1][:-1] if " (" in f else "") for f in stack.split(";")]
 cats = collections.OrderedDict([
     ("client: connection state, the request in flight inline (server.rs, boxed)", lambda s: "pin<>@boxed.rs;{async_fn#0}@server.rs" in s),
-    ("client: read buffers (server/h1.rs: 2 KiB first, none while idle)", lambda s: ";read@h1.rs" in s),
+    ("client: read buffers (server/h1.rs: 2 KiB first, none while idle)", lambda s: ";read@tcp.rs" in s and "poll_fill@h1.rs" not in s),
     ("client (hyper, TLS and handed-over connections): read buffers", lambda s: "poll_read_from_io" in s),
     ("client (hyper): write buffers", lambda s: "serve_connection" in s and "new<>@io.rs" in s),
     ("client (hyper): request futures boxed by its dispatcher", lambda s: "new<>@dispatch.rs" in s and "serve_connection" in s),

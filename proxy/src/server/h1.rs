@@ -29,8 +29,9 @@
 //! answer left unread ends the connection after the response (its bytes are
 //! never read as a request), with a short lingering close ([`linger`]).
 
+use std::cell::RefCell;
 use std::future::{Future, poll_fn};
-use std::io;
+use std::io::{self, Write as _};
 use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -48,6 +49,7 @@ use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 
 use crate::body::ProxyBody;
+use crate::tcp::{READ_SPARE_MIN, ReadSize};
 
 /// Headers parsed at most on this server's path (hyper's default too); a
 /// request with more goes to hyper, which applies `--max-headers`.
@@ -55,13 +57,6 @@ const MAX_HEADERS: usize = 100;
 
 /// The longest request target hyper accepts (its `MAX_URI_LEN`).
 const MAX_TARGET: usize = 65534;
-
-/// The room the first read of a head asks for: a request with a bearer
-/// token fits. Reads that fill the buffer double it.
-const READ_FIRST: usize = 2 * 1024;
-
-/// Less room than this left, and a read asks for more.
-const READ_SPARE_MIN: usize = 512;
 
 /// Response bytes gathered before a write: the head and a small body go
 /// in one.
@@ -295,9 +290,8 @@ fn encode_head(
         match body.size_hint().exact() {
             Some(n) => {
                 if n > 0 || !head_request {
-                    out.extend_from_slice(b"content-length: ");
-                    out.extend_from_slice(itoa(n, &mut [0; 20]));
-                    out.extend_from_slice(b"\r\n");
+                    // Writing to a `Vec` cannot fail.
+                    let _ = write!(out, "content-length: {n}\r\n");
                 }
                 Some(Encoder::Length(n))
             }
@@ -313,52 +307,32 @@ fn encode_head(
     }
     if !date {
         out.extend_from_slice(b"date: ");
-        DATE.with(|cached| out.extend_from_slice(&cached.now()));
+        extend_date(out);
         out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(b"\r\n");
     if head_request { None } else { encoder }
 }
 
-/// `n` in decimal, in `buf`.
-fn itoa(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            return &buf[i..];
-        }
-    }
-}
-
 thread_local! {
-    /// This thread's `Date` value, formatted once a second.
-    static DATE: CachedDate = const { CachedDate(std::cell::Cell::new((0, [0; 29]))) };
+    /// This thread's `Date` value (an IMF-fixdate, RFC 9110 §5.6.7) and the
+    /// second it names: formatted once a second.
+    static DATE: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
 }
 
-/// An IMF-fixdate (RFC 9110 §5.6.7) and the second it names.
-struct CachedDate(std::cell::Cell<(u64, [u8; 29])>);
-
-impl CachedDate {
-    fn now(&self) -> [u8; 29] {
-        let now = SystemTime::now();
-        let second = now
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        let (cached, text) = self.0.get();
-        if cached == second && second != 0 {
-            return text;
+/// Appends the current `Date` value to `out`.
+fn extend_date(out: &mut Vec<u8>) {
+    let now = SystemTime::now();
+    let second = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    DATE.with_borrow_mut(|(cached, text)| {
+        if *cached != second {
+            *text = httpdate::fmt_http_date(now);
+            *cached = second;
         }
-        let mut text = [0u8; 29];
-        let formatted = httpdate::fmt_http_date(now);
-        if formatted.len() == text.len() {
-            text.copy_from_slice(formatted.as_bytes());
-        }
-        self.0.set((second, text));
-        text
-    }
+        out.extend_from_slice(text.as_bytes());
+    });
 }
 
 /// How a connection served by [`serve`] ended.
@@ -494,7 +468,7 @@ where
         unread: AtomicU64::new(0),
     });
     let mut buf = BytesMut::new();
-    let mut read_size = READ_FIRST;
+    let mut read_size = ReadSize::default();
     let mut fresh = true;
     let mut draining = false;
     loop {
@@ -536,7 +510,7 @@ where
                     }
                 }
             }
-            match read(&conn.io, &mut buf, &mut read_size) {
+            match read_size.read(&conn.io, &mut buf) {
                 Ok(0) => return Ended::Closed,
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
@@ -585,7 +559,7 @@ where
             match event {
                 Waited::Answer(response) => break response,
                 Waited::Readable(Err(_)) => return Ended::Closed,
-                Waited::Readable(Ok(())) => match read(&conn.io, &mut buf, &mut read_size) {
+                Waited::Readable(Ok(())) => match read_size.read(&conn.io, &mut buf) {
                     Ok(0) => {
                         tracing::debug!("client closed the connection mid-request");
                         return Ended::Closed;
@@ -643,19 +617,6 @@ async fn linger(conn: Arc<Conn>) {
         }
     })
     .await;
-}
-
-/// Reads what the socket has into `buf`, growing it as reads fill it.
-fn read(io: &TcpStream, buf: &mut BytesMut, read_size: &mut usize) -> io::Result<usize> {
-    if buf.capacity() - buf.len() < READ_SPARE_MIN {
-        buf.reserve(*read_size);
-    }
-    let room = buf.capacity() - buf.len();
-    let read = crate::tcp::read_buf(io, buf, room)?;
-    if read == room {
-        *read_size = (*read_size * 2).min(64 * 1024);
-    }
-    Ok(read)
 }
 
 /// Writes `response`; `false` when the connection cannot carry another
@@ -732,9 +693,7 @@ async fn write_response(
                 }
             }
             Encoder::Chunked => {
-                let mut size = [0u8; 18];
-                let line = chunk_size_line(data.len(), &mut size);
-                out.extend_from_slice(line);
+                let _ = write!(out, "{:x}\r\n", data.len());
                 if !gather(io, &mut out, &data).await {
                     return false;
                 }
@@ -777,21 +736,6 @@ async fn write_all(io: &TcpStream, mut data: &[u8]) -> io::Result<()> {
         }
     }
     Ok(())
-}
-
-/// `{size:x}\r\n`.
-fn chunk_size_line(mut size: usize, buf: &mut [u8; 18]) -> &[u8] {
-    let mut i = buf.len() - 2;
-    buf[i] = b'\r';
-    buf[i + 1] = b'\n';
-    loop {
-        i -= 1;
-        buf[i] = b"0123456789abcdef"[size & 15];
-        size >>= 4;
-        if size == 0 {
-            return &buf[i..];
-        }
-    }
 }
 
 /// A connection handed to hyper: the bytes read already come first.

@@ -33,6 +33,7 @@ use tokio::net::TcpStream;
 use super::link::IdlePool;
 use super::{Failure, UpstreamError};
 use crate::body::{BoxError, ProxyBody};
+use crate::tcp::ReadSize;
 
 /// The longest response head read (status line and headers, each interim
 /// response counted on its own), as the gateway's own request heads.
@@ -40,18 +41,6 @@ pub const MAX_HEAD: usize = 64 * 1024;
 
 /// Response headers read at most (hyper's limit too).
 const MAX_HEADERS: usize = 100;
-
-/// The room a connection's first read asks for: a typical response head
-/// and a small body fit; reads that fill it double it, up to [`READ_MAX`].
-/// An upstream connection in use holds no more than its responses need
-/// (hyper's client reserves 8 KiB), which is what counts at 1,000 clients.
-const READ_FIRST: usize = 2 * 1024;
-
-/// The most room a single read asks for.
-const READ_MAX: usize = 64 * 1024;
-
-/// Less room than this left in the buffer, and a read asks for more.
-const READ_SPARE_MIN: usize = 512;
 
 /// The most bytes of trailers read (dropped).
 const MAX_TRAILERS: usize = 16 * 1024;
@@ -71,7 +60,7 @@ pub(super) struct Conn {
     io: TcpStream,
     buf: BytesMut,
     /// The room the next read asks for.
-    read_size: usize,
+    read_size: ReadSize,
 }
 
 impl Conn {
@@ -79,7 +68,7 @@ impl Conn {
         Conn {
             io,
             buf: BytesMut::new(),
-            read_size: READ_FIRST,
+            read_size: ReadSize::default(),
         }
     }
 
@@ -93,21 +82,12 @@ impl Conn {
     }
 
     /// Reads what the socket has into the buffer; `Ok(0)` at its end.
+    /// Room is made only once there is something to read.
     fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
         loop {
-            if self.buf.capacity() - self.buf.len() < READ_SPARE_MIN {
-                self.buf.reserve(self.read_size);
-            }
-            let room = self.buf.capacity() - self.buf.len();
             ready!(self.io.poll_read_ready(cx))?;
-            match crate::tcp::read_buf(&self.io, &mut self.buf, room) {
+            match self.read_size.read(&self.io, &mut self.buf) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Ok(read) => {
-                    if read == room {
-                        self.read_size = (self.read_size * 2).min(READ_MAX);
-                    }
-                    return Poll::Ready(Ok(read));
-                }
                 result => return Poll::Ready(result),
             }
         }
