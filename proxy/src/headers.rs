@@ -66,6 +66,12 @@ const ALWAYS_STRIPPED_FOLDED: [&str; 16] = [
 /// (`strip_prefix` of an upstream in `policy.yaml`).
 pub const X_FORWARDED_PREFIX: HeaderName = HeaderName::from_static("x-forwarded-prefix");
 
+/// The forwarding headers the gateway sets (`set_forwarded`), as constants:
+/// `from_static` checks its name each time it runs outside a const.
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+
 /// Characters percent-encoded in `X-User-Name` and `X-User-Email`: all but
 /// RFC 3986 unreserved characters and `@`, so any UTF-8 name survives as a
 /// visible-ASCII header value and decodes back exactly.
@@ -107,24 +113,7 @@ impl StripRules {
 /// their look-alikes, method overrides, forwarding headers, request-target
 /// overrides, and `Authorization` unless the route forwards it.
 pub fn strip_request(headers: &mut HeaderMap, rules: &StripRules, keep_authorization: bool) {
-    let mut doomed: Vec<HeaderName> = Vec::new();
-    for value in headers.get_all(header::CONNECTION) {
-        // Split the raw bytes: one non-ASCII byte elsewhere in the value
-        // must not make every name in it count for nothing.
-        for name in value.as_bytes().split(|&b| b == b',') {
-            if let Ok(name) = HeaderName::from_bytes(name.trim_ascii()) {
-                doomed.push(name);
-            }
-        }
-    }
-    for name in headers.keys() {
-        if HOP_BY_HOP.contains(&name.as_str()) || rules.must_strip(name.as_str()) {
-            doomed.push(name.clone());
-        }
-    }
-    // `doomed` stays unallocated for the usual request, which has nothing
-    // to strip but `Authorization`.
-    for name in doomed {
+    for name in doomed(headers, |name| rules.must_strip(name)) {
         headers.remove(&name);
     }
     if !keep_authorization {
@@ -135,7 +124,18 @@ pub fn strip_request(headers: &mut HeaderMap, rules: &StripRules, keep_authoriza
 /// Removes hop-by-hop headers from an upstream response before it goes back
 /// to the client (RFC 9110 §7.6.1 applies in both directions).
 pub fn strip_response(headers: &mut HeaderMap) {
-    let mut doomed: Vec<HeaderName> = Vec::new();
+    for name in doomed(headers, |_| false) {
+        headers.remove(&name);
+    }
+}
+
+/// What a message must lose on its way through: the names its `Connection`
+/// headers list, and each header present that is hop-by-hop or that `also`
+/// picks. One pass over the headers there are, rather than a lookup per name
+/// that could be there; the `Vec` stays unallocated for the usual message,
+/// which has none of them.
+fn doomed(headers: &HeaderMap, also: impl Fn(&str) -> bool) -> Vec<HeaderName> {
+    let mut doomed = Vec::new();
     for value in headers.get_all(header::CONNECTION) {
         // Split the raw bytes: one non-ASCII byte elsewhere in the value
         // must not make every name in it count for nothing.
@@ -145,12 +145,12 @@ pub fn strip_response(headers: &mut HeaderMap) {
             }
         }
     }
-    for name in doomed {
-        headers.remove(&name);
+    for name in headers.keys() {
+        if HOP_BY_HOP.contains(&name.as_str()) || also(name.as_str()) {
+            doomed.push(name.clone());
+        }
     }
-    for name in HOP_BY_HOP {
-        headers.remove(name);
-    }
+    doomed
 }
 
 /// A `Content-Length` value as the gateway's own HTTP/1.1 server and client
@@ -178,15 +178,15 @@ pub fn set_forwarded(
     if write!(cursor, "{}", client.ip()).is_ok() {
         let len = usize::try_from(cursor.position()).unwrap_or(0);
         if let Ok(v) = HeaderValue::from_bytes(&buf[..len]) {
-            headers.insert(HeaderName::from_static("x-forwarded-for"), v);
+            headers.insert(X_FORWARDED_FOR, v);
         }
     }
     headers.insert(
-        HeaderName::from_static("x-forwarded-proto"),
+        X_FORWARDED_PROTO,
         HeaderValue::from_static(if tls { "https" } else { "http" }),
     );
     if let Some(host) = host {
-        headers.insert(HeaderName::from_static("x-forwarded-host"), host);
+        headers.insert(X_FORWARDED_HOST, host);
     }
 }
 
@@ -378,6 +378,37 @@ mod tests {
         strip_request(&mut headers, &rules(), false);
         assert!(headers.get("x-user-id").is_none());
         assert_eq!(headers.get("x-custom").unwrap(), "kept");
+    }
+
+    #[test]
+    fn a_response_loses_every_hop_by_hop_header_and_what_connection_names() {
+        let mut headers = HeaderMap::new();
+        for name in HOP_BY_HOP {
+            headers.append(name, HeaderValue::from_static("x"));
+        }
+        // Two `Connection` values, one with a byte that is not ASCII: the
+        // names around it still count.
+        headers.append(
+            header::CONNECTION,
+            HeaderValue::from_static("x-backend-secret, keep-alive"),
+        );
+        headers.append(
+            header::CONNECTION,
+            HeaderValue::from_bytes(b"x-other-secret, \xff, upgrade").unwrap(),
+        );
+        headers.insert("x-backend-secret", HeaderValue::from_static("s"));
+        headers.insert("x-other-secret", HeaderValue::from_static("s"));
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("a/b"));
+        headers.insert("x-kept", HeaderValue::from_static("k"));
+        strip_response(&mut headers);
+        let mut left: Vec<&str> = headers.keys().map(HeaderName::as_str).collect();
+        left.sort_unstable();
+        assert_eq!(left, ["content-type", "x-kept"]);
+
+        // Nothing to strip: nothing changes.
+        let before = headers.clone();
+        strip_response(&mut headers);
+        assert_eq!(headers, before);
     }
 
     #[test]
