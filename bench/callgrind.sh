@@ -12,6 +12,8 @@
 # target/release), VARIANT_BIN (a second binary, measured the same way),
 # REQUESTS (counted, default 2000), WARMUP (before counting, default 300),
 # TOP (functions listed by their own instructions, default 25; 0: none),
+# WITH_NGINX=1 (also nginx pass-through, one process, the same requests without
+# the token's work: the peer of issue 18's target 1, for scale),
 # GW_ARGS_EXTRA, SKIP_BUILD=1, KEEP=1 (keep the callgrind files).
 #
 # What is counted: every instruction the gateway process runs in user space
@@ -51,16 +53,38 @@ for _ in range(n):
 EOF
 }
 
-# measure NAME BIN: prints "NAME <instructions per request>" and leaves
-# $WORK/NAME.out (the callgrind file of the counted requests).
-measure() {
-  local name=$1 bin=$2 port admin pid
-  port=$(free_port); admin=$(free_port)
-  valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$WORK/$name.%p" \
-    "$bin" $(gateway_flags "$port" "$admin") >"$WORK/$name.log" 2>&1 &
+# measure_nginx: nginx pass-through as in bench/compare.sh (keepalive
+# upstream), in one process (master_process off) so that callgrind sees the
+# worker; prints "nginx <instructions per request>".
+measure_nginx() {
+  local port pid
+  port=$(free_port)
+  mkdir -p "$WORK/nginx"
+  cat > "$WORK/nginx.conf" <<EOF
+master_process off; daemon off;
+pid $WORK/nginx.pid;
+error_log $WORK/nginx/error.log;
+events { worker_connections 64; }
+http {
+  access_log off;
+  client_body_temp_path $WORK/nginx; proxy_temp_path $WORK/nginx;
+  fastcgi_temp_path $WORK/nginx; uwsgi_temp_path $WORK/nginx; scgi_temp_path $WORK/nginx;
+  upstream backend { server 127.0.0.1:$STATIC; keepalive 64; }
+  server { listen 127.0.0.1:$port; location / { proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection ""; } }
+}
+EOF
+  valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$WORK/nginx.%p" \
+    nginx -c "$WORK/nginx.conf" >"$WORK/nginx.log" 2>&1 &
   pid=$!
   PIDS+=($pid)
   wait_port "$port"
+  count nginx "$pid" "$port"
+}
+
+# count NAME PID PORT: warms up, counts REQUESTS requests, prints
+# "NAME <instructions per request>" and leaves $WORK/NAME.out.
+count() {
+  local name=$1 pid=$2 port=$3
   requests "$port" "$WARMUP"
   callgrind_control -i on "$pid" >/dev/null
   requests "$port" "$REQUESTS"
@@ -77,6 +101,19 @@ measure() {
   echo "$name $((total / REQUESTS))"
 }
 
+# measure NAME BIN: prints "NAME <instructions per request>" and leaves
+# $WORK/NAME.out (the callgrind file of the counted requests).
+measure() {
+  local name=$1 bin=$2 port admin pid
+  port=$(free_port); admin=$(free_port)
+  valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$WORK/$name.%p" \
+    "$bin" $(gateway_flags "$port" "$admin") >"$WORK/$name.log" 2>&1 &
+  pid=$!
+  PIDS+=($pid)
+  wait_port "$port"
+  count "$name" "$pid" "$port"
+}
+
 echo "bench/callgrind.sh: $REQUESTS requests (after $WARMUP), same token, one connection, GET /todoitems; instructions per request in the gateway process"
 A=$(measure main "$GW_BIN")
 echo "$A  ($GW_BIN)"
@@ -85,18 +122,23 @@ if [ -n "${VARIANT_BIN:-}" ]; then
   echo "$B  ($VARIANT_BIN)"
   awk -v a="${A#* }" -v b="${B#* }" 'BEGIN { printf "variant/main: %.3f (%+d instructions per request)\n", b / a, b - a }'
 fi
+if [ "${WITH_NGINX:-}" = 1 ]; then
+  N=$(measure_nginx)
+  echo "$N  (nginx pass-through, $(nginx -v 2>&1 | sed 's/.*: //'))"
+  awk -v a="${A#* }" -v n="${N#* }" 'BEGIN { printf "main/nginx: %.2f\n", a / n }'
+fi
 if [ "$TOP" -gt 0 ]; then
-  for name in main ${VARIANT_BIN:+variant}; do
+  for name in main ${VARIANT_BIN:+variant} ${WITH_NGINX:+nginx}; do
     echo
     echo "== $name: functions by their own instructions per request"
     callgrind_annotate --inclusive=no "$WORK/$name.out" 2>/dev/null \
       | awk -v n="$REQUESTS" -v top="$TOP" '
           /^-+$/ { dashes++; next }
-          dashes >= 3 && NF >= 2 && $1 ~ /^[0-9,]+$/ {
+          dashes >= 3 && NF >= 2 && $1 ~ /^[0-9,]+$/ && shown < top {
             v = $1; gsub(",", "", v)
             $1 = ""; if ($2 ~ /^\(/) $2 = ""
             printf "%10.0f %s\n", v / n, substr($0, 1, 150)
-            if (++shown >= top) exit
+            shown++
           }'
   done
 fi

@@ -12,14 +12,20 @@
 //! Only `measure` is counted: minting the tokens, starting the IdP and
 //! loading its keys are not. Divide the total by N for instructions per
 //! token. Benchmark tooling, not a test.
+//!
+//! Run natively (not under valgrind) it also prints the wall-clock time per
+//! token of `measure`, and of the verification alone (`verify_alone`, not
+//! counted by callgrind's toggle): what a new token costs without any HTTP.
 
 use std::future::Future as _;
 use std::hint::black_box;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
 
 use authz_proxy::assertion::{AssertionSettings, KeySource, Signer};
 use authz_proxy::auth::{AuthSettings, Authenticator, TenantMode};
+use authz_proxy::identity::Authenticated;
 use dev_idp::{Config, Idp, MintRequest};
 use e2e_tests::{API_CLIENT_ID, TENANT};
 use http::{HeaderMap, HeaderValue, header::AUTHORIZATION};
@@ -79,31 +85,55 @@ fn main() -> anyhow::Result<()> {
             .collect::<anyhow::Result<_>>()?;
         let token_len = requests[0][AUTHORIZATION].len() - "Bearer ".len();
 
+        let started = Instant::now();
         measure(&auth, &signer, &requests);
+        let both = started.elapsed();
+        let started = Instant::now();
+        verify_alone(&auth, &requests);
+        let alone = started.elapsed();
+        let per_token = |d: Duration| d.as_secs_f64() * 1e6 / count as f64;
         println!(
-            "{count} tokens of {token_len} bytes verified, {} assertions signed",
-            signer.signatures()
+            "{count} tokens of {token_len} bytes verified, {} assertions signed; \
+             per token: {:.1} µs verified and signed, {:.1} µs verified alone",
+            signer.signatures(),
+            per_token(both),
+            per_token(alone),
         );
         anyhow::Ok(())
     })
 }
 
 /// What callgrind counts: per token, `authenticate` (no cache) and one new
-/// assertion, as the gateway does for a request with a new token. Polled
-/// here rather than awaited, so that callgrind sees one plain function: with
-/// its keys loaded `authenticate` never waits.
+/// assertion, as the gateway does for a request with a new token.
 #[inline(never)]
 fn measure(auth: &Authenticator, signer: &Signer, requests: &[HeaderMap]) {
-    let mut context = Context::from_waker(Waker::noop());
     for headers in requests {
-        let mut verify = std::pin::pin!(auth.authenticate(headers));
-        let Poll::Ready(caller) = verify.as_mut().poll(&mut context) else {
-            panic!("authenticate waited with its keys loaded");
-        };
-        let caller = caller.expect("a dev-idp token for alice is valid");
+        let caller = authenticate_now(auth, headers);
         let value = signer
             .assertion(&caller, "todos", "http://backend.example")
             .expect("an assertion is signed");
         black_box(value);
     }
+}
+
+/// `authenticate` alone (no assertion), for the native timing; not counted
+/// by callgrind (`--toggle-collect='verify_cost::measure*'`).
+#[inline(never)]
+fn verify_alone(auth: &Authenticator, requests: &[HeaderMap]) {
+    for headers in requests {
+        black_box(authenticate_now(auth, headers));
+    }
+}
+
+/// One `authenticate`, polled here rather than awaited so that callgrind
+/// sees plain function calls: with its keys loaded it never waits.
+fn authenticate_now(auth: &Authenticator, headers: &HeaderMap) -> Arc<Authenticated> {
+    let mut verify = std::pin::pin!(auth.authenticate(headers));
+    let Poll::Ready(caller) = verify
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
+    else {
+        panic!("authenticate waited with its keys loaded");
+    };
+    caller.expect("a dev-idp token for alice is valid")
 }
