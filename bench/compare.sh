@@ -24,7 +24,9 @@
 # Peers, each its own process(es), so CPU per request is the proxy's alone:
 #   static       nginx, one worker, answers {"items":[]} (the backend for all)
 #   nginx        nginx, one worker, pass-through proxy (keepalive upstream);
-#                nginx-https: the same to the static backend over https
+#                nginx-https: the same to the static backend over https;
+#                nginx-pass-token: the gateway's request, 1.3 KB bearer token
+#                included, passed through (for scale; the targets use nginx-pass)
 #   haproxy      HAProxy (Debian's 2.6): haproxy-pass without auth, and
 #                haproxy-jwt with one thread (t1) and two (t2): http_auth_bearer,
 #                alg RS256, jwt_verify against the dev IdP's signing key as
@@ -35,6 +37,7 @@
 #   gw-nocache   authz-proxy --token-cache-size 0: every request verifies RSA
 #   gw-bare      authz-proxy --token-cache-size 0 --no-identity-assertion: nothing
 #                signed for the backend, like HAProxy (target gw-noassert-distinct)
+#   gw-t1        authz-proxy --threads 1, for scale: nginx runs one worker
 #   gw-10k       authz-proxy with 10,000 routes (policy.yaml + 9,996 more)
 #   gw-https     authz-proxy with an https upstream (the static backend over
 #                TLS, a test CA given with --upstream-ca)
@@ -95,7 +98,7 @@ STATIC_TLS=$(free_port); NGINX_TLS=$(free_port); GW_HTTPS=$(free_port); ADMIN_HT
 HA_PASS=$(free_port); HA_JWT1=$(free_port); HA_JWT2=$(free_port)
 GW=$(free_port); GW_NOCACHE=$(free_port); GW_10K=$(free_port); TODO=$(free_port); GW_TODO=$(free_port); ADMIN_TODO=$(free_port)
 ADMIN=$(free_port); ADMIN_NOCACHE=$(free_port); ADMIN_10K=$(free_port)
-GW_BARE=$(free_port); ADMIN_BARE=$(free_port)
+GW_BARE=$(free_port); ADMIN_BARE=$(free_port); GW_T1=$(free_port); ADMIN_T1=$(free_port)
 TENANT=aaaaaaaa-0000-4000-8000-000000000001
 CLIENT_ID=c0ffee00-0000-4000-8000-0000000000a1
 ISSUER=http://127.0.0.1:$IDP/$TENANT/v2.0
@@ -260,11 +263,20 @@ start_gw $GW_NOCACHE $ADMIN_NOCACHE gw-nocache.log --policy policy.yaml --token-
 start_gw $GW_10K $ADMIN_10K gw-10k.log --policy "$WORK/policy-10k.yaml"; GW_10K_PID=$!
 # Like HAProxy, nothing signed for the backend: no cache, no identity assertion.
 full && { start_gw $GW_BARE $ADMIN_BARE gw-bare.log --policy policy.yaml --token-cache-size 0 --no-identity-assertion; GW_BARE_PID=$!; }
+# One thread, as nginx runs one worker (any --threads of GW_ARGS_EXTRA left out).
+if full; then
+  T1_ARGS=(); skip=
+  for a in "${GW_ARGS[@]}"; do
+    if [ -n "$skip" ]; then skip=; elif [ "$a" = --threads ]; then skip=1; elif [[ "$a" != --threads=* ]]; then T1_ARGS+=("$a"); fi
+  done
+  "$GW_BIN" --listen 127.0.0.1:"$GW_T1" --admin-listen 127.0.0.1:"$ADMIN_T1" "${T1_ARGS[@]}" --policy policy.yaml --threads 1 >"$WORK/gw-t1.log" 2>&1 &
+  PIDS+=($!); GW_T1_PID=$!
+fi
 "$GW_BIN" --listen 127.0.0.1:$GW_HTTPS --admin-listen 127.0.0.1:$ADMIN_HTTPS \
   "${GW_ARGS[@]/#http:\/\/127.0.0.1:$STATIC/https://127.0.0.1:$STATIC_TLS}" --upstream-ca "$WORK/ca.crt" \
   --policy policy.yaml >"$WORK/gw-https.log" 2>&1 &
 PIDS+=($!); GW_HTTPS_PID=$!
-wait_port $GW; wait_port $GW_NOCACHE; wait_port $GW_10K; wait_port $GW_HTTPS; full && wait_port $GW_BARE
+wait_port $GW; wait_port $GW_NOCACHE; wait_port $GW_10K; wait_port $GW_HTTPS; full && wait_port $GW_BARE && wait_port $GW_T1
 GATEWAYS="http://127.0.0.1:$GW http://127.0.0.1:$GW_NOCACHE http://127.0.0.1:$GW_10K http://127.0.0.1:$GW_HTTPS"
 TODO_ON=; [ "${1:-}" != --quick ] && full && TODO_ON=1
 if [ -n "$TODO_ON" ]; then
@@ -389,6 +401,8 @@ for round in $(seq 1 "$ROUNDS"); do
   full && measure static-direct      http://127.0.0.1:$STATIC/todoitems      "$WORK/report.lua"  "$(cat "$WORK/static.pid")"
   full && measure nginx-pass         http://127.0.0.1:$NGINX/todoitems       "$WORK/report.lua"  "$NGINX_PID"
   measure gw-same            http://127.0.0.1:$GW/todoitems          "$WORK/same.lua"    "$GW_PID"
+  full && measure nginx-pass-token   http://127.0.0.1:$NGINX/todoitems       "$WORK/same.lua"    "$NGINX_PID"
+  full && measure gw-t1-same         http://127.0.0.1:$GW_T1/todoitems       "$WORK/same.lua"    "$GW_T1_PID"
   full && measure haproxy-pass       http://127.0.0.1:$HA_PASS/todoitems     "$WORK/report.lua"  "$HA1_PID"
   full && measure nginx-https-pass   http://127.0.0.1:$NGINX_TLS/todoitems   "$WORK/report.lua"  "$NGINX_PID"
   full && measure gw-https-same      http://127.0.0.1:$GW_HTTPS/todoitems    "$WORK/same.lua"    "$GW_HTTPS_PID"
@@ -458,6 +472,10 @@ awk -v rsa_us="$RSA_US" -v hwm_nginx="$HWM_NGINX" -v hwm_apache="$HWM_APACHE" -v
       C("gw-noassert-distinct")/bound, R("gw-noassert-distinct")/R("haproxy-jwt-t2-distinct"), C(nc) - C("gw-noassert-distinct")
     printf "\nfor scale: same token, gateway / Apache mod_auth_openidc %.1f×; HAProxy jwt_verify 1 thread %.0f req/s, 2 threads %.0f req/s; HAProxy pass-through / nginx pass-through %.2f× req/s, %.2f× CPU/req\n",
       R(same)/R("apache-oidc-same"), R("haproxy-jwt-t1-distinct"), R("haproxy-jwt-t2-distinct"), R("haproxy-pass")/R("nginx-pass"), C("haproxy-pass")/C("nginx-pass")
+    printf "same request (the 1.3 KB token passed through by nginx): nginx pass-through with it / without %.2f× req/s, %.2f× CPU/req; gateway / nginx with it %.2f× req/s, %.2f× CPU/req, %.2f× p99\n",
+      R("nginx-pass-token")/R("nginx-pass"), C("nginx-pass-token")/C("nginx-pass"), R(same)/R("nginx-pass-token"), C(same)/C("nginx-pass-token"), P(same)/P("nginx-pass-token")
+    printf "one thread (--threads 1, like nginx with one worker), same token: gateway / nginx pass-through %.2f× req/s, %.2f× CPU/req, %.2f× p99; / nginx with the token %.2f× req/s, %.2f× CPU/req\n",
+      R("gw-t1-same")/R("nginx-pass"), C("gw-t1-same")/C("nginx-pass"), P("gw-t1-same")/P("nginx-pass"), R("gw-t1-same")/R("nginx-pass-token"), C("gw-t1-same")/C("nginx-pass-token")
     printf "https upstream (same token): gateway https / gateway plain %.2f× req/s, %.2f× CPU/req; nginx https / nginx plain %.2f× req/s, %.2f× CPU/req; gateway https / nginx https %.2f× req/s\n",
       R("gw-https-same")/R(same), C("gw-https-same")/C(same), R("nginx-https-pass")/R("nginx-pass"), C("nginx-https-pass")/C("nginx-pass"), R("gw-https-same")/R("nginx-https-pass")
     if ("todo-direct" in n)
