@@ -13,7 +13,8 @@
 #
 # Configurations (needs at least 2 cores):
 #   nginx / nginx-token   nginx pass-through, one worker: the request without
-#                         the token, and the gateway's request (1.3 KB token)
+#                         the token (issue 18's peer), and the gateway's
+#                         request (1.3 KB token)
 #   gw-t1 / gw-t2         the gateway with one thread, and two (the default
 #                         on 2 cores)
 #   *-pin                 the proxy on CPU 0, wrk and the backend on CPU 1: the
@@ -113,6 +114,7 @@ for round in $(seq 1 "$RUNS"); do
   run nginx-token     nginx 1 32 1 0
   run gw-t1           gw    1 32 1 0
   run gw-t2           gw    2 32 1 0
+  run nginx-pin       nginx 1 32 0 1
   run nginx-token-pin nginx 1 32 1 1
   run gw-t1-pin       gw    1 32 1 1
   run gw-t2-pin       gw    2 32 1 1
@@ -129,7 +131,9 @@ awk '{ k = $1; if (!(k in n)) order[++count] = k
     printf "%-20s %8s %6s %6s %6s %8s %7s  %-20s %s\n", "", "req/s", "user", "sys", "CPU", "run wait", "ctxsw", "p50", "p99"
     for (i = 1; i <= count; i++) { k = order[i]
       printf "%-20s %8.0f %6.2f %6.2f %6.2f %8.2f %7.3f %-20s %s\n", k, r[k]/n[k], u[k]/n[k], s[k]/n[k], (u[k]+s[k])/n[k], q[k]/n[k], cs[k]/n[k], p50[k], p99[k] }
-    t = u["nginx-token"] + s["nginx-token"]; p = u["nginx-token-pin"] + s["nginx-token-pin"]
-    printf "\nCPU/req against nginx with the same request: gw-t1 %.2f, gw-t2 %.2f; pinned: gw-t1 %.2f, gw-t2 %.2f\n",
-      (u["gw-t1"] + s["gw-t1"]) / t, (u["gw-t2"] + s["gw-t2"]) / t, (u["gw-t1-pin"] + s["gw-t1-pin"]) / p, (u["gw-t2-pin"] + s["gw-t2-pin"]) / p
+    for (k in n) cpu[k] = (u[k] + s[k]) / n[k]
+    printf "\nCPU/req, gateway / nginx pass-through (the target): gw-t1 %.2f, gw-t2 %.2f; pinned: gw-t1 %.2f, gw-t2 %.2f\n",
+      cpu["gw-t1"] / cpu["nginx"], cpu["gw-t2"] / cpu["nginx"], cpu["gw-t1-pin"] / cpu["nginx-pin"], cpu["gw-t2-pin"] / cpu["nginx-pin"]
+    printf "CPU/req, gateway / nginx passing the same request (the token too): gw-t1 %.2f, gw-t2 %.2f; pinned: gw-t1 %.2f, gw-t2 %.2f\n",
+      cpu["gw-t1"] / cpu["nginx-token"], cpu["gw-t2"] / cpu["nginx-token"], cpu["gw-t1-pin"] / cpu["nginx-token-pin"], cpu["gw-t2-pin"] / cpu["nginx-token-pin"]
   }' "$WORK/results"
