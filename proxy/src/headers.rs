@@ -132,8 +132,8 @@ pub fn strip_response(headers: &mut HeaderMap) {
 /// What a message must lose on its way through: the names its `Connection`
 /// headers list, and each header present that is hop-by-hop or that `also`
 /// picks. One pass over the headers there are, rather than a lookup per name
-/// that could be there; the `Vec` stays unallocated for the usual message,
-/// which has none of them.
+/// that could be there; the `Vec` stays unallocated for a message that has
+/// none of them.
 fn doomed(headers: &HeaderMap, also: impl Fn(&str) -> bool) -> Vec<HeaderName> {
     let mut doomed = Vec::new();
     for value in headers.get_all(header::CONNECTION) {

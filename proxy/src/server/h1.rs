@@ -206,8 +206,9 @@ fn framing_and_close(head: &[u8], spans: &[Span]) -> Option<(u64, bool)> {
 
 /// The most headers the gateway adds to a request before forwarding it:
 /// `X-Forwarded-For`, `-Proto` and `-Host`, seven identity headers, the
-/// identity assertion and `X-Request-Id` (`gateway.rs`).
-const ADDED_HEADERS: usize = 12;
+/// identity assertion and `X-Request-Id` (`gateway.rs`), `X-Forwarded-Prefix`
+/// (`upstream.rs`).
+const ADDED_HEADERS: usize = 13;
 
 /// The request, its target and header values sliced from `head`.
 fn build(
