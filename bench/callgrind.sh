@@ -59,20 +59,7 @@ EOF
 measure_nginx() {
   local port pid
   port=$(free_port)
-  mkdir -p "$WORK/nginx"
-  cat > "$WORK/nginx.conf" <<EOF
-master_process off; daemon off;
-pid $WORK/nginx.pid;
-error_log $WORK/nginx/error.log;
-events { worker_connections 64; }
-http {
-  access_log off;
-  client_body_temp_path $WORK/nginx; proxy_temp_path $WORK/nginx;
-  fastcgi_temp_path $WORK/nginx; uwsgi_temp_path $WORK/nginx; scgi_temp_path $WORK/nginx;
-  upstream backend { server 127.0.0.1:$STATIC; keepalive 64; }
-  server { listen 127.0.0.1:$port; location / { proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection ""; } }
-}
-EOF
+  nginx_pass_conf nginx "$port" "master_process off; daemon off;"
   valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$WORK/nginx.%p" \
     nginx -c "$WORK/nginx.conf" >"$WORK/nginx.log" 2>&1 &
   pid=$!

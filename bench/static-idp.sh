@@ -6,7 +6,7 @@
 # Expects BIN (the release directory) and, optionally, WAIT_TRIES (how many
 # 50 ms waits for a port: more under valgrind). Sets WORK, PIDS, IDP, STATIC,
 # TENANT, CLIENT_ID, TOKEN, and the helpers free_port, wait_port,
-# wait_pidfile and gateway_flags.
+# wait_pidfile, gateway_flags and nginx_pass_conf.
 if [ "${SKIP_BUILD:-}" != 1 ]; then
   cargo build --release -q -p authz-proxy -p dev-idp
   cargo build --release -q -p dev-idp --example bench_tokens
@@ -55,6 +55,28 @@ http {
 EOF
 nginx -c "$WORK/static.conf"
 wait_pidfile "$WORK/static.pid"
+
+# nginx_pass_conf NAME PORT RUN: writes $WORK/NAME.conf, nginx as the
+# pass-through proxy of bench/compare.sh (one worker, keepalive upstream to
+# the static backend) on PORT; RUN is its first line, how it runs
+# (`worker_processes 1;`, `master_process off; daemon off;`, ...). Its pid
+# file is $WORK/NAME.pid.
+nginx_pass_conf() {
+  mkdir -p "$WORK/$1"
+  cat > "$WORK/$1.conf" <<EOF
+$3
+pid $WORK/$1.pid;
+error_log $WORK/$1/error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $WORK/$1; proxy_temp_path $WORK/$1;
+  fastcgi_temp_path $WORK/$1; uwsgi_temp_path $WORK/$1; scgi_temp_path $WORK/$1;
+  upstream backend { server 127.0.0.1:$STATIC; keepalive 64; }
+  server { listen 127.0.0.1:$2; location / { proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection ""; } }
+}
+EOF
+}
 
 export RUST_LOG=warn
 "$BIN/dev-idp" serve --listen 127.0.0.1:$IDP --base-url http://127.0.0.1:$IDP --data-dir "$WORK/idp" >"$WORK/idp.log" 2>&1 &

@@ -49,19 +49,8 @@ wait_port "$port"
 count gateway "$gateway" "$port"
 
 pass=$(free_port)
-cat >"$WORK/nginx-pass.conf" <<NGINX
-worker_processes 1; daemon off; pid $WORK/pass.pid; error_log $WORK/pass.err;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  upstream backend { server 127.0.0.1:$STATIC; keepalive 64; }
-  server {
-    listen 127.0.0.1:$pass;
-    location / { proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection ""; }
-  }
-}
-NGINX
-nginx -c "$WORK/nginx-pass.conf" >/dev/null 2>&1 &
+nginx_pass_conf pass "$pass" "worker_processes 1; daemon off;"
+nginx -c "$WORK/pass.conf" >/dev/null 2>&1 &
 PIDS+=($!)
 wait_port "$pass"
 wait_pidfile "$WORK/pass.pid"

@@ -44,20 +44,7 @@ CLK=$(getconf CLK_TCK)
 
 # The nginx pass-through of bench/compare.sh, on PORT.
 nginx_pass() { # PORT
-  mkdir -p "$WORK/px"
-  cat > "$WORK/px.conf" <<EOF
-worker_processes 1;
-pid $WORK/px.pid;
-error_log $WORK/px/error.log;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $WORK/px; proxy_temp_path $WORK/px;
-  fastcgi_temp_path $WORK/px; uwsgi_temp_path $WORK/px; scgi_temp_path $WORK/px;
-  upstream backend { server 127.0.0.1:$STATIC; keepalive 64; }
-  server { listen 127.0.0.1:$1; location / { proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection ""; } }
-}
-EOF
+  nginx_pass_conf px "$1" "worker_processes 1;"
   rm -f "$WORK/px.pid"
   nginx -c "$WORK/px.conf"
   wait_pidfile "$WORK/px.pid"
