@@ -153,8 +153,9 @@ fn doomed(headers: &HeaderMap, also: impl Fn(&str) -> bool) -> Vec<HeaderName> {
     doomed
 }
 
-/// A `Content-Length` value as the gateway's own HTTP/1.1 server and client
-/// read it: digits only, at most 19 of them (no sign, no spaces, no list).
+/// A `Content-Length` value as the gateway reads it everywhere (its own
+/// HTTP/1.1 server and client, the body limit, the small responses read
+/// whole): digits only, at most 19 of them (no sign, no spaces, no list).
 pub fn content_length(digits: &[u8]) -> Option<u64> {
     if digits.is_empty() || digits.len() > 19 {
         return None;

@@ -264,7 +264,7 @@ impl Forwarder {
         let small = parts
             .headers
             .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+            .and_then(|v| crate::headers::content_length(v.as_bytes()))
             .is_some_and(|length| length <= BUFFERED_RESPONSE_MAX);
         if !small {
             return Ok((

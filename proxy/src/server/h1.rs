@@ -204,12 +204,6 @@ fn framing_and_close(head: &[u8], spans: &[Span]) -> Option<(u64, bool)> {
     Some((length.unwrap_or(0), close))
 }
 
-/// The most headers the gateway adds to a request before forwarding it:
-/// `X-Forwarded-For`, `-Proto` and `-Host`, seven identity headers, the
-/// identity assertion and `X-Request-Id` (`gateway.rs`), `X-Forwarded-Prefix`
-/// (`upstream.rs`).
-const ADDED_HEADERS: usize = 13;
-
 /// The request, its target and header values sliced from `head`.
 fn build(
     head: &Bytes,
@@ -218,9 +212,8 @@ fn build(
     target: std::ops::Range<usize>,
 ) -> Option<Request<()>> {
     let uri = Uri::from_maybe_shared(head.slice(target)).ok()?;
-    // Room for what the gateway adds before forwarding, so that the map is
-    // not grown (reallocated and rehashed) once or more per request.
-    let mut headers = HeaderMap::with_capacity(spans.len() + ADDED_HEADERS);
+    // Room for what the gateway adds before forwarding: never grown.
+    let mut headers = HeaderMap::with_capacity(spans.len() + crate::gateway::ADDED_HEADERS);
     for &(n0, n1, v0, v1) in spans {
         let name = HeaderName::from_bytes(&head[n0 as usize..n1 as usize]).ok()?;
         let value = HeaderValue::from_maybe_shared(head.slice(v0 as usize..v1 as usize)).ok()?;
@@ -457,8 +450,8 @@ enum Waited {
 }
 
 /// Serves `io` until it closes or is not this server's; `handle` answers
-/// each request. `requested` is signalled by every request (the first
-/// request's deadline in `server.rs`), `shutdown` changes when the gateway
+/// each request. `requested` is signalled by the first request (its
+/// deadline in `server.rs`), `shutdown` changes when the gateway
 /// drains.
 pub(crate) async fn serve<F, Fut>(
     io: TcpStream,
@@ -525,8 +518,11 @@ where
                 Err(_) => return Ended::Closed,
             }
         };
-        requested.notify_one();
-        fresh = false;
+        if fresh {
+            // The first request's deadline (`server.rs`) is met.
+            requested.notify_one();
+            fresh = false;
+        }
         let head_request = request.method() == Method::HEAD;
         let body = if length == 0 {
             RequestBody::empty()
