@@ -107,20 +107,10 @@ ISSUER=http://127.0.0.1:$IDP/$TENANT/v2.0
 JWKS=https://127.0.0.1:$IDP_TLS/$TENANT/discovery/v2.0/keys
 
 # nginx: the static backend and, separately, the pass-through proxy.
-nginx_conf() { # NAME SERVER-BLOCK
-  mkdir -p "$WORK/$1"
-  cat > "$WORK/$1.conf" <<EOF
-worker_processes 1;
-pid $WORK/$1.pid;
-error_log $WORK/$1/error.log;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $WORK/$1; proxy_temp_path $WORK/$1;
-  fastcgi_temp_path $WORK/$1; uwsgi_temp_path $WORK/$1; scgi_temp_path $WORK/$1;
-  $2
-}
-EOF
+# shellcheck source=bench/nginx-conf.sh
+. bench/nginx-conf.sh
+nginx_conf() { # NAME SERVER-BLOCK: writes it (one worker) and starts it
+  nginx_conf_file "$1" "worker_processes 1;" 4096 "$2"
   nginx -c "$WORK/$1.conf"
   wait_pidfile "$WORK/$1.pid"
 }

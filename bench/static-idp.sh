@@ -39,20 +39,11 @@ gateway_flags() {
     --upstream http://127.0.0.1:$STATIC --log-format text --policy policy.yaml ${GW_ARGS_EXTRA:-}
 }
 
-mkdir -p "$WORK/static"
-cat > "$WORK/static.conf" <<EOF
-worker_processes 1;
-pid $WORK/static.pid;
-error_log $WORK/static/error.log;
-events { worker_connections ${STATIC_CONNECTIONS:-4096}; }
-http {
-  access_log off;
-  client_body_temp_path $WORK/static; proxy_temp_path $WORK/static;
-  fastcgi_temp_path $WORK/static; uwsgi_temp_path $WORK/static; scgi_temp_path $WORK/static;
-  server { listen 127.0.0.1:$STATIC; keepalive_requests 1000000;
-    location / { default_type application/json; return 200 '{"items":[]}'; } }
-}
-EOF
+# shellcheck source=bench/nginx-conf.sh
+. bench/nginx-conf.sh
+nginx_conf_file static "worker_processes 1;" "${STATIC_CONNECTIONS:-4096}" \
+  "server { listen 127.0.0.1:$STATIC; keepalive_requests 1000000;
+    location / { default_type application/json; return 200 '{\"items\":[]}'; } }"
 nginx -c "$WORK/static.conf"
 wait_pidfile "$WORK/static.pid"
 
@@ -62,20 +53,8 @@ wait_pidfile "$WORK/static.pid"
 # (`worker_processes 1;`, `master_process off; daemon off;`, ...). Its pid
 # file is $WORK/NAME.pid.
 nginx_pass_conf() {
-  mkdir -p "$WORK/$1"
-  cat > "$WORK/$1.conf" <<EOF
-$3
-pid $WORK/$1.pid;
-error_log $WORK/$1/error.log;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $WORK/$1; proxy_temp_path $WORK/$1;
-  fastcgi_temp_path $WORK/$1; uwsgi_temp_path $WORK/$1; scgi_temp_path $WORK/$1;
-  upstream backend { server 127.0.0.1:$STATIC; keepalive 64; }
-  server { listen 127.0.0.1:$2; location / { proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection ""; } }
-}
-EOF
+  nginx_conf_file "$1" "$3" 4096 "upstream backend { server 127.0.0.1:$STATIC; keepalive 64; }
+  server { listen 127.0.0.1:$2; location / { proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }"
 }
 
 export RUST_LOG=warn
